@@ -1,0 +1,119 @@
+"""Every span, metric and attribute name of the library, each defined once.
+
+Dashboards, alert rules and clients depend on these strings: change one and you
+break them. Instrument and unit are given in each docstring.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from opentelemetry.semconv.attributes import error_attributes
+
+INSTRUMENTATION_SCOPE: Final = "instrumentation"
+"""Name of the tracer and meter this library creates (its package name)."""
+
+# --- spans -----------------------------------------------------------------
+
+SPAN_PREDICT: Final = "ml.predict"
+"""Span around one prediction request: model call and store write."""
+
+SPAN_FEEDBACK: Final = "ml.feedback"
+"""Span around one feedback request; links to each matched prediction's span."""
+
+# --- metrics ---------------------------------------------------------------
+
+METRIC_PREDICTION_DURATION: Final = "ml.prediction.duration"
+"""Histogram, ``s``: wall time of one prediction request, errors included."""
+
+METRIC_PREDICTIONS: Final = "ml.predictions"
+"""Counter, ``{prediction}``: rows predicted (one request may carry many)."""
+
+METRIC_PREDICTION_ERRORS: Final = "ml.prediction.errors"
+"""Counter, ``{request}``: failed prediction requests, attribute ``error.type``."""
+
+METRIC_PREDICTIONS_EVICTED: Final = "ml.predictions.evicted"
+"""Counter, ``{prediction}``: stored predictions dropped by TTL or row cap before a label."""
+
+METRIC_FEEDBACK: Final = "ml.feedback"
+"""Counter, ``{label}``: feedback items by ``ml.feedback.status``."""
+
+METRIC_LABEL_DELAY: Final = "ml.label.delay"
+"""Histogram, ``s``: time from prediction to its matched label."""
+
+METRIC_CONFUSION: Final = "ml.confusion"
+"""Counter, ``{label}``: matched labels by ``ml.label.actual`` and ``ml.label.predicted``."""
+
+METRIC_QUALITY_PREFIX: Final = "ml.quality."
+"""Observable gauges ``ml.quality.<metric>``, attributes ``ml.window`` (+ class/average)."""
+
+METRIC_FAIRNESS_PREFIX: Final = "ml.fairness."
+"""Observable gauges ``ml.fairness.<metric>``, attrs ``ml.window``, ``ml.sensitive_attribute``."""
+
+METRIC_DRIFT_PREFIX: Final = "ml.drift."
+"""Observable gauges ``ml.drift.<statistic>``, attributes ``ml.window``, ``ml.feature``."""
+
+METRIC_ESTIMATED_PREFIX: Final = "ml.estimated."
+"""Observable gauges ``ml.estimated.<metric>``, attribute ``ml.window``."""
+
+# --- attributes ------------------------------------------------------------
+
+ATTR_MODEL_NAME: Final = "ml.model.name"
+"""On every span and metric point: the model's name in the model store."""
+
+ATTR_MODEL_VERSION: Final = "ml.model.version"
+"""On every span and metric point: the model's version (store tag version)."""
+
+ATTR_ERROR_TYPE: Final = error_attributes.ERROR_TYPE
+"""Semconv ``error.type``: the exception's qualified class name."""
+
+ATTR_PREDICTION_COUNT: Final = "ml.prediction.count"
+"""Span attribute: rows in the request."""
+
+ATTR_PREDICTION_IDS: Final = "ml.prediction.ids"
+"""Span attribute (string array, capped): prediction ids of the request."""
+
+ATTR_FEEDBACK_STATUS: Final = "ml.feedback.status"
+"""Metric attribute of ``ml.feedback``: matched, duplicate, conflict, unknown, invalid, expired."""
+
+ATTR_FEEDBACK_COUNT: Final = "ml.feedback.count"
+"""Span attribute: items in the feedback request."""
+
+ATTR_FEEDBACK_MATCHED_IDS: Final = "ml.feedback.matched_ids"
+"""Span attribute (string array, capped): ids of predictions matched by this request."""
+
+ATTR_FEEDBACK_LINKS_DROPPED: Final = "ml.feedback.links_dropped"
+"""Span attribute: matched predictions beyond the link cap (not linked)."""
+
+ATTR_LABEL_ACTUAL: Final = "ml.label.actual"
+"""Metric attribute of ``ml.confusion``: the true class."""
+
+ATTR_LABEL_PREDICTED: Final = "ml.label.predicted"
+"""Metric attribute of ``ml.confusion``: the predicted class."""
+
+ATTR_WINDOW: Final = "ml.window"
+"""Gauge attribute: the window a figure covers, as configured (``5m``, ``1h``…)."""
+
+ATTR_CLASS: Final = "ml.class"
+"""Gauge attribute: the class a per-class figure is about."""
+
+ATTR_AVERAGE: Final = "ml.average"
+"""Gauge attribute: ``macro``, ``micro`` or ``weighted`` for averaged figures."""
+
+ATTR_SENSITIVE_ATTRIBUTE: Final = "ml.sensitive_attribute"
+"""Gauge attribute: the sensitive attribute a fairness figure slices by."""
+
+ATTR_GROUP: Final = "ml.group"
+"""Gauge attribute: the (capped) group value of a per-group figure."""
+
+ATTR_FAIRNESS_METHOD: Final = "ml.fairness.method"
+"""Gauge attribute: ``between_groups`` or ``to_overall``."""
+
+ATTR_FAIRNESS_AGG: Final = "ml.fairness.agg"
+"""Gauge attribute of equalized-odds figures: ``worst_case`` or ``mean``."""
+
+ATTR_FEATURE: Final = "ml.feature"
+"""Gauge attribute: the input feature (or ``__prediction__``) a drift figure is about."""
+
+ATTR_BOUND: Final = "ml.bound"
+"""Gauge attribute: ``value``, ``lower`` or ``upper`` of a figure's interval."""

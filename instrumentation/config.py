@@ -1,0 +1,146 @@
+"""Runtime configuration from ``MONITOR_*`` environment variables, validated at start-up.
+
+A bad value raises :class:`ConfigError` naming the variable and what is allowed,
+so a misconfigured server never starts half-working.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_STORE_URL = "sqlite:///.monitor/store.db"
+"""Embedded default: an SQLite file under ``./.monitor/`` shared by all workers of a host."""
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION_HELP = "a whole number followed by s, m, h, d or w (e.g. 90s, 5m, 1h, 30d)"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the variable."""
+
+
+def parse_duration(text: str, *, variable: str) -> float:
+    """Seconds in a duration such as ``5m`` or ``30d``; raises naming ``variable``."""
+    match = _DURATION.match(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ConfigError(f"{variable}={text!r}: expected a positive duration, {DURATION_HELP}")
+    return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _int(env: Mapping[str, str], variable: str, default: int, *, minimum: int) -> int:
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ConfigError(f"{variable}={raw!r}: expected a whole number >= {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], variable: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise ConfigError(f"{variable}={raw!r}: expected a number from {low} to {high}")
+    return value
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A parsed ``MONITOR_STORE_URL``: ``sqlite:///path`` or ``redis://host:port/db``."""
+
+    scheme: str
+    target: str
+
+    @classmethod
+    def parse(cls, text: str, *, variable: str = "MONITOR_STORE_URL") -> StoreURL:
+        """Split and check a store URL; only the schemes the library ships are accepted."""
+        if text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
+            return cls("sqlite", text[len("sqlite:///") :])
+        if text.startswith(("redis://", "rediss://")):
+            return cls("redis", text)
+        raise ConfigError(
+            f"{variable}={text!r}: expected sqlite:///<path> (relative, or absolute with "
+            "sqlite:////abs/path) or redis://host:port/db"
+        )
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The database file of an ``sqlite`` URL."""
+        if self.scheme != "sqlite":
+            raise ConfigError(f"not an sqlite store URL: {self.scheme}")
+        return Path(self.target)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A named look-back window such as ``5m``: metrics are summed over its buckets."""
+
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Everything the monitor reads from the environment, with its defaults.
+
+    >>> MonitorConfig.from_env({}).windows[0].name
+    '5m'
+    """
+
+    workers: int = 2
+    trace_sample_rate: float = 1.0
+    store_url: StoreURL = field(default_factory=lambda: StoreURL.parse(DEFAULT_STORE_URL))
+    windows: tuple[Window, ...] = (
+        Window("5m", 300.0),
+        Window("1h", 3600.0),
+        Window("24h", 86400.0),
+    )
+    feedback_token: str | None = None
+    prediction_ttl: float = 30 * 86400.0
+    max_stored_predictions: int = 5_000_000
+    max_batch: int = 1000
+    max_group_values: int = 50
+    min_group_samples: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
+        """Read ``MONITOR_*`` variables; raise :class:`ConfigError` on a bad value."""
+        windows_raw = env.get("MONITOR_WINDOWS", "").strip()
+        windows = cls.windows
+        if windows_raw:
+            names = [part.strip() for part in windows_raw.split(",")]
+            windows = tuple(
+                Window(name, parse_duration(name, variable="MONITOR_WINDOWS")) for name in names
+            )
+            if len(set(names)) != len(names):
+                raise ConfigError(f"MONITOR_WINDOWS={windows_raw!r}: window names must be unique")
+        ttl_raw = env.get("MONITOR_PREDICTION_TTL", "").strip()
+        return cls(
+            workers=_int(env, "MONITOR_WORKERS", 2, minimum=1),
+            trace_sample_rate=_float(env, "MONITOR_TRACE_SAMPLE_RATE", 1.0, low=0.0, high=1.0),
+            store_url=StoreURL.parse(env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL),
+            windows=windows,
+            feedback_token=env.get("MONITOR_FEEDBACK_TOKEN") or None,
+            prediction_ttl=(
+                parse_duration(ttl_raw, variable="MONITOR_PREDICTION_TTL")
+                if ttl_raw
+                else 30 * 86400.0
+            ),
+            max_stored_predictions=_int(env, "MONITOR_MAX_STORED_PREDICTIONS", 5_000_000, minimum=1),
+            max_batch=_int(env, "MONITOR_MAX_BATCH", 1000, minimum=1),
+            max_group_values=_int(env, "MONITOR_MAX_GROUP_VALUES", 50, minimum=1),
+            min_group_samples=_int(env, "MONITOR_MIN_GROUP_SAMPLES", 30, minimum=0),
+        )

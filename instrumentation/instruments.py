@@ -1,0 +1,116 @@
+"""The monitor's OpenTelemetry instruments, created once per monitor (never per request)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from instrumentation import _names as names
+
+if TYPE_CHECKING:
+    from instrumentation.monitor import ModelMonitor
+
+logger = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_S = (
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
+    0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Prediction latency histogram bounds (s): the SDK default starts at 5 ms, too coarse here."""
+
+DELAY_BUCKETS_S = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
+"""Label delay histogram bounds (s): a second to a week."""
+
+GaugePoint = tuple[str, float, dict[str, str]]
+"""(instrument name, value, attributes) of one gauge observation."""
+
+
+class Instruments:
+    """Counters, histograms and the window gauges of one :class:`ModelMonitor`.
+
+    The gauges carry what PromQL cannot compute from counters (fairness ratios,
+    drift statistics, intervals, estimates). Every worker registers them, but only
+    the holder of the store's gauge lease reports, so replicas and workers never
+    export the same window figure twice.
+    """
+
+    def __init__(self, meter: Meter, monitor: ModelMonitor, *, lease_seconds: float) -> None:
+        self._monitor = monitor
+        self._lease_seconds = lease_seconds
+        self._lock = threading.Lock()
+        self._points: list[GaugePoint] = []
+        self._points_at = float("-inf")
+        self.prediction_duration = meter.create_histogram(
+            names.METRIC_PREDICTION_DURATION,
+            unit="s",
+            description="Wall time of one prediction request, errors included.",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+        )
+        self.predictions = meter.create_counter(
+            names.METRIC_PREDICTIONS, unit="{prediction}", description="Rows predicted."
+        )
+        self.prediction_errors = meter.create_counter(
+            names.METRIC_PREDICTION_ERRORS,
+            unit="{request}",
+            description="Failed prediction requests by error.type.",
+        )
+        self.evicted = meter.create_counter(
+            names.METRIC_PREDICTIONS_EVICTED,
+            unit="{prediction}",
+            description="Stored predictions dropped by TTL or row cap.",
+        )
+        self.feedback = meter.create_counter(
+            names.METRIC_FEEDBACK, unit="{label}", description="Feedback items by status."
+        )
+        self.label_delay = meter.create_histogram(
+            names.METRIC_LABEL_DELAY,
+            unit="s",
+            description="Time from a prediction to its matched label.",
+            explicit_bucket_boundaries_advisory=DELAY_BUCKETS_S,
+        )
+        self.confusion = meter.create_counter(
+            names.METRIC_CONFUSION,
+            unit="{label}",
+            description="Matched labels by actual and predicted class.",
+        )
+        self.gauges = [
+            meter.create_observable_gauge(name, callbacks=[self._callback(name)], unit=unit)
+            for name, unit in monitor.book.gauge_names()
+        ]
+
+    def _callback(self, name: str):  # type: ignore[no-untyped-def]  # returns an OTel callback
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(v, a) for n, v, a in self.window_points() if n == name]
+
+        return observe
+
+    def window_points(self) -> list[GaugePoint]:
+        """Gauge points of every window, recomputed at most once per collection.
+
+        Empty unless this process holds the gauge lease. Errors are logged, never
+        raised into the SDK's export thread.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if now - self._points_at < 1.0:
+                return self._points
+            self._points_at = now
+            self._points = []
+            try:
+                monitor = self._monitor
+                holder = monitor.store.try_lease(
+                    f"gauges:{monitor.spec.name}",
+                    monitor.instance_id,
+                    now=monitor.clock(),
+                    duration=self._lease_seconds,
+                )
+                if holder:
+                    self._points = monitor.book.gauge_points(monitor.snapshot()["windows"])
+            except Exception:
+                logger.exception("computing window gauges failed; skipped this collection")
+            return self._points

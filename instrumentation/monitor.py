@@ -1,0 +1,321 @@
+"""ModelMonitor: one object per served model that traces, counts and stores every prediction.
+
+Usage (providers are injected; nothing global is touched)::
+
+    monitor = ModelMonitor(spec, store, tracer_provider=tp, meter_provider=mp)
+    with monitor.predict(inputs) as rec:
+        labels, scores = model_call(...)
+        records = rec.set_outputs(labels=labels, scores=scores)
+    outcome = monitor.feedback([("pred-1", "fraud")])
+
+Metrics and the stored prediction happen for 100% of requests; only span export
+is subject to sampling, so nothing here is guarded by ``span.is_recording()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.trace import Span, SpanContext, Status, StatusCode, TraceFlags
+
+from instrumentation import _names as names
+from instrumentation.aggregates import AggregateBook
+from instrumentation.config import MonitorConfig
+from instrumentation.instruments import Instruments
+from instrumentation.spec import ModelSpec
+from instrumentation.store.base import (
+    FEEDBACK_STATUSES,
+    MISSING_GROUP,
+    DuplicatePredictionId,
+    FeedbackStatus,
+    Increments,
+    PredictionRecord,
+    PredictionStore,
+    bucket_of,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_IDS_ON_SPAN = 64
+"""Prediction ids listed on one span; more are counted, not listed (spans stay small)."""
+
+MAX_LINKS_PER_FEEDBACK = 128
+"""Span links from one ``ml.feedback`` span to matched ``ml.predict`` spans."""
+
+
+@dataclass(frozen=True)
+class PredictionInput:
+    """One row to predict: model features, an optional client id, sensitive group values."""
+
+    features: Mapping[str, Any]
+    id: str | None = None
+    groups: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """Per-item statuses, in request order, and their counts."""
+
+    results: list[tuple[str, FeedbackStatus]]
+    counts: dict[str, int]
+
+
+class PredictionRecorder:
+    """The live half of one prediction request, handed out by :meth:`ModelMonitor.predict`."""
+
+    def __init__(self, monitor: ModelMonitor, inputs: Sequence[PredictionInput], span: Span):
+        self._monitor = monitor
+        self._inputs = inputs
+        self.span = span
+        self.records: list[PredictionRecord] = []
+
+    def set_outputs(
+        self,
+        *,
+        labels: Sequence[str] | None = None,
+        scores: Sequence[Sequence[float]] | None = None,
+        values: Sequence[float] | None = None,
+    ) -> list[PredictionRecord]:
+        """Assign prediction ids and store every row durably; return the stored records.
+
+        Classifiers give ``labels`` (class names) and optionally ``scores`` (class
+        probabilities in ``spec.classes`` order); regressors give ``values``.
+        Raises :class:`DuplicatePredictionId` (nothing stored) on a reused client id.
+        """
+        self.records = self._monitor._store_predictions(self._inputs, labels, scores, values, self.span)
+        return self.records
+
+
+class ModelMonitor:
+    """Records predictions, joins feedback and computes metrics for one model.
+
+    Args:
+        spec: the model's task, classes, features and sensitive attributes.
+        store: the shared store (source of truth across workers and replicas).
+        tracer_provider: where ``ml.predict``/``ml.feedback`` spans go; pass the
+            serving framework's provider so they join its request trace.
+        meter_provider: where metrics go.
+        config: windows, TTL, caps (``MonitorConfig.from_env`` reads them).
+        instance_id: this process's ``service.instance.id`` (gauge lease holder).
+        clock: seconds since the epoch; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        store: PredictionStore,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        config: MonitorConfig | None = None,
+        instance_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        gauge_lease_seconds: float = 180.0,
+    ) -> None:
+        self.spec = spec
+        self.store = store
+        self.config = config or MonitorConfig()
+        self.instance_id = instance_id or uuid.uuid4().hex
+        self.clock = clock
+        self.book = AggregateBook(spec)
+        self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}
+        self._tracer = trace.get_tracer(names.INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider)
+        meter = get_meter(names.INSTRUMENTATION_SCOPE, meter_provider=meter_provider)
+        self.instruments = Instruments(meter, self, lease_seconds=gauge_lease_seconds)
+
+    # --- predictions -------------------------------------------------------
+
+    @contextmanager
+    def predict(self, inputs: Sequence[PredictionInput]) -> Iterator[PredictionRecorder]:
+        """Span + latency + counts around one prediction request.
+
+        On an exception the span gets status ERROR and ``error.type``, the
+        latency and error are still recorded, and the exception propagates unchanged.
+        """
+        start = time.perf_counter()
+        with self._tracer.start_as_current_span(
+            names.SPAN_PREDICT,
+            attributes={**self._attrs, names.ATTR_PREDICTION_COUNT: len(inputs)},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            recorder = PredictionRecorder(self, inputs, span)
+            error_type: str | None = None
+            try:
+                yield recorder
+            except BaseException as exc:
+                error_type = type(exc).__qualname__
+                self._safely(self._record_failure, span, exc, error_type)
+                raise
+            finally:
+                elapsed = time.perf_counter() - start
+                self._safely(self._record_request, elapsed, len(recorder.records), error_type)
+
+    def _record_failure(self, span: Span, exc: BaseException, error_type: str) -> None:
+        span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
+        span.set_attribute(names.ATTR_ERROR_TYPE, error_type)
+        span.record_exception(exc)
+
+    def _record_request(self, elapsed: float, rows: int, error_type: str | None) -> None:
+        attrs = dict(self._attrs)
+        if error_type is not None:
+            attrs[names.ATTR_ERROR_TYPE] = error_type
+            self.instruments.prediction_errors.add(1, attrs)
+        self.instruments.prediction_duration.record(elapsed, attrs)
+        if rows:
+            self.instruments.predictions.add(rows, self._attrs)
+
+    def _store_predictions(
+        self,
+        inputs: Sequence[PredictionInput],
+        labels: Sequence[str] | None,
+        scores: Sequence[Sequence[float]] | None,
+        values: Sequence[float] | None,
+        span: Span,
+    ) -> list[PredictionRecord]:
+        n = len(inputs)
+        for name, seq in (("labels", labels), ("scores", scores), ("values", values)):
+            if seq is not None and len(seq) != n:
+                raise ValueError(f"set_outputs: {name} has {len(seq)} rows, expected {n}")
+        now = self.clock()
+        context = span.get_span_context()
+        trace_id = trace.format_trace_id(context.trace_id)
+        span_id = trace.format_span_id(context.span_id)
+        records = [
+            PredictionRecord(
+                prediction_id=item.id if item.id is not None else uuid.uuid4().hex,
+                version=self.spec.version,
+                created=now,
+                label=labels[i] if labels is not None else None,
+                value=float(values[i]) if values is not None else None,
+                scores=tuple(float(p) for p in scores[i]) if scores is not None else None,
+                groups=self._groups(item.groups),
+                trace_id=trace_id,
+                span_id=span_id,
+            )
+            for i, item in enumerate(inputs)
+        ]
+        increments = Increments()
+        bucket = bucket_of(now)
+        for item, record in zip(inputs, records, strict=True):
+            self.book.add_prediction(record, item.features, bucket, increments)
+        stored = self.store.add_predictions(
+            self.spec.name, records, increments, max_group_values=self.config.max_group_values
+        )
+        ids = [r.prediction_id for r in stored]
+        span.set_attribute(names.ATTR_PREDICTION_IDS, ids[:MAX_IDS_ON_SPAN])
+        return stored
+
+    def _groups(self, given: Mapping[str, str | None]) -> dict[str, str]:
+        return {
+            attribute: given.get(attribute) or MISSING_GROUP
+            for attribute in self.spec.sensitive_attributes
+        }
+
+    # --- feedback ----------------------------------------------------------
+
+    def feedback(self, items: Sequence[tuple[str, Any]]) -> FeedbackResult:
+        """Join late labels to stored predictions; one ``ml.feedback`` span per call.
+
+        Each item gets a status (see ``FEEDBACK_STATUSES``); only ``matched`` items
+        change aggregates. The span links to each matched prediction's span.
+        """
+        parsed = [(pid, self.spec.parse_label(label)) for pid, label in items]
+        with self._tracer.start_as_current_span(
+            names.SPAN_FEEDBACK, attributes={**self._attrs, names.ATTR_FEEDBACK_COUNT: len(items)}
+        ) as span:
+            now = self.clock()
+            outcomes = self.store.apply_labels(
+                self.spec.name,
+                parsed,
+                now=now,
+                ttl=self.config.prediction_ttl,
+                aggregate=self.book.add_label,
+            )
+            counts = dict.fromkeys(FEEDBACK_STATUSES, 0)
+            for outcome in outcomes:
+                counts[outcome.status] += 1
+            matched = [o.record for o in outcomes if o.status == "matched" and o.record]
+            self._safely(self._record_feedback, span, matched, counts, now)
+        return FeedbackResult([(o.prediction_id, o.status) for o in outcomes], counts)
+
+    def _record_feedback(
+        self, span: Span, matched: list[PredictionRecord], counts: dict[str, int], now: float
+    ) -> None:
+        for status, count in counts.items():
+            if count:
+                self.instruments.feedback.add(count, {**self._attrs, names.ATTR_FEEDBACK_STATUS: status})
+        for record in matched:
+            self.instruments.label_delay.record(max(0.0, now - record.created), self._attrs)
+            if record.label is not None and record.feedback is not None:
+                self.instruments.confusion.add(
+                    1,
+                    {
+                        **self._attrs,
+                        names.ATTR_LABEL_ACTUAL: str(record.feedback),
+                        names.ATTR_LABEL_PREDICTED: record.label,
+                    },
+                )
+        span.set_attribute(
+            names.ATTR_FEEDBACK_MATCHED_IDS, [r.prediction_id for r in matched[:MAX_IDS_ON_SPAN]]
+        )
+        for record in matched[:MAX_LINKS_PER_FEEDBACK]:
+            span.add_link(_span_context(record), {"ml.prediction.id": record.prediction_id})
+        span.set_attribute(
+            names.ATTR_FEEDBACK_LINKS_DROPPED, max(0, len(matched) - MAX_LINKS_PER_FEEDBACK)
+        )
+
+    # --- snapshot and housekeeping -----------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every window's figures, computed from the store now (the ``GET /monitor`` body)."""
+        now = self.clock()
+        windows: dict[str, Any] = {}
+        for window in self.config.windows:
+            since = bucket_of(now - window.seconds) + 1
+            sums = self.store.sum_aggregates(self.spec.name, self.spec.version, since_bucket=since)
+            windows[window.name] = self.book.report(sums, min_group_samples=self.config.min_group_samples)
+        return {
+            "model": {"name": self.spec.name, "version": self.spec.version, "task": self.spec.task},
+            "stored_predictions": self.store.count_predictions(self.spec.name),
+            "windows": windows,
+        }
+
+    def evict_expired(self) -> int:
+        """Drop rows kept past twice the TTL, and the oldest beyond the row cap; count them."""
+        removed = self.store.evict(
+            self.spec.name,
+            now=self.clock(),
+            retain=2 * self.config.prediction_ttl,
+            max_rows=self.config.max_stored_predictions,
+        )
+        if removed:
+            self._safely(self.instruments.evicted.add, removed, self._attrs)
+        return removed
+
+    def _safely(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run telemetry work; log and swallow its errors so it never breaks a request."""
+        try:
+            func(*args)
+        except Exception:
+            logger.exception("telemetry error in %s (request unaffected)", getattr(func, "__name__", func))
+
+
+def _span_context(record: PredictionRecord) -> SpanContext:
+    return SpanContext(
+        trace_id=int(record.trace_id, 16),
+        span_id=int(record.span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.DEFAULT),
+    )
+
+
+

@@ -1,0 +1,205 @@
+"""The store protocol: where predictions wait for their labels, and where additive aggregates live.
+
+The store is the single source of truth shared by every worker process (and, with
+Redis, every replica): process memory never holds state another worker needs.
+Everything written in one call is written atomically or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+
+BUCKET_SECONDS: Final = 60
+"""Width of one aggregate time bucket. A window sums whole buckets."""
+
+MISSING_GROUP: Final = "__missing__"
+"""Group value stored when an instance does not give a declared sensitive attribute."""
+
+OVERFLOW_GROUP: Final = "__other__"
+"""Group value stored once an attribute already has the configured number of distinct values."""
+
+FeedbackStatus = Literal["matched", "duplicate", "conflict", "unknown", "invalid", "expired"]
+FEEDBACK_STATUSES: Final[tuple[FeedbackStatus, ...]] = (
+    "matched",
+    "duplicate",
+    "conflict",
+    "unknown",
+    "invalid",
+    "expired",
+)
+
+Label = str | float
+"""A canonical label: a class name for classifiers, a float for regressors."""
+
+AggregateKey = tuple[str, ...]
+"""An aggregate cell, e.g. ``("confusion", "fraud", "legit")``; values are additive floats."""
+
+
+def bucket_of(timestamp: float) -> int:
+    """Index of the aggregate bucket holding ``timestamp`` (seconds since the epoch)."""
+    return int(timestamp // BUCKET_SECONDS)
+
+
+def encode_key(key: AggregateKey) -> str:
+    """Unambiguous text form of an aggregate key (any characters allowed in parts)."""
+    return json.dumps(key, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_key(text: str) -> AggregateKey:
+    """Inverse of :func:`encode_key`."""
+    return tuple(json.loads(text))
+
+
+class DuplicatePredictionId(ValueError):
+    """A client-supplied prediction id is already stored for this model; nothing was written."""
+
+    def __init__(self, prediction_id: str) -> None:
+        super().__init__(f"prediction id {prediction_id!r} already exists for this model")
+        self.prediction_id = prediction_id
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One stored prediction, as it waits for its label.
+
+    ``scores`` are class probabilities in the model's class order (classifiers);
+    ``value`` is the regression output. ``trace_id``/``span_id`` (hex) identify the
+    ``ml.predict`` span, so a feedback span can link to it.
+    """
+
+    prediction_id: str
+    version: str
+    created: float
+    label: str | None
+    value: float | None
+    scores: tuple[float, ...] | None
+    groups: Mapping[str, str]
+    trace_id: str
+    span_id: str
+    feedback: Label | None = None
+    feedback_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of the row (for debugging and tests)."""
+        return {
+            "prediction_id": self.prediction_id,
+            "version": self.version,
+            "created": self.created,
+            "label": self.label,
+            "value": self.value,
+            "scores": list(self.scores) if self.scores is not None else None,
+            "groups": dict(self.groups),
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "feedback": self.feedback,
+            "feedback_at": self.feedback_at,
+        }
+
+
+@dataclass(frozen=True)
+class LabelOutcome:
+    """What happened to one feedback item; ``record`` is the prediction it matched, if any."""
+
+    prediction_id: str
+    status: FeedbackStatus
+    record: PredictionRecord | None = None
+
+
+@dataclass
+class Increments:
+    """Additive aggregate increments, per (version, bucket), to apply in one transaction."""
+
+    cells: dict[tuple[str, int, str], float] = field(default_factory=dict)
+
+    def add(self, version: str, bucket: int, key: AggregateKey, amount: float = 1.0) -> None:
+        """Add ``amount`` to one cell (summed locally first, so a batch writes each cell once)."""
+        if not math.isfinite(amount):
+            raise ValueError(f"aggregate {key!r}: increment must be finite, got {amount}")
+        cell = (version, bucket, encode_key(key))
+        self.cells[cell] = self.cells.get(cell, 0.0) + amount
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+
+LabelAggregator = Callable[[PredictionRecord, Label, float, Increments], None]
+"""Called once per matched label inside the store's transaction: adds that label's increments."""
+
+
+def label_status(
+    record: PredictionRecord | None, label: Label | None, *, now: float, ttl: float
+) -> FeedbackStatus:
+    """The status of a feedback item, identical for every store implementation.
+
+    Order matters: an unknown id is ``unknown`` even if its label is also bad; an
+    invalid label never touches a record; an already labelled record reports
+    ``duplicate`` (same label) or ``conflict`` (different label; the first stands)
+    even past its TTL, because the first label was in time.
+    """
+    if record is None:
+        return "unknown"
+    if label is None:
+        return "invalid"
+    if record.feedback is not None:
+        return "duplicate" if record.feedback == label else "conflict"
+    if now - record.created > ttl:
+        return "expired"
+    return "matched"
+
+
+class PredictionStore(Protocol):
+    """What the monitor needs from a store. Implementations: ``sqlite``, ``redis``."""
+
+    def add_predictions(
+        self,
+        model: str,
+        records: Sequence[PredictionRecord],
+        increments: Increments,
+        *,
+        max_group_values: int,
+    ) -> list[PredictionRecord]:
+        """Store records and increments atomically; return records with capped group values.
+
+        Raises :class:`DuplicatePredictionId` (and writes nothing) if an id exists.
+        """
+        ...
+
+    def apply_labels(
+        self,
+        model: str,
+        labels: Sequence[tuple[str, Label | None]],
+        *,
+        now: float,
+        ttl: float,
+        aggregate: LabelAggregator,
+    ) -> list[LabelOutcome]:
+        """Join labels to predictions atomically; only ``matched`` items change aggregates."""
+        ...
+
+    def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
+        """Stored records by id (missing ids are absent from the result)."""
+        ...
+
+    def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
+        """Sum of every aggregate cell over buckets ``>= since_bucket``, by encoded key."""
+        ...
+
+    def count_predictions(self, model: str) -> int:
+        """Rows currently stored for ``model``."""
+        ...
+
+    def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
+        """Delete rows older than ``retain`` seconds and the oldest beyond ``max_rows``."""
+        ...
+
+    def try_lease(self, name: str, holder: str, *, now: float, duration: float) -> bool:
+        """Take or renew a named lease; True when ``holder`` holds it until ``now + duration``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

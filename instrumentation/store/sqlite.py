@@ -1,0 +1,325 @@
+"""SQLite store: the embedded default, shared by every worker process on one host.
+
+WAL mode lets readers run beside the single writer; ``synchronous=NORMAL`` makes a
+commit survive a process crash (``kill -9``) without an fsync per request. Each
+process keeps one connection, serialised by a lock because BentoML runs sync APIs
+in a thread pool; across processes SQLite's own locking (``BEGIN IMMEDIATE`` with a
+busy timeout) serialises writers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from instrumentation.store.base import (
+    MISSING_GROUP,
+    OVERFLOW_GROUP,
+    DuplicatePredictionId,
+    Increments,
+    Label,
+    LabelAggregator,
+    LabelOutcome,
+    PredictionRecord,
+    label_status,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    model TEXT NOT NULL,
+    prediction_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    created REAL NOT NULL,
+    label TEXT,
+    value REAL,
+    scores TEXT,
+    groups TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    feedback TEXT,
+    feedback_at REAL,
+    PRIMARY KEY (model, prediction_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS predictions_by_age ON predictions (model, created);
+CREATE TABLE IF NOT EXISTS aggregates (
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (model, version, bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_values (
+    model TEXT NOT NULL,
+    attribute TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (model, attribute, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+_UPSERT_AGGREGATE = """
+INSERT INTO aggregates (model, version, bucket, key, value) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (model, version, bucket, key) DO UPDATE SET value = value + excluded.value
+"""
+
+_COLUMNS = (
+    "prediction_id, version, created, label, value, scores, groups, trace_id, span_id, "
+    "feedback, feedback_at"
+)
+
+
+class SQLiteStore:
+    """A :class:`~instrumentation.store.base.PredictionStore` in one SQLite file.
+
+    >>> import tempfile, pathlib
+    >>> store = SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "store.db")
+    >>> store.count_predictions("demo")
+    0
+    """
+
+    def __init__(self, path: Path | str, *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._transaction() as cur:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def add_predictions(
+        self,
+        model: str,
+        records: Sequence[PredictionRecord],
+        increments: Increments,
+        *,
+        max_group_values: int,
+    ) -> list[PredictionRecord]:
+        """Insert the records and their increments in one transaction (see the protocol)."""
+        with self._transaction() as cur:
+            capped = [self._cap_groups(cur, model, r, max_group_values) for r in records]
+            try:
+                cur.executemany(
+                    f"INSERT INTO predictions (model, {_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(model, *_row(r)) for r in capped],
+                )
+            except sqlite3.IntegrityError:
+                taken = self._existing_ids(cur, model, [r.prediction_id for r in records])
+                raise DuplicatePredictionId(taken[0] if taken else "?") from None
+            self._apply(cur, model, increments)
+        return capped
+
+    def _existing_ids(self, cur: sqlite3.Cursor, model: str, ids: Sequence[str]) -> list[str]:
+        seen: set[str] = set()
+        taken: list[str] = []
+        for pid in ids:
+            if pid in seen:
+                taken.append(pid)
+            seen.add(pid)
+        found = self._select(cur, model, ids)
+        return [pid for pid in ids if pid in found] + taken
+
+    def _cap_groups(
+        self, cur: sqlite3.Cursor, model: str, record: PredictionRecord, max_values: int
+    ) -> PredictionRecord:
+        groups: dict[str, str] = {}
+        for attribute, value in record.groups.items():
+            if value in (MISSING_GROUP, OVERFLOW_GROUP):
+                groups[attribute] = value
+                continue
+            known = cur.execute(
+                "SELECT 1 FROM group_values WHERE model=? AND attribute=? AND value=?",
+                (model, attribute, value),
+            ).fetchone()
+            if known is None:
+                (count,) = cur.execute(
+                    "SELECT COUNT(*) FROM group_values WHERE model=? AND attribute=?",
+                    (model, attribute),
+                ).fetchone()
+                if count >= max_values:
+                    groups[attribute] = OVERFLOW_GROUP
+                    continue
+                cur.execute(
+                    "INSERT INTO group_values (model, attribute, value) VALUES (?, ?, ?)",
+                    (model, attribute, value),
+                )
+            groups[attribute] = value
+        if groups == dict(record.groups):
+            return record
+        return replace(record, groups=groups)
+
+    def apply_labels(
+        self,
+        model: str,
+        labels: Sequence[tuple[str, Label | None]],
+        *,
+        now: float,
+        ttl: float,
+        aggregate: LabelAggregator,
+    ) -> list[LabelOutcome]:
+        """Join each label to its prediction in one transaction (see the protocol)."""
+        outcomes: list[LabelOutcome] = []
+        increments = Increments()
+        with self._transaction() as cur:
+            records = self._select(cur, model, [pid for pid, _ in labels])
+            for pid, label in labels:
+                record = records.get(pid)
+                status = label_status(record, label, now=now, ttl=ttl)
+                if status == "matched" and record is not None and label is not None:
+                    aggregate(record, label, now, increments)
+                    record = replace(record, feedback=label, feedback_at=now)
+                    records[pid] = record
+                    cur.execute(
+                        "UPDATE predictions SET feedback=?, feedback_at=? "
+                        "WHERE model=? AND prediction_id=?",
+                        (_encode_label(label), now, model, pid),
+                    )
+                outcomes.append(LabelOutcome(pid, status, record))
+            self._apply(cur, model, increments)
+        return outcomes
+
+    def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
+        """Stored records by id."""
+        with self._lock:
+            return self._select(self._conn.cursor(), model, ids)
+
+    def _select(
+        self, cur: sqlite3.Cursor, model: str, ids: Sequence[str]
+    ) -> dict[str, PredictionRecord]:
+        found: dict[str, PredictionRecord] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in cur.execute(
+                f"SELECT {_COLUMNS} FROM predictions WHERE model=? AND prediction_id IN ({marks})",
+                (model, *chunk),
+            ):
+                record = _record(row)
+                found[record.prediction_id] = record
+        return found
+
+    def _apply(self, cur: sqlite3.Cursor, model: str, increments: Increments) -> None:
+        cur.executemany(
+            _UPSERT_AGGREGATE,
+            [(model, v, b, k, amount) for (v, b, k), amount in increments.cells.items()],
+        )
+
+    def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
+        """Sum every cell over the buckets of a window."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT key, SUM(value) FROM aggregates WHERE model=? AND version=? AND bucket>=? "
+                "GROUP BY key",
+                (model, version, since_bucket),
+            ).fetchall()
+        return {key: float(total) for key, total in rows}
+
+    def count_predictions(self, model: str) -> int:
+        """Rows stored for ``model``."""
+        with self._lock:
+            (count,) = self._conn.execute(
+                "SELECT COUNT(*) FROM predictions WHERE model=?", (model,)
+            ).fetchone()
+        return int(count)
+
+    def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
+        """Delete rows past ``retain`` seconds, then the oldest rows beyond ``max_rows``."""
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM predictions WHERE model=? AND created<?", (model, now - retain))
+            removed = cur.rowcount
+            (count,) = cur.execute(
+                "SELECT COUNT(*) FROM predictions WHERE model=?", (model,)
+            ).fetchone()
+            if count > max_rows:
+                cur.execute(
+                    "DELETE FROM predictions WHERE model=? AND prediction_id IN ("
+                    "SELECT prediction_id FROM predictions WHERE model=? "
+                    "ORDER BY created LIMIT ?)",
+                    (model, model, count - max_rows),
+                )
+                removed += cur.rowcount
+        return int(removed)
+
+    def try_lease(self, name: str, holder: str, *, now: float, duration: float) -> bool:
+        """Take the lease if free or expired, renew it if ours."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder=excluded.holder, expires=excluded.expires "
+                "WHERE leases.holder=excluded.holder OR leases.expires<?",
+                (name, holder, now + duration, now),
+            )
+            (current,) = cur.execute("SELECT holder FROM leases WHERE name=?", (name,)).fetchone()
+        return bool(current == holder)
+
+    def close(self) -> None:
+        """Close this process's connection."""
+        with self._lock:
+            self._conn.close()
+
+
+def _row(r: PredictionRecord) -> tuple[Any, ...]:
+    return (
+        r.prediction_id,
+        r.version,
+        r.created,
+        r.label,
+        r.value,
+        json.dumps(list(r.scores)) if r.scores is not None else None,
+        json.dumps(dict(r.groups), sort_keys=True),
+        r.trace_id,
+        r.span_id,
+        _encode_label(r.feedback) if r.feedback is not None else None,
+        r.feedback_at,
+    )
+
+
+def _encode_label(label: Label) -> str:
+    return json.dumps(label)
+
+
+def _record(row: Sequence[Any]) -> PredictionRecord:
+    (pid, version, created, label, value, scores, groups, trace_id, span_id, fb, fb_at) = row
+    return PredictionRecord(
+        prediction_id=pid,
+        version=version,
+        created=created,
+        label=label,
+        value=value,
+        scores=tuple(json.loads(scores)) if scores is not None else None,
+        groups=json.loads(groups),
+        trace_id=trace_id,
+        span_id=span_id,
+        feedback=json.loads(fb) if fb is not None else None,
+        feedback_at=fb_at,
+    )

@@ -1,0 +1,125 @@
+"""OpenTelemetry providers and exporters from the standard ``OTEL_*`` environment.
+
+The library never installs global providers: :func:`build_meter_provider` returns
+one for the caller to pass to :class:`~instrumentation.monitor.ModelMonitor` (and,
+if it wishes, to set globally). With no OTLP endpoint configured nothing is
+exported and nothing fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, Resource
+
+from instrumentation.config import ConfigError
+
+Protocol = Literal["grpc", "http/protobuf"]
+PROTOCOLS: tuple[Protocol, ...] = ("grpc", "http/protobuf")
+DEFAULT_EXPORT_INTERVAL_MS = 60_000
+
+
+@dataclass(frozen=True)
+class OTLPSettings:
+    """Where and how to send telemetry, read from the standard variables."""
+
+    endpoint: str | None
+    protocol: Protocol
+    traces_endpoint: str | None
+    metrics_endpoint: str | None
+    export_interval_s: float
+
+    @property
+    def enabled(self) -> bool:
+        """True when some endpoint is configured."""
+        return bool(self.traces_endpoint or self.metrics_endpoint)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OTLPSettings:
+        """Read ``OTEL_EXPORTER_OTLP_*`` and ``OTEL_METRIC_EXPORT_INTERVAL``; raise on bad values."""
+        protocol_var = (
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+            if env.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+            else "OTEL_EXPORTER_OTLP_PROTOCOL"
+        )
+        protocol = env.get(protocol_var, "").strip() or "http/protobuf"
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"{protocol_var}={protocol!r}: expected one of grpc, http/protobuf")
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip().rstrip("/") or None
+        interval_raw = env.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
+        try:
+            interval_ms = float(interval_raw) if interval_raw else DEFAULT_EXPORT_INTERVAL_MS
+        except ValueError:
+            interval_ms = -1.0
+        if interval_ms <= 0:
+            raise ConfigError(
+                f"OTEL_METRIC_EXPORT_INTERVAL={interval_raw!r}: expected milliseconds > 0"
+            )
+        return cls(
+            endpoint=base,
+            protocol=protocol,  # type: ignore[arg-type]  # checked against PROTOCOLS above
+            traces_endpoint=_signal_endpoint(env, base, protocol, "traces"),
+            metrics_endpoint=_signal_endpoint(env, base, protocol, "metrics"),
+            export_interval_s=interval_ms / 1000.0,
+        )
+
+
+def _signal_endpoint(
+    env: Mapping[str, str], base: str | None, protocol: str, signal: str
+) -> str | None:
+    explicit = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "").strip()
+    if explicit:
+        return explicit
+    if base is None:
+        return None
+    # The OTLP spec: over HTTP the per-signal path is appended to the base endpoint.
+    return f"{base}/v1/{signal}" if protocol == "http/protobuf" else base
+
+
+def new_instance_id() -> str:
+    """A per-process ``service.instance.id``: host, pid and a random suffix (pids get reused)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def build_resource(instance_id: str) -> Resource:
+    """Resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` plus the instance id."""
+    return Resource.create({SERVICE_INSTANCE_ID: instance_id})
+
+
+def _metric_exporter(settings: OTLPSettings) -> MetricExporter:
+    if settings.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcExporter,
+        )
+
+        endpoint = settings.metrics_endpoint or ""
+        return GrpcExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpExporter,
+    )
+
+    return HttpExporter(endpoint=settings.metrics_endpoint)
+
+
+def build_meter_provider(settings: OTLPSettings, *, instance_id: str) -> MeterProvider:
+    """A MeterProvider exporting over OTLP every ``export_interval_s``, or exporting nothing.
+
+    Export runs in the reader's own thread with the exporter's timeout, so a down
+    or slow backend delays only that thread, never a request.
+    """
+    readers = []
+    if settings.metrics_endpoint:
+        readers.append(
+            PeriodicExportingMetricReader(
+                _metric_exporter(settings),
+                export_interval_millis=settings.export_interval_s * 1000.0,
+            )
+        )
+    return MeterProvider(metric_readers=readers, resource=build_resource(instance_id))

@@ -1,0 +1,1 @@
+"""The BentoML service template: thin wiring around the ``instrumentation`` library."""

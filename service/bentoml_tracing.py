@@ -1,0 +1,54 @@
+"""The one place that reaches into BentoML internals: its TracerProvider and tracing config.
+
+BentoML builds its own TracerProvider and never installs it globally, so spans
+made with any other provider are dropped or land in a separate trace. The
+provider is only reachable through a private container; if BentoML moves it,
+:func:`bentoml_tracer_provider` fails loudly (and a test pins it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from instrumentation.telemetry import OTLPSettings
+
+
+class BentoMLInternalsChanged(RuntimeError):
+    """BentoML no longer exposes its TracerProvider where this adapter expects it."""
+
+
+def bentoml_tracer_provider() -> TracerProvider:
+    """BentoML's own TracerProvider (call it only inside a running service)."""
+    try:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        provider = BentoMLContainer.tracer_provider.get()
+    except (ImportError, AttributeError) as exc:
+        raise BentoMLInternalsChanged(
+            "bentoml._internal.configuration.containers.BentoMLContainer.tracer_provider "
+            "is gone; update service/bentoml_tracing.py for this BentoML version"
+        ) from exc
+    if not isinstance(provider, TracerProvider):
+        raise BentoMLInternalsChanged(
+            f"BentoML's tracer provider is a {type(provider).__name__}, not an SDK TracerProvider"
+        )
+    return provider
+
+
+def tracing_config(otlp: OTLPSettings, *, sample_rate: float) -> dict[str, Any]:
+    """BentoML's ``tracing`` service option from the standard OTLP settings.
+
+    BentoML ignores ``OTEL_TRACES_SAMPLER`` and samples nothing by default, so the
+    rate comes from ``MONITOR_TRACE_SAMPLE_RATE``. Without an endpoint spans are
+    still created (ids are stored with predictions) but not exported.
+    """
+    config: dict[str, Any] = {"sample_rate": sample_rate}
+    if otlp.traces_endpoint:
+        protocol = "grpc" if otlp.protocol == "grpc" else "http"
+        config.update(
+            exporter_type="otlp",
+            otlp={"protocol": protocol, "endpoint": otlp.traces_endpoint},
+        )
+    return config

@@ -1,0 +1,209 @@
+"""The BentoML service: ``POST /predict``, ``POST /feedback``, ``GET /monitor``.
+
+Wiring only. To serve your own model, save it with ``service.train.save``'s two
+files (estimator + monitor spec) and set ``MONITOR_MODEL`` or change ``MODEL_TAG``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from http import HTTPStatus
+
+import bentoml
+import joblib
+from bentoml.exceptions import BentoMLException, InvalidArgument
+from opentelemetry import metrics
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from instrumentation import (
+    ConfigError,
+    DuplicatePredictionId,
+    InvalidInput,
+    ModelMonitor,
+    ModelSpec,
+    MonitorConfig,
+    OTLPSettings,
+    PredictionInput,
+    build_meter_provider,
+    new_instance_id,
+    open_store,
+)
+from service.bentoml_tracing import bentoml_tracer_provider, tracing_config
+from service.predictor import Predictor
+from service.schemas import (
+    FeedbackResponse,
+    Instance,
+    LabelItem,
+    LabelResult,
+    ModelInfo,
+    Prediction,
+    PredictResponse,
+)
+from service.train import DEFAULT_MODEL, MODEL_FILE, SPEC_FILE
+
+logger = logging.getLogger(__name__)
+
+MODEL_TAG = os.environ.get("MONITOR_MODEL", DEFAULT_MODEL)
+"""The served model: a tag in the BentoML model store (``name`` means ``name:latest``)."""
+
+# Read at import so a bad value stops `bentoml serve` before any worker starts.
+CONFIG = MonitorConfig.from_env(os.environ)
+OTLP = OTLPSettings.from_env(os.environ)
+HOUSEKEEPING_SECONDS = 60.0
+
+
+class Conflict(BentoMLException):
+    """409: a client-supplied prediction id is already taken."""
+
+    error_code = HTTPStatus.CONFLICT
+
+
+class PayloadTooLarge(BentoMLException):
+    """413: more items than the configured cap."""
+
+    error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class Unauthorized(BentoMLException):
+    """401: missing or wrong feedback token."""
+
+    error_code = HTTPStatus.UNAUTHORIZED
+
+
+async def _snapshot(request: Request) -> JSONResponse:
+    service = bentoml.get_current_service()
+    return JSONResponse(service.monitor.snapshot())
+
+
+# Mounted at the root: BentoML matches its own routes first, then this app's, so
+# `GET /monitor` needs no trailing slash and no redirect.
+monitor_app = Starlette(routes=[Route("/monitor", _snapshot, methods=["GET"])])
+
+
+@bentoml.asgi_app(monitor_app, path="/")
+@bentoml.service(
+    name="model_monitor",
+    workers=CONFIG.workers,
+    tracing=tracing_config(OTLP, sample_rate=CONFIG.trace_sample_rate),
+    http={"response": {"trace_id": True}},
+)
+class ModelService:
+    """A scikit-learn model behind BentoML, monitored by ``instrumentation``."""
+
+    model_ref = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        stored = self.model_ref  # BentoML resolves the class attribute to the stored Model
+        with open(stored.path_of(SPEC_FILE), encoding="utf-8") as handle:
+            spec = ModelSpec.from_dict(json.load(handle)).with_version(stored.tag.version or "")
+        self.spec = spec
+        self.predictor = Predictor(joblib.load(stored.path_of(MODEL_FILE)), spec)
+        self.instance_id = new_instance_id()
+        self.meter_provider = build_meter_provider(OTLP, instance_id=self.instance_id)
+        # The service (not the library) installs the global provider: BentoML's ASGI
+        # middleware then also emits http.server.* metrics through it.
+        metrics.set_meter_provider(self.meter_provider)
+        self.tracer_provider = bentoml_tracer_provider()
+        self.monitor = ModelMonitor(
+            spec,
+            open_store(CONFIG.store_url),
+            tracer_provider=self.tracer_provider,
+            meter_provider=self.meter_provider,
+            config=CONFIG,
+            instance_id=self.instance_id,
+            gauge_lease_seconds=3 * OTLP.export_interval_s,
+        )
+        self._stop = threading.Event()
+        self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True)
+        self._housekeeper.start()
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(HOUSEKEEPING_SECONDS):
+            try:
+                self.monitor.evict_expired()
+            except Exception:
+                logger.exception("eviction failed; will retry")
+
+    @bentoml.api
+    def predict(self, instances: list[Instance]) -> PredictResponse:
+        """Predict each instance; every row gets a prediction id to send labels against."""
+        if not instances:
+            raise InvalidArgument("instances: expected at least 1 instance")
+        if len(instances) > CONFIG.max_batch:
+            raise PayloadTooLarge(
+                f"instances: {len(instances)} given, at most {CONFIG.max_batch} per request "
+                "(MONITOR_MAX_BATCH)"
+            )
+        ids = [item.id for item in instances if item.id is not None]
+        if len(set(ids)) != len(ids):
+            raise InvalidArgument("instances[].id: ids must be unique within a request")
+        rows = [item.features for item in instances]
+        try:
+            self.spec.validate_features(rows)
+        except InvalidInput as exc:
+            raise InvalidArgument(str(exc)) from None
+        inputs = [PredictionInput(item.features, item.id, item.groups) for item in instances]
+        try:
+            with self.monitor.predict(inputs) as rec:
+                if self.spec.is_classifier:
+                    labels, scores = self.predictor.classify(rows)
+                    records = rec.set_outputs(labels=labels, scores=scores)
+                else:
+                    records = rec.set_outputs(values=self.predictor.regress(rows))
+        except DuplicatePredictionId as exc:
+            raise Conflict(f"instances[].id: {exc}; nothing was stored") from None
+        classes = self.spec.classes
+        return PredictResponse(
+            model=ModelInfo(name=self.spec.name, version=self.spec.version),
+            predictions=[
+                Prediction(
+                    prediction_id=r.prediction_id,
+                    label=r.label,
+                    scores=dict(zip(classes, r.scores, strict=True)) if r.scores else None,
+                    value=r.value,
+                )
+                for r in records
+            ],
+        )
+
+    @bentoml.api
+    def feedback(self, labels: list[LabelItem], ctx: bentoml.Context) -> FeedbackResponse:
+        """Attach late labels to earlier predictions; each item gets its own status."""
+        token = CONFIG.feedback_token
+        if token is not None:
+            header = ctx.request.headers.get("authorization", "")
+            if header != f"Bearer {token}":
+                raise Unauthorized("Authorization: expected 'Bearer <MONITOR_FEEDBACK_TOKEN>'")
+        if not labels:
+            raise InvalidArgument("labels: expected at least 1 label")
+        if len(labels) > CONFIG.max_batch:
+            raise PayloadTooLarge(
+                f"labels: {len(labels)} given, at most {CONFIG.max_batch} per request "
+                "(MONITOR_MAX_BATCH)"
+            )
+        result = self.monitor.feedback([(item.prediction_id, item.label) for item in labels])
+        return FeedbackResponse(
+            results=[LabelResult(prediction_id=p, status=s) for p, s in result.results],
+            counts=result.counts,
+        )
+
+    @bentoml.on_shutdown
+    def flush(self) -> None:
+        """Export the last interval: uvicorn re-raises SIGTERM, so atexit never runs."""
+        self._stop.set()
+        for provider in (self.meter_provider, self.tracer_provider):
+            try:
+                provider.force_flush(5_000)
+            except Exception:
+                logger.exception("flush on shutdown failed")
+        self.meter_provider.shutdown()
+        self.monitor.store.close()
+
+
+__all__ = ["CONFIG", "ConfigError", "ModelService", "monitor_app"]
