@@ -1,4 +1,4 @@
-"""The aggregate book: which additive cells each prediction and label adds, and how a window reads them.
+"""The aggregate book: the additive cells each prediction and label adds; how windows read them.
 
 Every figure the monitor reports is a function of cells summed over a window's
 buckets, so any worker or replica computes the same number from the shared
@@ -58,7 +58,9 @@ class AggregateBook:
         """Cells one prediction adds at prediction time."""
         out.add(record.version, bucket, ("predictions",))
 
-    def add_label(self, record: PredictionRecord, label: Label, now: float, out: Increments) -> None:
+    def add_label(
+        self, record: PredictionRecord, label: Label, now: float, out: Increments
+    ) -> None:
         """Cells one matched label adds, in the label-time bucket."""
         bucket = bucket_of(now)
         version = record.version
@@ -98,7 +100,9 @@ class AggregateBook:
             cal_bin = str(quality.calibration_bin(confidence))
             out.add(version, bucket, ("calibration", cal_bin, "count"))
             out.add(version, bucket, ("calibration", cal_bin, "conf"), confidence)
-            out.add(version, bucket, ("calibration", cal_bin, "correct"), float(predicted == actual))
+            out.add(
+                version, bucket, ("calibration", cal_bin, "correct"), float(predicted == actual)
+            )
 
     # --- reading -----------------------------------------------------------
 
@@ -113,10 +117,9 @@ class AggregateBook:
 
     def _quality(self, cells: Mapping[AggregateKey, float]) -> dict[str, Any]:
         if not self.spec.is_classifier:
-            values = {f: cells.get(("regression", f), 0.0) for f in _REGRESSION_FIELDS}
-            return quality.regression_quality(
-                quality.RegressionSums(**{**values, "n": int(values["n"])})
-            )
+            values = {f: cells.get(("regression", f), 0.0) for f in _REGRESSION_FIELDS[1:]}
+            n = int(cells.get(("regression", "n"), 0))
+            return quality.regression_quality(quality.RegressionSums(n, **values))
         classes = self.spec.classes
         k = len(classes)
         confusion = np.zeros((k, k))

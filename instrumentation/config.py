@@ -44,7 +44,9 @@ def _int(env: Mapping[str, str], variable: str, default: int, *, minimum: int) -
     return value
 
 
-def _float(env: Mapping[str, str], variable: str, default: float, *, low: float, high: float) -> float:
+def _float(
+    env: Mapping[str, str], variable: str, default: float, *, low: float, high: float
+) -> float:
     raw = env.get(variable, "").strip()
     if not raw:
         return default
@@ -139,7 +141,9 @@ class MonitorConfig:
                 if ttl_raw
                 else 30 * 86400.0
             ),
-            max_stored_predictions=_int(env, "MONITOR_MAX_STORED_PREDICTIONS", 5_000_000, minimum=1),
+            max_stored_predictions=_int(
+                env, "MONITOR_MAX_STORED_PREDICTIONS", 5_000_000, minimum=1
+            ),
             max_batch=_int(env, "MONITOR_MAX_BATCH", 1000, minimum=1),
             max_group_values=_int(env, "MONITOR_MAX_GROUP_VALUES", 50, minimum=1),
             min_group_samples=_int(env, "MONITOR_MIN_GROUP_SAMPLES", 30, minimum=0),

@@ -34,7 +34,6 @@ from instrumentation.spec import ModelSpec
 from instrumentation.store.base import (
     FEEDBACK_STATUSES,
     MISSING_GROUP,
-    DuplicatePredictionId,
     FeedbackStatus,
     Increments,
     PredictionRecord,
@@ -90,7 +89,9 @@ class PredictionRecorder:
         probabilities in ``spec.classes`` order); regressors give ``values``.
         Raises :class:`DuplicatePredictionId` (nothing stored) on a reused client id.
         """
-        self.records = self._monitor._store_predictions(self._inputs, labels, scores, values, self.span)
+        self.records = self._monitor._store_predictions(
+            self._inputs, labels, scores, values, self.span
+        )
         return self.records
 
 
@@ -127,7 +128,9 @@ class ModelMonitor:
         self.clock = clock
         self.book = AggregateBook(spec)
         self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}
-        self._tracer = trace.get_tracer(names.INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider)
+        self._tracer = trace.get_tracer(
+            names.INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider
+        )
         meter = get_meter(names.INSTRUMENTATION_SCOPE, meter_provider=meter_provider)
         self.instruments = Instruments(meter, self, lease_seconds=gauge_lease_seconds)
 
@@ -240,7 +243,7 @@ class ModelMonitor:
                 ttl=self.config.prediction_ttl,
                 aggregate=self.book.add_label,
             )
-            counts = dict.fromkeys(FEEDBACK_STATUSES, 0)
+            counts: dict[str, int] = dict.fromkeys(FEEDBACK_STATUSES, 0)
             for outcome in outcomes:
                 counts[outcome.status] += 1
             matched = [o.record for o in outcomes if o.status == "matched" and o.record]
@@ -252,7 +255,9 @@ class ModelMonitor:
     ) -> None:
         for status, count in counts.items():
             if count:
-                self.instruments.feedback.add(count, {**self._attrs, names.ATTR_FEEDBACK_STATUS: status})
+                self.instruments.feedback.add(
+                    count, {**self._attrs, names.ATTR_FEEDBACK_STATUS: status}
+                )
         for record in matched:
             self.instruments.label_delay.record(max(0.0, now - record.created), self._attrs)
             if record.label is not None and record.feedback is not None:
@@ -282,7 +287,9 @@ class ModelMonitor:
         for window in self.config.windows:
             since = bucket_of(now - window.seconds) + 1
             sums = self.store.sum_aggregates(self.spec.name, self.spec.version, since_bucket=since)
-            windows[window.name] = self.book.report(sums, min_group_samples=self.config.min_group_samples)
+            windows[window.name] = self.book.report(
+                sums, min_group_samples=self.config.min_group_samples
+            )
         return {
             "model": {"name": self.spec.name, "version": self.spec.version, "task": self.spec.task},
             "stored_predictions": self.store.count_predictions(self.spec.name),
@@ -306,7 +313,9 @@ class ModelMonitor:
         try:
             func(*args)
         except Exception:
-            logger.exception("telemetry error in %s (request unaffected)", getattr(func, "__name__", func))
+            logger.exception(
+                "telemetry error in %s (request unaffected)", getattr(func, "__name__", func)
+            )
 
 
 def _span_context(record: PredictionRecord) -> SpanContext:
@@ -316,6 +325,3 @@ def _span_context(record: PredictionRecord) -> SpanContext:
         is_remote=True,
         trace_flags=TraceFlags(TraceFlags.DEFAULT),
     )
-
-
-

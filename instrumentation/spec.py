@@ -18,7 +18,7 @@ FeatureKind = Literal["number", "category"]
 
 
 class InvalidInput(ValueError):
-    """A request field is invalid. ``field`` is its JSON path, e.g. ``instances[2].features.age``."""
+    """A request field is invalid; ``field`` is its JSON path (``instances[2].features.age``)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -121,8 +121,10 @@ class ModelSpec:
             reference=dict(data.get("reference", {})),
         )
 
-    def validate_features(self, rows: Sequence[Mapping[str, Any]], *, path: str = "instances") -> None:
-        """Check every row against the feature schema; raise :class:`InvalidInput` on the first bad one.
+    def validate_features(
+        self, rows: Sequence[Mapping[str, Any]], *, path: str = "instances"
+    ) -> None:
+        """Check rows against the feature schema; raise :class:`InvalidInput` at the first bad one.
 
         Numbers must be finite ints or floats (not booleans); categories must be
         strings. Unknown categories are allowed: drift counts them as unseen.

@@ -43,15 +43,18 @@ class OTLPSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OTLPSettings:
-        """Read ``OTEL_EXPORTER_OTLP_*`` and ``OTEL_METRIC_EXPORT_INTERVAL``; raise on bad values."""
+        """Read ``OTEL_EXPORTER_OTLP_*`` and ``OTEL_METRIC_EXPORT_INTERVAL``; raise on bad ones."""
         protocol_var = (
             "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
             if env.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
             else "OTEL_EXPORTER_OTLP_PROTOCOL"
         )
-        protocol = env.get(protocol_var, "").strip() or "http/protobuf"
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"{protocol_var}={protocol!r}: expected one of grpc, http/protobuf")
+        raw_protocol = env.get(protocol_var, "").strip() or "http/protobuf"
+        protocol = next((p for p in PROTOCOLS if p == raw_protocol), None)
+        if protocol is None:
+            raise ConfigError(
+                f"{protocol_var}={raw_protocol!r}: expected one of grpc, http/protobuf"
+            )
         base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip().rstrip("/") or None
         interval_raw = env.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
         try:
@@ -64,7 +67,7 @@ class OTLPSettings:
             )
         return cls(
             endpoint=base,
-            protocol=protocol,  # type: ignore[arg-type]  # checked against PROTOCOLS above
+            protocol=protocol,
             traces_endpoint=_signal_endpoint(env, base, protocol, "traces"),
             metrics_endpoint=_signal_endpoint(env, base, protocol, "metrics"),
             export_interval_s=interval_ms / 1000.0,

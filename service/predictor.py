@@ -48,4 +48,5 @@ class Predictor:
 
 def log1p_float(x: np.ndarray) -> np.ndarray:
     """``log(1 + x)`` of an object-dtype column (a picklable pipeline step)."""
-    return np.log1p(np.asarray(x, dtype=float))
+    result: np.ndarray = np.log1p(np.asarray(x, dtype=float))
+    return result

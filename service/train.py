@@ -112,19 +112,17 @@ def _fraud_rows(n: int, rng: np.random.Generator, shift: Shift) -> tuple[Instanc
     return instances, ["fraud" if f else "legit" for f in fraud]
 
 
-def _sklearn_rows(
-    model: str, n: int, rng: np.random.Generator
-) -> tuple[Instances, list[Any]]:
+def _sklearn_rows(model: str, n: int, rng: np.random.Generator) -> tuple[Instances, list[Any]]:
     if model == "iris-classifier":
         data = load_iris()
         names = [c.replace(" (cm)", "").replace(" ", "_") for c in data.feature_names]
-        target = [str(data.target_names[t]) for t in data.target]
+        target: list[Any] = [str(data.target_names[t]) for t in data.target]
     else:
         data = load_diabetes()
         names = list(data.feature_names)
         target = [float(t) for t in data.target]
     picks = rng.integers(0, len(target), n)
-    instances = []
+    instances: Instances = []
     for i in picks:
         row = {name: float(v) for name, v in zip(names, data.data[i], strict=True)}
         item: dict[str, Any] = {"features": row}
@@ -179,7 +177,11 @@ def _estimator(spec: ModelSpec) -> Pipeline:
             [
                 ("log_amount", FunctionTransformer(log1p_float), [0]),
                 ("hour", one_hot, [1]),
-                ("age", KBinsDiscretizer(8, encode="onehot-dense", quantile_method=_QUANTILES), [2]),
+                (
+                    "age",
+                    KBinsDiscretizer(8, encode="onehot-dense", quantile_method=_QUANTILES),
+                    [2],
+                ),
                 ("tx", "passthrough", [3]),
                 ("cat", one_hot, categorical),
             ]
@@ -204,8 +206,9 @@ def train(model: str, *, n_train: int = 20_000, seed: int = 7) -> tuple[Any, Mod
     numeric = [f.name for f in spec.features if f.kind == "number"]
     categorical = [f.name for f in spec.features if f.kind == "category"]
     if spec.is_classifier:
-        proba = Predictor(estimator, spec).classify([i["features"] for i in instances])[1]
-        proba = np.asarray(proba)
+        proba = np.asarray(
+            Predictor(estimator, spec).classify([i["features"] for i in instances])[1]
+        )
         predicted = [spec.classes[i] for i in proba.argmax(axis=1)]
         profile = build_reference_profile(
             frame,

@@ -255,7 +255,9 @@ class SQLiteStore:
     def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
         """Delete rows past ``retain`` seconds, then the oldest rows beyond ``max_rows``."""
         with self._transaction() as cur:
-            cur.execute("DELETE FROM predictions WHERE model=? AND created<?", (model, now - retain))
+            cur.execute(
+                "DELETE FROM predictions WHERE model=? AND created<?", (model, now - retain)
+            )
             removed = cur.rowcount
             (count,) = cur.execute(
                 "SELECT COUNT(*) FROM predictions WHERE model=?", (model,)

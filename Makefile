@@ -1,0 +1,51 @@
+# Two entry points: `make demo` and `make test`. Everything else is a helper of those.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint format bench build services clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,dev,bench]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make demo: train the demo model, serve it with 2 workers, drive traffic and labels, summarise.
+demo: $(STAMP)
+	$(PY) -m service.demo
+
+## make test: install what the tests need (system services included) and run the whole suite.
+test: $(STAMP) services
+	$(PY) -m pytest
+
+## Unit and in-process service tests only (no servers started).
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit tests/service
+
+## System packages the end-to-end tests run for real (installed once, started by the tests).
+services:
+	@bash deploy/install-services.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m bench.run_all
+
+build: $(STAMP)
+	$(PY) -m service.train
+	$(VENV)/bin/bentoml build
+
+clean:
+	rm -rf .monitor demo-output .pytest_cache .mypy_cache .ruff_cache
