@@ -116,6 +116,7 @@ class MonitorConfig:
     max_batch: int = 1000
     max_group_values: int = 50
     min_group_samples: int = 30
+    psi_threshold: float = 0.2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
@@ -147,4 +148,5 @@ class MonitorConfig:
             max_batch=_int(env, "MONITOR_MAX_BATCH", 1000, minimum=1),
             max_group_values=_int(env, "MONITOR_MAX_GROUP_VALUES", 50, minimum=1),
             min_group_samples=_int(env, "MONITOR_MIN_GROUP_SAMPLES", 30, minimum=0),
+            psi_threshold=_float(env, "MONITOR_PSI_THRESHOLD", 0.2, low=1e-6, high=100.0),
         )

@@ -126,7 +126,11 @@ class ModelMonitor:
         self.config = config or MonitorConfig()
         self.instance_id = instance_id or uuid.uuid4().hex
         self.clock = clock
-        self.book = AggregateBook(spec)
+        self.book = AggregateBook(
+            spec,
+            min_group_samples=self.config.min_group_samples,
+            psi_threshold=self.config.psi_threshold,
+        )
         self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}
         self._tracer = trace.get_tracer(
             names.INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider
@@ -287,9 +291,7 @@ class ModelMonitor:
         for window in self.config.windows:
             since = bucket_of(now - window.seconds) + 1
             sums = self.store.sum_aggregates(self.spec.name, self.spec.version, since_bucket=since)
-            windows[window.name] = self.book.report(
-                sums, min_group_samples=self.config.min_group_samples
-            )
+            windows[window.name] = self.book.report(sums)
         return {
             "model": {"name": self.spec.name, "version": self.spec.version, "task": self.spec.task},
             "stored_predictions": self.store.count_predictions(self.spec.name),

@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
+from instrumentation.metrics import fairness
+
 BUCKET_SECONDS: Final = 60
 """Width of one aggregate time bucket. A window sums whole buckets."""
 
-MISSING_GROUP: Final = "__missing__"
-"""Group value stored when an instance does not give a declared sensitive attribute."""
-
-OVERFLOW_GROUP: Final = "__other__"
-"""Group value stored once an attribute already has the configured number of distinct values."""
+# Re-exported: the store maps group values to these two reserved buckets.
+MISSING_GROUP: Final = fairness.MISSING_GROUP
+OVERFLOW_GROUP: Final = fairness.OVERFLOW_GROUP
 
 FeedbackStatus = Literal["matched", "duplicate", "conflict", "unknown", "invalid", "expired"]
 FEEDBACK_STATUSES: Final[tuple[FeedbackStatus, ...]] = (

@@ -1,0 +1,95 @@
+"""The aggregate book: the additive cells each prediction and label adds; how windows read them.
+
+Every figure the monitor reports is a function of cells summed over a window's
+buckets, so any worker or replica computes the same number from the shared
+store, in time independent of traffic volume. One section per concern, each
+documenting its own cells::
+
+    ("predictions",)   rows predicted   (prediction-time bucket)
+    ("labels",)        labels matched   (label-time bucket)
+    quality.py  fairness.py  drift.py  estimate.py
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.aggregates.drift import DriftSection
+from instrumentation.aggregates.estimate import EstimateSection
+from instrumentation.aggregates.fairness import FairnessSection
+from instrumentation.aggregates.gauges import GaugePoint, gauge_points
+from instrumentation.aggregates.quality import QualitySection
+from instrumentation.spec import ModelSpec
+from instrumentation.store.base import Increments, Label, PredictionRecord, bucket_of
+
+
+class Section(Protocol):
+    """One part of a window report and the cells behind it."""
+
+    name: str
+
+    def on_prediction(
+        self, record: PredictionRecord, features: Mapping[str, Any], w: CellWriter
+    ) -> None: ...
+
+    def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None: ...
+
+    def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class AggregateBook:
+    """Maps rows to cells and summed cells to the per-window report, for one model spec."""
+
+    def __init__(
+        self, spec: ModelSpec, *, min_group_samples: int = 30, psi_threshold: float = 0.2
+    ) -> None:
+        self.spec = spec
+        self.sections: tuple[Section, ...] = (
+            QualitySection(spec),
+            FairnessSection(spec, min_group_samples=min_group_samples),
+            DriftSection(spec, psi_threshold=psi_threshold),
+            EstimateSection(spec),
+        )
+
+    def add_prediction(
+        self, record: PredictionRecord, features: Mapping[str, Any], bucket: int, out: Increments
+    ) -> None:
+        """Cells one prediction adds, in its prediction-time bucket."""
+        writer = CellWriter(out, record.version, bucket)
+        writer.add("predictions")
+        for section in self.sections:
+            section.on_prediction(record, features, writer)
+
+    def add_label(
+        self, record: PredictionRecord, label: Label, now: float, out: Increments
+    ) -> None:
+        """Cells one matched label adds, in the label-time bucket."""
+        writer = CellWriter(out, record.version, bucket_of(now))
+        writer.add("labels")
+        for section in self.sections:
+            section.on_label(record, label, writer)
+
+    def report(self, sums: Mapping[str, float]) -> dict[str, Any]:
+        """One window's section of ``GET /monitor`` from its summed cells."""
+        cells = Cells(sums)
+        built: dict[str, Any] = {
+            "n_predictions": cells.count("predictions"),
+            "n_labels": cells.count("labels"),
+        }
+        for section in self.sections:
+            built[section.name] = section.report(cells, built)
+        return built
+
+    def gauge_names(self) -> list[tuple[str, str]]:
+        """Every gauge this book can report, with its unit (instruments are made once)."""
+        empty = gauge_points({"_": self.report({})}, include_undefined=True)
+        return sorted({(name, "1") for name, _, _ in empty})
+
+    def gauge_points(self, windows: Mapping[str, Any]) -> list[GaugePoint]:
+        """Observations of every defined figure of every window."""
+        return gauge_points(windows)
+
+
+__all__ = ["AggregateBook", "GaugePoint"]

@@ -1,0 +1,67 @@
+"""Reading and writing additive cells: the vocabulary every report section shares."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from instrumentation.store.base import Increments, decode_key
+
+
+class CellWriter:
+    """Adds to cells of one (model version, bucket): ``w.add("confusion", "a", "b")``."""
+
+    def __init__(self, increments: Increments, version: str, bucket: int) -> None:
+        self._increments = increments
+        self._version = version
+        self._bucket = bucket
+
+    def add(self, *key: str, amount: float = 1.0) -> None:
+        """Add ``amount`` to the cell named by ``key``."""
+        self._increments.add(self._version, self._bucket, key, amount)
+
+
+class Cells:
+    """A window's summed cells, grouped by their first key part (the cell kind)."""
+
+    def __init__(self, sums: Mapping[str, float]) -> None:
+        self._kinds: dict[str, dict[tuple[str, ...], float]] = defaultdict(dict)
+        for text, value in sums.items():
+            kind, *rest = decode_key(text)
+            self._kinds[kind][tuple(rest)] = value
+
+    def get(self, kind: str, *rest: str) -> float:
+        """One cell's sum (0 when never written)."""
+        return self._kinds.get(kind, {}).get(rest, 0.0)
+
+    def count(self, kind: str, *rest: str) -> int:
+        """One counting cell as an integer."""
+        return int(round(self.get(kind, *rest)))
+
+    def items(self, kind: str) -> Iterator[tuple[tuple[str, ...], float]]:
+        """Every cell of a kind, as (key parts after the kind, sum)."""
+        yield from self._kinds.get(kind, {}).items()
+
+    def matrix(self, kind: str, classes: tuple[str, ...], *prefix: str) -> npt.NDArray[np.float64]:
+        """A K×K confusion matrix from cells ``(kind, *prefix, actual, predicted)``."""
+        index = {c: i for i, c in enumerate(classes)}
+        matrix = np.zeros((len(classes), len(classes)))
+        width = len(prefix)
+        for rest, value in self.items(kind):
+            if rest[:width] == prefix and len(rest) == width + 2:
+                actual, predicted = rest[width:]
+                if actual in index and predicted in index:
+                    matrix[index[actual], index[predicted]] = round(value)
+        return matrix
+
+    def histogram(self, kind: str, size: int, *prefix: str) -> npt.NDArray[np.float64]:
+        """Bin counts from cells ``(kind, *prefix, bin)``."""
+        counts = np.zeros(size)
+        width = len(prefix)
+        for rest, value in self.items(kind):
+            if rest[:width] == prefix and len(rest) == width + 1:
+                counts[int(rest[width])] = round(value)
+        return counts

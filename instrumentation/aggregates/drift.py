@@ -1,0 +1,78 @@
+"""Drift section: serve-time histograms on the training reference's bins.
+
+Cells, written at prediction time::
+
+    ("drift", feature, bin)            one per input feature with a reference
+    ("drift_output", output, bin)      predicted label / value / positive-class score
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.metrics import drift
+from instrumentation.spec import ModelSpec
+from instrumentation.store.base import Label, PredictionRecord
+
+logger = logging.getLogger(__name__)
+
+
+class DriftSection:
+    """PSI, Jensen–Shannon and binned KS per feature and output (``drift`` in ``GET /monitor``).
+
+    A model saved without a reference profile reports an empty section.
+    """
+
+    name = "drift"
+
+    def __init__(self, spec: ModelSpec, *, psi_threshold: float) -> None:
+        self.spec = spec
+        self.psi_threshold = psi_threshold
+        profile = drift.ReferenceProfile.from_dict(spec.reference) if spec.reference else None
+        self.features: Mapping[str, drift.Reference] = profile.features if profile else {}
+        self.outputs: Mapping[str, drift.Reference] = profile.prediction if profile else {}
+
+    def on_prediction(
+        self, record: PredictionRecord, features: Mapping[str, Any], w: CellWriter
+    ) -> None:
+        """Bin each input feature and the model's output."""
+        for name, reference in self.features.items():
+            if name in features:
+                w.add("drift", name, str(drift.bin_index(reference, features[name])))
+        for output, value in self._outputs(record):
+            w.add("drift_output", output, str(drift.bin_index(self.outputs[output], value)))
+
+    def _outputs(self, record: PredictionRecord) -> list[tuple[str, Any]]:
+        found: list[tuple[str, Any]] = []
+        if drift.PREDICTION_LABEL in self.outputs and record.label is not None:
+            found.append((drift.PREDICTION_LABEL, record.label))
+        if drift.PREDICTION_VALUE in self.outputs and record.value is not None:
+            found.append((drift.PREDICTION_VALUE, record.value))
+        if drift.PREDICTION_SCORE in self.outputs and record.scores is not None:
+            found.append((drift.PREDICTION_SCORE, record.scores[1]))
+        return found
+
+    def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
+        """Drift compares inputs and outputs only: nothing at label time."""
+
+    def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
+        """The window's drift statistics against the training reference."""
+
+        def section(kind: str, refs: Mapping[str, drift.Reference]) -> dict[str, Any]:
+            return {
+                name: drift.drift_report(
+                    ref,
+                    cells.histogram(kind, len(ref.shares), name),
+                    psi_threshold=self.psi_threshold,
+                )
+                for name, ref in refs.items()
+            }
+
+        return {
+            "features": section("drift", self.features),
+            "prediction": section("drift_output", self.outputs),
+            "psi_threshold": self.psi_threshold,
+        }

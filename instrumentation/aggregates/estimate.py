@@ -1,0 +1,77 @@
+"""Estimated section: performance from calibrated scores before labels arrive (CBPE idea).
+
+Cells::
+
+    ("estimate", field[, class])          every prediction, at prediction time
+    ("estimate_labelled", field[, class]) the same sums for labelled rows, at label time
+
+The first gives the estimate for the window's predictions. The second gives the
+estimate for exactly the rows whose labels arrived in the window, so
+``error`` (estimated − realised) compares like with like and tells whether the
+estimate can be trusted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.metrics import estimate, quality
+from instrumentation.spec import ModelSpec
+from instrumentation.store.base import Label, PredictionRecord
+
+_PER_CLASS = ("predicted_count", "predicted_prob_sum", "prob_sum")
+
+
+class EstimateSection:
+    """Estimated accuracy/precision/recall/F1 and their realised error (``estimated``)."""
+
+    name = "estimated"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._index = {c: i for i, c in enumerate(spec.classes)}
+
+    def _write(self, kind: str, record: PredictionRecord, w: CellWriter) -> None:
+        if record.scores is None or record.label is None:
+            return
+        sums = estimate.EstimateSums.from_row(record.scores, self._index[record.label])
+        w.add(kind, "n")
+        w.add(kind, "conf_sum", amount=sums.conf_sum)
+        w.add(kind, "conf_sq_sum", amount=sums.conf_sq_sum)
+        for field in _PER_CLASS:
+            for cls, value in zip(self.spec.classes, getattr(sums, field), strict=True):
+                if value:
+                    w.add(kind, field, cls, amount=float(value))
+
+    def _read(self, cells: Cells, kind: str) -> estimate.EstimateSums:
+        classes = self.spec.classes
+        return estimate.EstimateSums(
+            cells.count(kind, "n"),
+            cells.get(kind, "conf_sum"),
+            cells.get(kind, "conf_sq_sum"),
+            tuple(cells.count(kind, "predicted_count", c) for c in classes),
+            tuple(cells.get(kind, "predicted_prob_sum", c) for c in classes),
+            tuple(cells.get(kind, "prob_sum", c) for c in classes),
+        )
+
+    def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
+        """Score sums of every prediction."""
+        if self.spec.is_classifier:
+            self._write("estimate", record, w)
+
+    def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
+        """Score sums of the labelled prediction."""
+        if self.spec.is_classifier:
+            self._write("estimate_labelled", record, w)
+
+    def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
+        """Estimated figures for the window's predictions, and the estimate's realised error."""
+        if not self.spec.is_classifier:
+            return {}
+        classes = self.spec.classes
+        out = estimate.estimated_quality(self._read(cells, "estimate"), classes)
+        labelled = estimate.estimated_quality(self._read(cells, "estimate_labelled"), classes)
+        realised = quality.classification_quality(cells.matrix("confusion", classes), classes)
+        out["error"] = estimate.estimation_error(labelled, realised)
+        return out

@@ -1,0 +1,121 @@
+"""Quality section: confusion, loss sums, score histograms, calibration bins, regression sums.
+
+Cells, all written at label time::
+
+    ("confusion", actual, predicted)
+    ("scored",) ("log_loss",) ("brier",)
+    ("auc", class, "pos"|"neg", bin)
+    ("calibration", bin, "count"|"conf"|"correct")
+    ("regression", field)            fields of RegressionSums
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.metrics import quality
+from instrumentation.spec import ModelSpec
+from instrumentation.store.base import Label, PredictionRecord
+
+REGRESSION_FIELDS = tuple(f.name for f in fields(quality.RegressionSums))
+
+
+def write_regression(
+    writer: CellWriter, kind: tuple[str, ...], sums: quality.RegressionSums
+) -> None:
+    """Cells of one regression row under the key prefix ``kind``."""
+    for name in REGRESSION_FIELDS:
+        writer.add(*kind, name, amount=float(getattr(sums, name)))
+
+
+def read_regression(cells: Cells, kind: str, *prefix: str) -> quality.RegressionSums:
+    """The RegressionSums stored under ``(kind, *prefix, field)``."""
+    values = {name: cells.get(kind, *prefix, name) for name in REGRESSION_FIELDS}
+    return quality.RegressionSums(int(round(values.pop("n"))), **values)
+
+
+class QualitySection:
+    """Realised quality from matched labels (``quality`` in ``GET /monitor``)."""
+
+    name = "quality"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._index = {c: i for i, c in enumerate(spec.classes)}
+        # Binary AUC is about the positive class only; multiclass is one-vs-rest for each.
+        self._auc_classes = spec.classes[1:] if spec.task == "binary" else spec.classes
+
+    def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
+        """Quality needs labels: nothing at prediction time."""
+
+    def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
+        """Cells of one matched label."""
+        if not self.spec.is_classifier:
+            if record.value is not None:
+                write_regression(
+                    w, ("regression",), quality.RegressionSums.from_row(float(label), record.value)
+                )
+            return
+        actual = str(label)
+        if record.label is not None:
+            w.add("confusion", actual, record.label)
+        if record.scores is None:
+            return
+        scores, true_index = record.scores, self._index[actual]
+        w.add("scored")
+        w.add("log_loss", amount=quality.log_loss_term(scores, true_index))
+        w.add("brier", amount=quality.brier_term(scores, true_index))
+        for cls in self._auc_classes:
+            side = "pos" if cls == actual else "neg"
+            w.add("auc", cls, side, str(quality.score_bin(scores[self._index[cls]])))
+        if record.label is not None:
+            confidence = scores[self._index[record.label]]
+            cal_bin = str(quality.calibration_bin(confidence))
+            w.add("calibration", cal_bin, "count")
+            w.add("calibration", cal_bin, "conf", amount=confidence)
+            w.add("calibration", cal_bin, "correct", amount=float(record.label == actual))
+
+    def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
+        """The window's quality figures."""
+        if not self.spec.is_classifier:
+            return quality.regression_quality(read_regression(cells, "regression"))
+        out = quality.classification_quality(
+            cells.matrix("confusion", self.spec.classes), self.spec.classes
+        )
+        out.update(
+            quality.probabilistic_quality(
+                n=cells.count("scored"),
+                log_loss_sum=cells.get("log_loss"),
+                brier_sum=cells.get("brier"),
+            )
+        )
+        pos = np.array(
+            [cells.histogram("auc", quality.SCORE_BINS, c, "pos") for c in self._auc_classes]
+        )
+        neg = np.array(
+            [cells.histogram("auc", quality.SCORE_BINS, c, "neg") for c in self._auc_classes]
+        )
+        if self.spec.task == "binary":
+            out["roc_auc"] = quality.roc_auc_binned(pos[0], neg[0])
+        else:
+            auc = quality.roc_auc_ovr_macro(pos, neg)
+            auc.pop("per_class", None)
+            out["roc_auc"] = auc
+        out["expected_calibration_error"] = quality.expected_calibration_error(
+            _calibration(cells, "count"),
+            _calibration(cells, "conf"),
+            _calibration(cells, "correct"),
+        ).to_dict()
+        return out
+
+
+def _calibration(cells: Cells, column: str) -> np.ndarray:
+    values = np.zeros(quality.CALIBRATION_BINS)
+    for (cal_bin, name), value in cells.items("calibration"):
+        if name == column:
+            values[int(cal_bin)] = value
+    return values
