@@ -117,6 +117,7 @@ class MonitorConfig:
     max_group_values: int = 50
     min_group_samples: int = 30
     psi_threshold: float = 0.2
+    bucket_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
@@ -130,6 +131,13 @@ class MonitorConfig:
             )
             if len(set(names)) != len(names):
                 raise ConfigError(f"MONITOR_WINDOWS={windows_raw!r}: window names must be unique")
+        bucket_seconds = _int(env, "MONITOR_BUCKET_SECONDS", 60, minimum=1)
+        for window in windows:
+            if window.seconds < bucket_seconds:
+                raise ConfigError(
+                    f"MONITOR_WINDOWS={windows_raw!r}: window {window.name} is shorter than "
+                    f"MONITOR_BUCKET_SECONDS={bucket_seconds}"
+                )
         ttl_raw = env.get("MONITOR_PREDICTION_TTL", "").strip()
         return cls(
             workers=_int(env, "MONITOR_WORKERS", 2, minimum=1),
@@ -149,4 +157,5 @@ class MonitorConfig:
             max_group_values=_int(env, "MONITOR_MAX_GROUP_VALUES", 50, minimum=1),
             min_group_samples=_int(env, "MONITOR_MIN_GROUP_SAMPLES", 30, minimum=0),
             psi_threshold=_float(env, "MONITOR_PSI_THRESHOLD", 0.2, low=1e-6, high=100.0),
+            bucket_seconds=bucket_seconds,
         )

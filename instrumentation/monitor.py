@@ -130,6 +130,7 @@ class ModelMonitor:
             spec,
             min_group_samples=self.config.min_group_samples,
             psi_threshold=self.config.psi_threshold,
+            bucket_seconds=self.config.bucket_seconds,
         )
         self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}
         self._tracer = trace.get_tracer(
@@ -211,7 +212,7 @@ class ModelMonitor:
             for i, item in enumerate(inputs)
         ]
         increments = Increments()
-        bucket = bucket_of(now)
+        bucket = bucket_of(now, self.config.bucket_seconds)
         for item, record in zip(inputs, records, strict=True):
             self.book.add_prediction(record, item.features, bucket, increments)
         stored = self.store.add_predictions(
@@ -289,7 +290,10 @@ class ModelMonitor:
         now = self.clock()
         windows: dict[str, Any] = {}
         for window in self.config.windows:
-            since = bucket_of(now - window.seconds) + 1
+            # Buckets wholly or partly inside (now - window, now]: data is never older than
+            # the window; the oldest bucket is dropped once it starts before the window.
+            width = self.config.bucket_seconds
+            since = bucket_of(now - window.seconds, width) + width
             sums = self.store.sum_aggregates(self.spec.name, self.spec.version, since_bucket=since)
             windows[window.name] = self.book.report(sums)
         return {

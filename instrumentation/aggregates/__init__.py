@@ -22,7 +22,13 @@ from instrumentation.aggregates.fairness import FairnessSection
 from instrumentation.aggregates.gauges import GaugePoint, gauge_points
 from instrumentation.aggregates.quality import QualitySection
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import Increments, Label, PredictionRecord, bucket_of
+from instrumentation.store.base import (
+    DEFAULT_BUCKET_SECONDS,
+    Increments,
+    Label,
+    PredictionRecord,
+    bucket_of,
+)
 
 
 class Section(Protocol):
@@ -43,9 +49,15 @@ class AggregateBook:
     """Maps rows to cells and summed cells to the per-window report, for one model spec."""
 
     def __init__(
-        self, spec: ModelSpec, *, min_group_samples: int = 30, psi_threshold: float = 0.2
+        self,
+        spec: ModelSpec,
+        *,
+        min_group_samples: int = 30,
+        psi_threshold: float = 0.2,
+        bucket_seconds: int = DEFAULT_BUCKET_SECONDS,
     ) -> None:
         self.spec = spec
+        self.bucket_seconds = bucket_seconds
         self.sections: tuple[Section, ...] = (
             QualitySection(spec),
             FairnessSection(spec, min_group_samples=min_group_samples),
@@ -66,7 +78,7 @@ class AggregateBook:
         self, record: PredictionRecord, label: Label, now: float, out: Increments
     ) -> None:
         """Cells one matched label adds, in the label-time bucket."""
-        writer = CellWriter(out, record.version, bucket_of(now))
+        writer = CellWriter(out, record.version, bucket_of(now, self.bucket_seconds))
         writer.add("labels")
         for section in self.sections:
             section.on_label(record, label, writer)

@@ -15,8 +15,8 @@ from typing import Any, Final, Literal, Protocol
 
 from instrumentation.metrics import fairness
 
-BUCKET_SECONDS: Final = 60
-"""Width of one aggregate time bucket. A window sums whole buckets."""
+DEFAULT_BUCKET_SECONDS: Final = 60
+"""Default width of one aggregate time bucket (``MONITOR_BUCKET_SECONDS``)."""
 
 # Re-exported: the store maps group values to these two reserved buckets.
 MISSING_GROUP: Final = fairness.MISSING_GROUP
@@ -39,9 +39,13 @@ AggregateKey = tuple[str, ...]
 """An aggregate cell, e.g. ``("confusion", "fraud", "legit")``; values are additive floats."""
 
 
-def bucket_of(timestamp: float) -> int:
-    """Index of the aggregate bucket holding ``timestamp`` (seconds since the epoch)."""
-    return int(timestamp // BUCKET_SECONDS)
+def bucket_of(timestamp: float, width: int = DEFAULT_BUCKET_SECONDS) -> int:
+    """Start (whole seconds since the epoch) of the ``width``-second bucket holding ``timestamp``.
+
+    Buckets are keyed by their start time, not an index, so a store keeps meaning
+    the same thing if the bucket width is changed between runs.
+    """
+    return int(timestamp // width) * width
 
 
 def encode_key(key: AggregateKey) -> str:
