@@ -45,6 +45,11 @@ class Instruments:
         self._lock = threading.Lock()
         self._points: list[GaugePoint] = []
         self._points_at = float("-inf")
+        # Every signal carries the model's name and version, gauges included.
+        self._model_attrs = {
+            names.ATTR_MODEL_NAME: monitor.spec.name,
+            names.ATTR_MODEL_VERSION: monitor.spec.version,
+        }
         self.prediction_duration = meter.create_histogram(
             names.METRIC_PREDICTION_DURATION,
             unit="s",
@@ -85,7 +90,11 @@ class Instruments:
 
     def _callback(self, name: str):  # type: ignore[no-untyped-def]  # returns an OTel callback
         def observe(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(v, a) for n, v, a in self.window_points() if n == name]
+            return [
+                Observation(v, {**self._model_attrs, **a})
+                for n, v, a in self.window_points()
+                if n == name
+            ]
 
         return observe
 

@@ -219,7 +219,7 @@ class ModelMonitor:
             self.spec.name, records, increments, max_group_values=self.config.max_group_values
         )
         ids = [r.prediction_id for r in stored]
-        span.set_attribute(names.ATTR_PREDICTION_IDS, ids[:MAX_IDS_ON_SPAN])
+        self._safely(span.set_attribute, names.ATTR_PREDICTION_IDS, ids[:MAX_IDS_ON_SPAN])
         return stored
 
     def _groups(self, given: Mapping[str, str | None]) -> dict[str, str]:

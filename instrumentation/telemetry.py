@@ -8,6 +8,7 @@ exported and nothing fails.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import uuid
@@ -61,7 +62,7 @@ class OTLPSettings:
             interval_ms = float(interval_raw) if interval_raw else DEFAULT_EXPORT_INTERVAL_MS
         except ValueError:
             interval_ms = -1.0
-        if interval_ms <= 0:
+        if not (0 < interval_ms < math.inf):  # also rejects nan, which compares False
             raise ConfigError(
                 f"OTEL_METRIC_EXPORT_INTERVAL={interval_raw!r}: expected milliseconds > 0"
             )

@@ -16,7 +16,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import sys
 import threading
 import time
@@ -81,17 +80,19 @@ class LabelPipeline:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> LabelPipeline:
+        """Start the sending thread."""
         self._thread.start()
         return self
 
     def add(self, ids: Sequence[str], labels: Sequence[Any]) -> None:
+        """Queue the true labels of predictions just made."""
         due = time.monotonic() + self._delay
         with self._lock:
             for pid, label in zip(ids, labels, strict=True):
                 heapq.heappush(self._queue, (due, pid, label))
 
     def _due(self, now: float) -> list[dict[str, Any]]:
-        items = []
+        items: list[dict[str, Any]] = []
         with self._lock:
             while self._queue and self._queue[0][0] <= now and len(items) < 500:
                 _, pid, label = heapq.heappop(self._queue)
@@ -126,6 +127,7 @@ class LabelPipeline:
             self._send(items)
 
     def pending(self) -> int:
+        """Labels not yet sent."""
         with self._lock:
             return len(self._queue)
 
@@ -191,7 +193,8 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 TABLE_HEADER = (
     f"{'t(s)':>5} {'phase':<9} {'req':>6} {'rows':>6} {'req/s':>6} {'p50ms':>6} {'p99ms':>6} "
-    f"{'labels':>6} {'acc':>7} {'est.acc':>7} {'psi.amt':>7} {'psi.hr':>7} {'dp.reg':>7} {'eo.reg':>7}"
+    f"{'labels':>6} {'acc':>7} {'est.acc':>7} {'psi.amt':>7} {'psi.hr':>7} {'dp.reg':>7} "
+    f"{'eo.reg':>7}"
 )
 
 

@@ -112,7 +112,8 @@ class Server:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise AssertionError(
-                        f"server exited with {self.proc.returncode} before ready:\n{self.log_tail()}"
+                        f"server exited with {self.proc.returncode} before ready:\n"
+                        + self.log_tail()
                     )
                 with contextlib.suppress(httpx.TransportError):
                     if client.get("/readyz").status_code == 200:

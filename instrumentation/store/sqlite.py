@@ -126,6 +126,9 @@ class SQLiteStore:
         """Insert the records and their increments in one transaction (see the protocol)."""
         with self._transaction() as cur:
             capped = [self._cap_groups(cur, model, r, max_group_values) for r in records]
+            # executemany keeps the rows inserted before the failing one; undo them first so
+            # the error names an id that was really taken, not one this call just inserted.
+            cur.execute("SAVEPOINT insert_predictions")
             try:
                 cur.executemany(
                     f"INSERT INTO predictions (model, {_COLUMNS}) "
@@ -133,6 +136,7 @@ class SQLiteStore:
                     [(model, *_row(r)) for r in capped],
                 )
             except sqlite3.IntegrityError:
+                cur.execute("ROLLBACK TO insert_predictions")
                 taken = self._existing_ids(cur, model, [r.prediction_id for r in records])
                 raise DuplicatePredictionId(taken[0] if taken else "?") from None
             self._apply(cur, model, increments)

@@ -1,0 +1,64 @@
+"""Window metrics cost O(buckets × cells), not O(traffic): snapshot time vs rows in the window.
+
+Fills a store through the monitor with 1k, 10k and 50k labelled predictions
+(spread over the same 10 minutes of buckets) and times ``monitor.snapshot()``;
+the ratio to the 1k case should stay near 1 while the row count grows 50×.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from bench._common import median_seconds
+from instrumentation import ModelMonitor, MonitorConfig, PredictionInput, SQLiteStore
+from service.predictor import Predictor
+from service.train import make_dataset, train
+
+
+class Clock:
+    """A settable clock so rows land in chosen buckets."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        """The current (settable) time."""
+        return self.now
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    estimator, spec = train("fraud-detector")
+    spec = spec.with_version("bench")
+    predictor = Predictor(estimator, spec)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    print(f"{'rows':>6} {'cells':>6} {'snapshot ms':>12} {'x 1k rows':>9}")
+    baseline = None
+    for rows in (1_000, 10_000, 50_000):
+        clock = Clock(1_800_000_000.0)
+        store = SQLiteStore(workdir / f"{rows}.db")
+        monitor = ModelMonitor(spec, store, config=MonitorConfig(), clock=clock)
+        instances, truth = make_dataset(rows, seed=rows)
+        chunk = rows // 10
+        for minute in range(10):
+            clock.now = 1_800_000_000.0 + 60 * minute
+            part = slice(minute * chunk, (minute + 1) * chunk)
+            inputs = [PredictionInput(i["features"], None, i["groups"]) for i in instances[part]]
+            with monitor.predict(inputs) as rec:
+                labels, scores = predictor.classify([i.features for i in inputs])
+                records = rec.set_outputs(labels=labels, scores=scores)
+            monitor.feedback(
+                [(r.prediction_id, t) for r, t in zip(records, truth[part], strict=True)]
+            )
+        cells = len(store.sum_aggregates(spec.name, spec.version, since_bucket=0))
+        seconds = median_seconds(monitor.snapshot, repeats=args.repeats)
+        baseline = baseline or seconds
+        print(f"{rows:>6} {cells:>6} {seconds * 1e3:12.2f} {seconds / baseline:9.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""ModelSpec: construction rules, JSON round trip, request validation, label parsing."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from instrumentation import FeatureSpec, InvalidInput, ModelSpec
+
+FEATURES = (
+    FeatureSpec("amount", "number"),
+    FeatureSpec("channel", "category", ("web", "pos")),
+)
+BINARY = ModelSpec("fraud", "v1", "binary", FEATURES, ("legit", "fraud"), ("region",))
+MULTICLASS = ModelSpec("iris", "v2", "multiclass", FEATURES, ("setosa", "versicolor", "virginica"))
+NUMERIC_CLASSES = ModelSpec("digits", "v1", "multiclass", FEATURES, ("0", "1", "2"))
+REGRESSION = ModelSpec("price", "v3", "regression", FEATURES)
+GOOD_ROW = {"amount": 12.5, "channel": "web"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"task": "ranking", "classes": ()},
+            "ModelSpec.task must be one of ('binary', 'multiclass', 'regression'), got 'ranking'",
+        ),
+        (
+            {"task": "regression", "classes": ("a", "b")},
+            "ModelSpec.classes must be empty for a regression model",
+        ),
+        (
+            {"task": "binary", "classes": ("yes",)},
+            "ModelSpec.classes must name exactly 2 classes for a binary model",
+        ),
+        (
+            {"task": "binary", "classes": ("a", "b", "c")},
+            "ModelSpec.classes must name exactly 2 classes for a binary model",
+        ),
+        (
+            {"task": "multiclass", "classes": ("a", "b")},
+            "ModelSpec.classes must name 3 or more classes for multiclass",
+        ),
+        ({"task": "binary", "classes": ("a", "a")}, "ModelSpec.classes must be unique"),
+        (
+            {"task": "binary", "classes": ("a", "b"), "features": ()},
+            "ModelSpec.features must name at least one feature",
+        ),
+    ],
+)
+def test_invalid_specs_raise_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    arguments = {"name": "m", "version": "v", "features": FEATURES, **kwargs}
+
+    with pytest.raises(ValueError) as raised:
+        ModelSpec(**arguments)
+
+    assert str(raised.value) == message
+
+
+def test_feature_kind_is_checked_when_loaded() -> None:
+    with pytest.raises(ValueError) as raised:
+        FeatureSpec.from_dict({"name": "age", "kind": "integer"})
+
+    assert str(raised.value) == "feature 'age': kind must be number or category"
+
+
+@pytest.mark.parametrize("spec", [BINARY, MULTICLASS, REGRESSION])
+def test_round_trip_through_a_dict(spec: ModelSpec) -> None:
+    with_reference = ModelSpec.from_dict(
+        {**spec.to_dict(), "reference": {"numeric": {"amount": {"edges": [1.0, 2.0]}}}}
+    )
+
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    assert ModelSpec.from_dict(with_reference.to_dict()) == with_reference
+
+
+def test_to_dict_is_plain_json() -> None:
+    assert BINARY.to_dict() == {
+        "name": "fraud",
+        "version": "v1",
+        "task": "binary",
+        "features": [
+            {"name": "amount", "kind": "number", "categories": []},
+            {"name": "channel", "kind": "category", "categories": ["web", "pos"]},
+        ],
+        "classes": ["legit", "fraud"],
+        "sensitive_attributes": ["region"],
+        "reference": {},
+    }
+
+
+def test_from_dict_fills_optional_fields() -> None:
+    spec = ModelSpec.from_dict(
+        {"name": "price", "task": "regression", "features": [{"name": "x", "kind": "number"}]}
+    )
+
+    assert spec == ModelSpec("price", "", "regression", (FeatureSpec("x", "number"),))
+
+
+def test_with_version_changes_only_the_version() -> None:
+    stamped = BINARY.with_version("2024-01")
+
+    assert stamped.to_dict() == {**BINARY.to_dict(), "version": "2024-01"}
+    assert BINARY.version == "v1"
+
+
+def test_is_classifier() -> None:
+    assert (BINARY.is_classifier, MULTICLASS.is_classifier, REGRESSION.is_classifier) == (
+        True,
+        True,
+        False,
+    )
+
+
+# --- validate_features --------------------------------------------------------------------------
+
+
+def test_valid_rows_pass() -> None:
+    BINARY.validate_features(
+        [GOOD_ROW, {"amount": 3, "channel": "in-store"}, {"amount": -1e300, "channel": ""}]
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "field", "message"),
+    [
+        pytest.param(
+            [GOOD_ROW, {"channel": "web"}],
+            "instances[1].features.amount",
+            "required feature is missing",
+            id="missing",
+        ),
+        pytest.param(
+            [{**GOOD_ROW, "colour": "red"}],
+            "instances[0].features.colour",
+            "unknown feature; expected: amount, channel",
+            id="unknown",
+        ),
+        pytest.param(
+            [{"amount": "12.5", "channel": "web"}],
+            "instances[0].features.amount",
+            "expected a number, got str",
+            id="string-for-number",
+        ),
+        pytest.param(
+            [{"amount": None, "channel": "web"}],
+            "instances[0].features.amount",
+            "expected a number, got NoneType",
+            id="null-for-number",
+        ),
+        pytest.param(
+            [{"amount": True, "channel": "web"}],
+            "instances[0].features.amount",
+            "expected a number, got bool",
+            id="bool-for-number",
+        ),
+        pytest.param(
+            [{"amount": math.nan, "channel": "web"}],
+            "instances[0].features.amount",
+            "expected a finite number",
+            id="nan",
+        ),
+        pytest.param(
+            [GOOD_ROW, GOOD_ROW, {"amount": -math.inf, "channel": "web"}],
+            "instances[2].features.amount",
+            "expected a finite number",
+            id="inf",
+        ),
+        pytest.param(
+            [{"amount": 1.0, "channel": 3}],
+            "instances[0].features.channel",
+            "expected a string category, got int",
+            id="number-for-category",
+        ),
+        pytest.param(
+            [{"amount": 1.0, "channel": ["web"]}],
+            "instances[0].features.channel",
+            "expected a string category, got list",
+            id="list-for-category",
+        ),
+    ],
+)
+def test_invalid_rows_name_the_field(rows: list[dict[str, Any]], field: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        BINARY.validate_features(rows)
+
+    assert (raised.value.field, raised.value.message) == (field, message)
+    assert str(raised.value) == f"{field}: {message}"
+    assert isinstance(raised.value, ValueError)
+
+
+def test_the_first_bad_row_is_reported_under_the_given_path() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        BINARY.validate_features([{"amount": "x"}, {"amount": "y"}], path="batch")
+
+    assert str(raised.value) == "batch[0].features.channel: required feature is missing"
+
+
+# --- parse_label --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "label", "parsed"),
+    [
+        (BINARY, "fraud", "fraud"),
+        (BINARY, "legit", "legit"),
+        (BINARY, "Fraud", None),
+        (BINARY, "", None),
+        (BINARY, True, None),
+        (BINARY, 1, None),
+        (BINARY, None, None),
+        (BINARY, ["fraud"], None),
+        (MULTICLASS, "virginica", "virginica"),
+        (NUMERIC_CLASSES, 2, "2"),
+        (NUMERIC_CLASSES, "2", "2"),
+        (NUMERIC_CLASSES, 3, None),
+        (NUMERIC_CLASSES, 2.0, None),
+        (NUMERIC_CLASSES, False, None),
+        (REGRESSION, 3, 3.0),
+        (REGRESSION, -2.5, -2.5),
+        (REGRESSION, 0, 0.0),
+        (REGRESSION, "3.0", None),
+        (REGRESSION, True, None),
+        (REGRESSION, math.nan, None),
+        (REGRESSION, math.inf, None),
+        (REGRESSION, None, None),
+    ],
+)
+def test_parse_label(spec: ModelSpec, label: Any, parsed: str | float | None) -> None:
+    result = spec.parse_label(label)
+
+    assert result == parsed
+    assert type(result) is type(parsed)
