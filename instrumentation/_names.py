@@ -70,6 +70,9 @@ ATTR_ERROR_TYPE: Final = error_attributes.ERROR_TYPE
 ATTR_PREDICTION_COUNT: Final = "ml.prediction.count"
 """Span attribute: rows in the request."""
 
+ATTR_PREDICTION_ID: Final = "ml.prediction.id"
+"""Span-link attribute: the prediction id a feedback span's link points to."""
+
 ATTR_PREDICTION_IDS: Final = "ml.prediction.ids"
 """Span attribute (string array, capped): prediction ids of the request."""
 

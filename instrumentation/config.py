@@ -144,7 +144,7 @@ class MonitorConfig:
             trace_sample_rate=_float(env, "MONITOR_TRACE_SAMPLE_RATE", 1.0, low=0.0, high=1.0),
             store_url=StoreURL.parse(env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL),
             windows=windows,
-            feedback_token=env.get("MONITOR_FEEDBACK_TOKEN") or None,
+            feedback_token=env.get("MONITOR_FEEDBACK_TOKEN", "").strip() or None,
             prediction_ttl=(
                 parse_duration(ttl_raw, variable="MONITOR_PREDICTION_TTL")
                 if ttl_raw

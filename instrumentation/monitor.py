@@ -278,7 +278,7 @@ class ModelMonitor:
             names.ATTR_FEEDBACK_MATCHED_IDS, [r.prediction_id for r in matched[:MAX_IDS_ON_SPAN]]
         )
         for record in matched[:MAX_LINKS_PER_FEEDBACK]:
-            span.add_link(_span_context(record), {"ml.prediction.id": record.prediction_id})
+            span.add_link(_span_context(record), {names.ATTR_PREDICTION_ID: record.prediction_id})
         span.set_attribute(
             names.ATTR_FEEDBACK_LINKS_DROPPED, max(0, len(matched) - MAX_LINKS_PER_FEEDBACK)
         )

@@ -32,8 +32,9 @@ class OTLPSettings:
     """Where and how to send telemetry, read from the standard variables."""
 
     endpoint: str | None
-    protocol: Protocol
+    traces_protocol: Protocol
     traces_endpoint: str | None
+    metrics_protocol: Protocol
     metrics_endpoint: str | None
     export_interval_s: float
 
@@ -45,17 +46,8 @@ class OTLPSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OTLPSettings:
         """Read ``OTEL_EXPORTER_OTLP_*`` and ``OTEL_METRIC_EXPORT_INTERVAL``; raise on bad ones."""
-        protocol_var = (
-            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
-            if env.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-            else "OTEL_EXPORTER_OTLP_PROTOCOL"
-        )
-        raw_protocol = env.get(protocol_var, "").strip() or "http/protobuf"
-        protocol = next((p for p in PROTOCOLS if p == raw_protocol), None)
-        if protocol is None:
-            raise ConfigError(
-                f"{protocol_var}={raw_protocol!r}: expected one of grpc, http/protobuf"
-            )
+        traces_protocol = _protocol(env, "traces")
+        metrics_protocol = _protocol(env, "metrics")
         base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip().rstrip("/") or None
         interval_raw = env.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
         try:
@@ -68,11 +60,24 @@ class OTLPSettings:
             )
         return cls(
             endpoint=base,
-            protocol=protocol,
-            traces_endpoint=_signal_endpoint(env, base, protocol, "traces"),
-            metrics_endpoint=_signal_endpoint(env, base, protocol, "metrics"),
+            traces_protocol=traces_protocol,
+            traces_endpoint=_signal_endpoint(env, base, traces_protocol, "traces"),
+            metrics_protocol=metrics_protocol,
+            metrics_endpoint=_signal_endpoint(env, base, metrics_protocol, "metrics"),
             export_interval_s=interval_ms / 1000.0,
         )
+
+
+def _protocol(env: Mapping[str, str], signal: str) -> Protocol:
+    """The signal's own ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL``, else the general one."""
+    variable = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
+    if not env.get(variable, "").strip():
+        variable = "OTEL_EXPORTER_OTLP_PROTOCOL"
+    raw = env.get(variable, "").strip() or "http/protobuf"
+    protocol = next((p for p in PROTOCOLS if p == raw), None)
+    if protocol is None:
+        raise ConfigError(f"{variable}={raw!r}: expected one of grpc, http/protobuf")
+    return protocol
 
 
 def _signal_endpoint(
@@ -98,7 +103,7 @@ def build_resource(instance_id: str) -> Resource:
 
 
 def _metric_exporter(settings: OTLPSettings) -> MetricExporter:
-    if settings.protocol == "grpc":
+    if settings.metrics_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcExporter,
         )

@@ -46,7 +46,7 @@ def tracing_config(otlp: OTLPSettings, *, sample_rate: float) -> dict[str, Any]:
     """
     config: dict[str, Any] = {"sample_rate": sample_rate}
     if otlp.traces_endpoint:
-        protocol = "grpc" if otlp.protocol == "grpc" else "http"
+        protocol = "grpc" if otlp.traces_protocol == "grpc" else "http"
         config.update(
             exporter_type="otlp",
             otlp={"protocol": protocol, "endpoint": otlp.traces_endpoint},

@@ -34,6 +34,7 @@ from instrumentation import (
     new_instance_id,
     open_store,
 )
+from service.auth import FeedbackTokenMiddleware
 from service.bentoml_tracing import bentoml_tracer_provider, tracing_config
 from service.predictor import Predictor
 from service.schemas import (
@@ -68,12 +69,6 @@ class PayloadTooLarge(BentoMLException):
     """413: more items than the configured cap."""
 
     error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-
-
-class Unauthorized(BentoMLException):
-    """401: missing or wrong feedback token."""
-
-    error_code = HTTPStatus.UNAUTHORIZED
 
 
 async def _snapshot(request: Request) -> JSONResponse:
@@ -173,13 +168,12 @@ class ModelService:
         )
 
     @bentoml.api
-    def feedback(self, labels: list[LabelItem], ctx: bentoml.Context) -> FeedbackResponse:
-        """Attach late labels to earlier predictions; each item gets its own status."""
-        token = CONFIG.feedback_token
-        if token is not None:
-            header = ctx.request.headers.get("authorization", "")
-            if header != f"Bearer {token}":
-                raise Unauthorized("Authorization: expected 'Bearer <MONITOR_FEEDBACK_TOKEN>'")
+    def feedback(self, labels: list[LabelItem]) -> FeedbackResponse:
+        """Attach late labels to earlier predictions; each item gets its own status.
+
+        With ``MONITOR_FEEDBACK_TOKEN`` set, ``FeedbackTokenMiddleware`` has already
+        checked the bearer token.
+        """
         if not labels:
             raise InvalidArgument("labels: expected at least 1 label")
         if len(labels) > CONFIG.max_batch:
@@ -205,5 +199,12 @@ class ModelService:
         self.meter_provider.shutdown()
         self.monitor.store.close()
 
+
+def _feedback_token() -> str | None:
+    return CONFIG.feedback_token  # read per request: the live configuration
+
+
+# asgi_app's decorator is typed as returning the class, hiding that this is a bentoml Service.
+ModelService.add_asgi_middleware(FeedbackTokenMiddleware, token=_feedback_token)  # type: ignore[attr-defined]
 
 __all__ = ["CONFIG", "ConfigError", "ModelService", "monitor_app"]

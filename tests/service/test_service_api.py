@@ -30,6 +30,7 @@ from sklearn.metrics import (
 from starlette.testclient import TestClient
 
 from instrumentation import ModelSpec, SQLiteStore
+from service.auth import UNAUTHORIZED_MESSAGE
 from service.predictor import Predictor
 from service.train import make_dataset
 
@@ -379,7 +380,8 @@ def test_with_a_token_set_unauthorised_feedback_gets_401_and_writes_nothing(
     refused = _feedback(client, [(pid, "fraud") for pid in ids], headers=headers)
 
     assert refused.status_code == 401
-    assert _error(refused) == "Authorization error"
+    assert refused.json() == {"error": UNAUTHORIZED_MESSAGE}
+    assert refused.headers["www-authenticate"] == "Bearer"
     assert all(r.feedback is None for r in store.get_predictions(MODEL, ids).values())
     assert store.sum_aggregates(MODEL, _version(client), since_bucket=0) == before
     accepted = _feedback(
@@ -387,6 +389,19 @@ def test_with_a_token_set_unauthorised_feedback_gets_401_and_writes_nothing(
     )
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["counts"] == _counts(matched=2)
+
+
+def test_with_a_token_set_the_token_is_checked_before_the_body(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(feedback_token="s3cret")
+
+    refused = client.post(
+        "/feedback", content=b"{not json", headers={"content-type": "application/json"}
+    )
+
+    assert refused.status_code == 401
+    assert refused.json() == {"error": UNAUTHORIZED_MESSAGE}
 
 
 # --- GET /monitor -------------------------------------------------------------------------------

@@ -273,8 +273,9 @@ def test_otlp_without_an_endpoint_is_disabled() -> None:
 
     assert settings == OTLPSettings(
         endpoint=None,
-        protocol="http/protobuf",
+        traces_protocol="http/protobuf",
         traces_endpoint=None,
+        metrics_protocol="http/protobuf",
         metrics_endpoint=None,
         export_interval_s=60.0,
     )
@@ -290,6 +291,7 @@ def test_otlp_without_an_endpoint_is_disabled() -> None:
                 "http://collector:4318",
                 "http/protobuf",
                 "http://collector:4318/v1/traces",
+                "http/protobuf",
                 "http://collector:4318/v1/metrics",
                 60.0,
             ),
@@ -305,6 +307,7 @@ def test_otlp_without_an_endpoint_is_disabled() -> None:
                 "http://collector:4317",
                 "grpc",
                 "http://collector:4317",
+                "grpc",
                 "http://collector:4317",
                 5.0,
             ),
@@ -319,6 +322,7 @@ def test_otlp_without_an_endpoint_is_disabled() -> None:
                 "http://collector:4318",
                 "http/protobuf",
                 "http://collector:4318/v1/traces",
+                "http/protobuf",
                 "http://metrics:9090/api/otlp",
                 60.0,
             ),
@@ -326,8 +330,26 @@ def test_otlp_without_an_endpoint_is_disabled() -> None:
         ),
         pytest.param(
             {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces"},
-            OTLPSettings(None, "http/protobuf", "http://jaeger:4318/v1/traces", None, 60.0),
+            OTLPSettings(
+                None, "http/protobuf", "http://jaeger:4318/v1/traces", "http/protobuf", None, 60.0
+            ),
             id="traces-only",
+        ),
+        pytest.param(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://collector:4317",
+            },
+            OTLPSettings(
+                "http://collector:4318",
+                "http/protobuf",
+                "http://collector:4318/v1/traces",
+                "grpc",
+                "http://collector:4317",
+                60.0,
+            ),
+            id="metrics-protocol-leaves-traces-alone",
         ),
     ],
 )

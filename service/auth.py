@@ -1,0 +1,60 @@
+"""Bearer-token check for ``/feedback``, as ASGI middleware.
+
+It runs before BentoML parses the body, so an unauthenticated caller gets 401
+(never a validation error that would reveal the schema) and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+UNAUTHORIZED_MESSAGE = "Authorization: expected 'Bearer <MONITOR_FEEDBACK_TOKEN>'"
+
+Scope = dict[str, Any]
+ASGIApp = Callable[..., Any]
+
+
+class FeedbackTokenMiddleware:
+    """Rejects requests to ``path`` whose ``Authorization`` is not ``Bearer <token>``.
+
+    ``token`` is called per request (``None`` disables the check), so the token is
+    read from the live configuration.
+    """
+
+    def __init__(self, app: ASGIApp, *, token: Callable[[], str | None], path: str = "/feedback"):
+        self.app = app
+        self.token = token
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Check the header, then hand over to the wrapped app."""
+        if scope["type"] == "http" and scope["path"] == self.path:
+            expected = self.token()
+            if expected is not None and not self._authorized(scope, expected):
+                await _reject(send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _authorized(scope: Scope, expected: str) -> bool:
+        given = dict(scope.get("headers", [])).get(b"authorization", b"")
+        return hmac.compare_digest(given, f"Bearer {expected}".encode())
+
+
+async def _reject(send: Any) -> None:
+    body = json.dumps({"error": UNAUTHORIZED_MESSAGE}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b"Bearer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
