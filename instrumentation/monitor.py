@@ -15,6 +15,7 @@ is subject to sampling, so nothing here is guarded by ``span.is_recording()``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -189,10 +190,7 @@ class ModelMonitor:
         values: Sequence[float] | None,
         span: Span,
     ) -> list[PredictionRecord]:
-        n = len(inputs)
-        for name, seq in (("labels", labels), ("scores", scores), ("values", values)):
-            if seq is not None and len(seq) != n:
-                raise ValueError(f"set_outputs: {name} has {len(seq)} rows, expected {n}")
+        _check_outputs(self.spec, len(inputs), labels, scores, values)
         now = self.clock()
         context = span.get_span_context()
         trace_id = trace.format_trace_id(context.trace_id)
@@ -322,6 +320,40 @@ class ModelMonitor:
             logger.exception(
                 "telemetry error in %s (request unaffected)", getattr(func, "__name__", func)
             )
+
+
+SCORE_SUM_TOLERANCE = 1e-6
+"""How far a row of class probabilities may sum from 1."""
+
+
+def _check_outputs(
+    spec: ModelSpec,
+    n: int,
+    labels: Sequence[str] | None,
+    scores: Sequence[Sequence[float]] | None,
+    values: Sequence[float] | None,
+) -> None:
+    """Reject model outputs that would corrupt aggregates, before anything is stored."""
+    for name, seq in (("labels", labels), ("scores", scores), ("values", values)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"set_outputs: {name} has {len(seq)} rows, expected {n}")
+    if spec.is_classifier and labels is None:
+        raise ValueError("set_outputs: a classifier must give labels")
+    if not spec.is_classifier and values is None:
+        raise ValueError("set_outputs: a regressor must give values")
+    for i, label in enumerate(labels or ()):
+        if label not in spec.classes:
+            raise ValueError(f"set_outputs: labels[{i}]={label!r} is not one of {spec.classes}")
+    k = len(spec.classes)
+    for i, row in enumerate(scores or ()):
+        ok = len(row) == k and all(0.0 <= p <= 1.0 for p in row)
+        if not ok or abs(math.fsum(row) - 1.0) > SCORE_SUM_TOLERANCE:
+            raise ValueError(
+                f"set_outputs: scores[{i}] must be {k} probabilities in [0, 1] summing to 1"
+            )
+    for i, value in enumerate(values or ()):
+        if not math.isfinite(value):
+            raise ValueError(f"set_outputs: values[{i}]={value!r} is not a finite number")
 
 
 def _span_context(record: PredictionRecord) -> SpanContext:

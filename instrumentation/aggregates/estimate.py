@@ -20,8 +20,6 @@ from instrumentation.metrics import estimate, quality
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import Label, PredictionRecord
 
-_PER_CLASS = ("predicted_count", "predicted_prob_sum", "prob_sum")
-
 
 class EstimateSection:
     """Estimated accuracy/precision/recall/F1 and their realised error (``estimated``)."""
@@ -33,16 +31,22 @@ class EstimateSection:
         self._index = {c: i for i, c in enumerate(spec.classes)}
 
     def _write(self, kind: str, record: PredictionRecord, w: CellWriter) -> None:
+        """The cells of ``EstimateSums.from_row(scores, predicted)``, without its validation.
+
+        Scores were validated when the prediction was made; this runs per row on the
+        request path, where numpy on a handful of floats costs more than it saves.
+        """
         if record.scores is None or record.label is None:
             return
-        sums = estimate.EstimateSums.from_row(record.scores, self._index[record.label])
+        confidence = record.scores[self._index[record.label]]
         w.add(kind, "n")
-        w.add(kind, "conf_sum", amount=sums.conf_sum)
-        w.add(kind, "conf_sq_sum", amount=sums.conf_sq_sum)
-        for field in _PER_CLASS:
-            for cls, value in zip(self.spec.classes, getattr(sums, field), strict=True):
-                if value:
-                    w.add(kind, field, cls, amount=float(value))
+        w.add(kind, "conf_sum", amount=confidence)
+        w.add(kind, "conf_sq_sum", amount=confidence * confidence)
+        w.add(kind, "predicted_count", record.label)
+        w.add(kind, "predicted_prob_sum", record.label, amount=confidence)
+        for cls, p in zip(self.spec.classes, record.scores, strict=True):
+            if p:
+                w.add(kind, "prob_sum", cls, amount=p)
 
     def _read(self, cells: Cells, kind: str) -> estimate.EstimateSums:
         classes = self.spec.classes

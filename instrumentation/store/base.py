@@ -7,6 +7,7 @@ Everything written in one call is written atomically or not at all.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ def bucket_of(timestamp: float, width: int = DEFAULT_BUCKET_SECONDS) -> int:
     return int(timestamp // width) * width
 
 
+@functools.lru_cache(maxsize=65536)
 def encode_key(key: AggregateKey) -> str:
     """Unambiguous text form of an aggregate key (any characters allowed in parts)."""
     return json.dumps(key, separators=(",", ":"), ensure_ascii=False)
@@ -117,14 +119,18 @@ class LabelOutcome:
 class Increments:
     """Additive aggregate increments, per (version, bucket), to apply in one transaction."""
 
-    cells: dict[tuple[str, int, str], float] = field(default_factory=dict)
+    cells: dict[tuple[str, int, AggregateKey], float] = field(default_factory=dict)
 
     def add(self, version: str, bucket: int, key: AggregateKey, amount: float = 1.0) -> None:
         """Add ``amount`` to one cell (summed locally first, so a batch writes each cell once)."""
         if not math.isfinite(amount):
             raise ValueError(f"aggregate {key!r}: increment must be finite, got {amount}")
-        cell = (version, bucket, encode_key(key))
+        cell = (version, bucket, key)
         self.cells[cell] = self.cells.get(cell, 0.0) + amount
+
+    def encoded(self) -> list[tuple[str, int, str, float]]:
+        """``(version, bucket, encoded key, amount)`` rows, each distinct cell once."""
+        return [(v, b, encode_key(k), amount) for (v, b, k), amount in self.cells.items()]
 
     def __len__(self) -> int:
         return len(self.cells)

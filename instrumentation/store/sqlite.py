@@ -92,6 +92,9 @@ class SQLiteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        # Group values already committed as admitted: admission is permanent, so these
+        # need no query. (Values admitted by an uncommitted transaction are not cached.)
+        self._admitted: set[tuple[str, str, str]] = set()
         self._conn = sqlite3.connect(
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -157,7 +160,10 @@ class SQLiteStore:
     ) -> PredictionRecord:
         groups: dict[str, str] = {}
         for attribute, value in record.groups.items():
-            if value in (MISSING_GROUP, OVERFLOW_GROUP):
+            if (
+                value in (MISSING_GROUP, OVERFLOW_GROUP)
+                or (model, attribute, value) in self._admitted
+            ):
                 groups[attribute] = value
                 continue
             known = cur.execute(
@@ -176,6 +182,8 @@ class SQLiteStore:
                     "INSERT INTO group_values (model, attribute, value) VALUES (?, ?, ?)",
                     (model, attribute, value),
                 )
+            else:
+                self._admitted.add((model, attribute, value))
             groups[attribute] = value
         if groups == dict(record.groups):
             return record
@@ -235,7 +243,7 @@ class SQLiteStore:
     def _apply(self, cur: sqlite3.Cursor, model: str, increments: Increments) -> None:
         cur.executemany(
             _UPSERT_AGGREGATE,
-            [(model, v, b, k, amount) for (v, b, k), amount in increments.cells.items()],
+            [(model, v, b, k, amount) for v, b, k, amount in increments.encoded()],
         )
 
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
