@@ -18,7 +18,7 @@ from typing import Literal
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, Resource
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 
 from instrumentation.config import ConfigError
 
@@ -97,9 +97,18 @@ def new_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def build_resource(instance_id: str) -> Resource:
-    """Resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` plus the instance id."""
-    return Resource.create({SERVICE_INSTANCE_ID: instance_id})
+def build_resource(instance_id: str, *, default_service_name: str | None = None) -> Resource:
+    """Resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` plus the instance id.
+
+    ``default_service_name`` replaces the SDK's ``unknown_service`` fallback only when
+    the environment names no service, so metrics and the serving framework's spans
+    carry the same ``service.name``.
+    """
+    resource = Resource.create({SERVICE_INSTANCE_ID: instance_id})
+    name = str(resource.attributes.get(SERVICE_NAME, ""))
+    if default_service_name and name.startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: default_service_name}))
+    return resource
 
 
 def _metric_exporter(settings: OTLPSettings) -> MetricExporter:
@@ -117,7 +126,9 @@ def _metric_exporter(settings: OTLPSettings) -> MetricExporter:
     return HttpExporter(endpoint=settings.metrics_endpoint)
 
 
-def build_meter_provider(settings: OTLPSettings, *, instance_id: str) -> MeterProvider:
+def build_meter_provider(
+    settings: OTLPSettings, *, instance_id: str, default_service_name: str | None = None
+) -> MeterProvider:
     """A MeterProvider exporting over OTLP every ``export_interval_s``, or exporting nothing.
 
     Export runs in the reader's own thread with the exporter's timeout, so a down
@@ -131,4 +142,5 @@ def build_meter_provider(settings: OTLPSettings, *, instance_id: str) -> MeterPr
                 export_interval_millis=settings.export_interval_s * 1000.0,
             )
         )
-    return MeterProvider(metric_readers=readers, resource=build_resource(instance_id))
+    resource = build_resource(instance_id, default_service_name=default_service_name)
+    return MeterProvider(metric_readers=readers, resource=resource)

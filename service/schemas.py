@@ -29,6 +29,14 @@ class Instance(BaseModel):
     )
 
 
+class PredictRequest(BaseModel):
+    """Body of ``POST /predict``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[Instance] = Field(description="Rows to predict, answered in this order.")
+
+
 class ModelInfo(BaseModel):
     """The model that answered."""
 
@@ -64,6 +72,14 @@ class LabelItem(BaseModel):
 
 
 FeedbackStatusName = Literal["matched", "duplicate", "conflict", "unknown", "invalid", "expired"]
+
+
+class FeedbackRequest(BaseModel):
+    """Body of ``POST /feedback``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[LabelItem] = Field(description="Late labels, answered in this order.")
 
 
 class LabelResult(BaseModel):

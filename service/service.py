@@ -38,12 +38,14 @@ from service.auth import FeedbackTokenMiddleware
 from service.bentoml_tracing import bentoml_tracer_provider, tracing_config
 from service.predictor import Predictor
 from service.schemas import (
+    FeedbackRequest,
     FeedbackResponse,
     Instance,
     LabelItem,
     LabelResult,
     ModelInfo,
     Prediction,
+    PredictRequest,
     PredictResponse,
 )
 from service.train import DEFAULT_MODEL, MODEL_FILE, SPEC_FILE
@@ -57,6 +59,8 @@ MODEL_TAG = os.environ.get("MONITOR_MODEL", DEFAULT_MODEL)
 CONFIG = MonitorConfig.from_env(os.environ)
 OTLP = OTLPSettings.from_env(os.environ)
 HOUSEKEEPING_SECONDS = 60.0
+SERVICE_NAME = "model_monitor"
+"""BentoML's service name, which its spans carry as ``service.name``; metrics use it too."""
 
 
 class Conflict(BentoMLException):
@@ -83,7 +87,7 @@ monitor_app = Starlette(routes=[Route("/monitor", _snapshot, methods=["GET"])])
 
 @bentoml.asgi_app(monitor_app, path="/")
 @bentoml.service(
-    name="model_monitor",
+    name=SERVICE_NAME,
     workers=CONFIG.workers,
     tracing=tracing_config(OTLP, sample_rate=CONFIG.trace_sample_rate),
     http={"response": {"trace_id": True}},
@@ -100,7 +104,9 @@ class ModelService:
         self.spec = spec
         self.predictor = Predictor(joblib.load(stored.path_of(MODEL_FILE)), spec)
         self.instance_id = new_instance_id()
-        self.meter_provider = build_meter_provider(OTLP, instance_id=self.instance_id)
+        self.meter_provider = build_meter_provider(
+            OTLP, instance_id=self.instance_id, default_service_name=SERVICE_NAME
+        )
         # The service (not the library) installs the global provider: BentoML's ASGI
         # middleware then also emits http.server.* metrics through it.
         metrics.set_meter_provider(self.meter_provider)
@@ -125,7 +131,7 @@ class ModelService:
             except Exception:
                 logger.exception("eviction failed; will retry")
 
-    @bentoml.api
+    @bentoml.api(input_spec=PredictRequest)
     def predict(self, instances: list[Instance]) -> PredictResponse:
         """Predict each instance; every row gets a prediction id to send labels against."""
         if not instances:
@@ -167,7 +173,7 @@ class ModelService:
             ],
         )
 
-    @bentoml.api
+    @bentoml.api(input_spec=FeedbackRequest)
     def feedback(self, labels: list[LabelItem]) -> FeedbackResponse:
         """Attach late labels to earlier predictions; each item gets its own status.
 

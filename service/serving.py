@@ -57,6 +57,7 @@ class Server:
         env: extra environment (MONITOR_*, OTEL_*), applied last.
         target: what to serve (the service import path, or a bento tag).
         home: use this BENTOML_HOME as it is instead of copying ``trained_home``.
+        cwd: working directory (default: the repository root, as ``bentoml serve`` expects).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class Server:
         *,
         target: str = SERVICE,
         home: Path | None = None,
+        cwd: Path | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
@@ -88,14 +90,17 @@ class Server:
             *("-m", "bentoml", "serve", target),
             *("--host", "127.0.0.1", "-p", str(self.port)),
         ]
+        self.cwd = cwd if cwd is not None else REPO
         self.proc: subprocess.Popen[bytes] | None = None
+        self.killed = False
+        """True when :meth:`stop` had to SIGKILL because SIGTERM was not enough."""
 
     def start(self) -> Server:
         """Launch the process (does not wait for readiness)."""
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 self.args,
-                cwd=REPO,
+                cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -111,9 +116,9 @@ class Server:
         with httpx.Client(base_url=self.base_url, timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
+                    code = self.proc.returncode
                     raise AssertionError(
-                        f"server exited with {self.proc.returncode} before ready:\n"
-                        + self.log_tail()
+                        f"server exited with {code} before ready:\n{self.log_tail()}"
                     )
                 with contextlib.suppress(httpx.TransportError):
                     if client.get("/readyz").status_code == 200:
@@ -144,11 +149,22 @@ class Server:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self._signal(signal.SIGKILL)
                 self.proc.wait(10)
         # Workers may outlive the arbiter briefly; make sure none is left behind.
         self._signal(signal.SIGKILL)
         return self.proc.returncode
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the process to exit on its own; fail with the log tail if it does not."""
+        assert self.proc is not None, "start() first"
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"server still running after {timeout:.0f}s:\n{self.log_tail()}"
+            ) from None
 
     def _signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None

@@ -29,6 +29,7 @@ from instrumentation import (
     open_store,
 )
 from instrumentation.config import DURATION_HELP, parse_duration
+from instrumentation.telemetry import build_resource
 
 # --- MonitorConfig ------------------------------------------------------------------------------
 
@@ -468,3 +469,16 @@ def test_instance_ids_are_unique_per_call() -> None:
 
     assert len(set(ids)) == 3
     assert all(str(os.getpid()) in i.split("-") for i in ids)
+
+
+def test_resource_defaults_service_name_only_when_the_environment_names_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    plain = build_resource("i-1", default_service_name="model_monitor").attributes
+    assert (plain["service.name"], plain["service.instance.id"]) == ("model_monitor", "i-1")
+
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "fraud-api")
+    named = build_resource("i-1", default_service_name="model_monitor").attributes
+    assert named["service.name"] == "fraud-api"

@@ -1,0 +1,50 @@
+"""Fixtures for end-to-end tests: real ``bentoml serve`` processes and an OTLP receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from service.serving import SERVICE, Server
+
+from .otlp import OTLPReceiver
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    """A fresh OTLP/gRPC receiver on 127.0.0.1 for one test."""
+    with OTLPReceiver() as sink:
+        yield sink
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, trained_home: Path) -> Iterator[StartServer]:
+    """Start isolated servers for one test; every one is stopped at teardown, pass or fail.
+
+    ``start_server(env, wait=True, target=SERVICE, home=None, cwd=None)``.
+    """
+    servers: list[Server] = []
+
+    def start(
+        env: Mapping[str, str] | None = None,
+        *,
+        wait: bool = True,
+        target: str = SERVICE,
+        home: Path | None = None,
+        cwd: Path | None = None,
+    ) -> Server:
+        workdir = tmp_path / f"server-{len(servers)}"
+        server = Server(workdir, trained_home, env, target=target, home=home, cwd=cwd)
+        servers.append(server)
+        server.start()
+        if wait:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,71 @@
+"""Request bodies and concurrent HTTP traffic for end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from service.train import make_dataset
+
+from .otlp import OTLPReceiver
+
+MODEL = "fraud-detector"
+"""The model ``bentoml serve`` serves by default (and the store's model key)."""
+
+
+def otlp_env(receiver: OTLPReceiver, *, interval_ms: int) -> dict[str, str]:
+    """Server environment exporting every span and metric to ``receiver`` over gRPC."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_METRIC_EXPORT_INTERVAL": str(interval_ms),
+        "MONITOR_TRACE_SAMPLE_RATE": "1.0",
+    }
+
+
+def labelled_body(
+    n: int, seed: int, *, ids: Sequence[str] | None = None
+) -> tuple[dict[str, Any], list[Any]]:
+    """A valid ``/predict`` body of ``n`` generated instances (client ids if given), and labels."""
+    instances, labels = make_dataset(n, seed)
+    if ids is not None:
+        assert len(ids) == n
+        for instance, client_id in zip(instances, ids, strict=True):
+            instance["id"] = client_id
+    return {"instances": instances}, labels
+
+
+def predict_body(n: int, seed: int, *, ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """A valid ``/predict`` body of ``n`` generated instances, with client ids if given."""
+    return labelled_body(n, seed, ids=ids)[0]
+
+
+def post_concurrently(
+    base_url: str, path: str, bodies: Sequence[Any], *, threads: int = 8
+) -> list[httpx.Response]:
+    """POST each body from ``threads`` threads, each on a fresh connection, in body order.
+
+    ``Connection: close`` makes every request a new TCP connection, which the kernel
+    hands to whichever worker accepts first: that is what spreads work over workers.
+    """
+    headers = {"connection": "close"}
+
+    def post(body: Any) -> httpx.Response:
+        return httpx.post(f"{base_url}{path}", json=body, headers=headers, timeout=30.0)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(post, bodies))
+
+
+def ok_json(response: httpx.Response) -> Any:
+    """The JSON body of a 200 response (fails with the body otherwise)."""
+    assert response.status_code == 200, f"{response.status_code}: {response.text}"
+    return response.json()
+
+
+def trace_id(response: httpx.Response) -> str:
+    """The request's trace id (hex) from BentoML's ``x-bentoml-trace-id`` header."""
+    return response.headers["x-bentoml-trace-id"]
