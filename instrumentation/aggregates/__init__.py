@@ -95,9 +95,16 @@ class AggregateBook:
         return built
 
     def gauge_names(self) -> list[tuple[str, str]]:
-        """Every gauge this book can report, with its unit (instruments are made once)."""
+        """Every gauge this book can report, with its unit (instruments are made once).
+
+        Figures get no unit (PSI or a ratio of rates is not a "ratio" in Prometheus'
+        sense, which would add a ``_ratio`` suffix); sample counts are ``{sample}``,
+        an annotation that adds no suffix either.
+        """
         empty = gauge_points({"_": self.report({})}, include_undefined=True)
-        return sorted({(name, "1") for name, _, _ in empty})
+        return sorted(
+            {(name, "{sample}" if name.endswith(".samples") else "") for name, _, _ in empty}
+        )
 
     def gauge_points(self, windows: Mapping[str, Any]) -> list[GaugePoint]:
         """Observations of every defined figure of every window."""
