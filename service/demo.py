@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from service.demo_chart import write_chart
 from service.serving import REPO, Server
 from service.train import DEFAULT_MODEL, Shift, make_dataset, save
 
@@ -294,7 +295,18 @@ def _drive(
             rps = (stats.requests - last_requests) / (now - last_print)
             last_requests, last_print = stats.requests, now
             print(_row(now - started, phase.name, stats, rps, h), flush=True)
-            history["timeline"].append({"t": now - started, "phase": phase.name, "rps": rps, **h})
+            with stats.lock:
+                recent = stats.latencies_ms[-500:]
+            history["timeline"].append(
+                {
+                    "t": now - started,
+                    "phase": phase.name,
+                    "rps": rps,
+                    "p50_ms": _percentile(recent, 0.5),
+                    "p99_ms": _percentile(recent, 0.99),
+                    **h,
+                }
+            )
             next_print = now + 2.0
         time.sleep(max(0.0, phase_start + len(futures) * interval - time.monotonic()))
     for future in futures:
@@ -348,7 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     history = run(args)
     print(summarise(history))
-    print(f"\nwrote {Path(args.out) / 'history.json'}")
+    out = Path(args.out)
+    print(f"\nwrote {out / 'history.json'}")
+    threshold = history["final"]["windows"][FULL_WINDOW]["drift"]["psi_threshold"]
+    chart = write_chart(history, out / "chart.png", psi_threshold=threshold)
+    print(f"wrote {chart}" if chart else "(pip install matplotlib for demo-output/chart.png)")
     return 0 if history["client"]["errors"] == 0 else 1
 
 
