@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from service.predictor import Predictor
 from service.serving import REPO
+from service.train import train
 
 
 def median_seconds(func: Callable[[], object], *, repeats: int, warmup: int = 3) -> float:
@@ -24,6 +26,12 @@ def median_seconds(func: Callable[[], object], *, repeats: int, warmup: int = 3)
         func()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def demo_predictor() -> Predictor:
+    """The demo fraud model, trained in process, with its spec stamped version ``bench``."""
+    estimator, spec = train("fraud-detector")
+    return Predictor(estimator, spec.with_version("bench"))
 
 
 def trained_home() -> Path:

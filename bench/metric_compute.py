@@ -11,10 +11,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench._common import median_seconds
+from bench._common import demo_predictor, median_seconds
 from instrumentation import ModelMonitor, MonitorConfig, PredictionInput, SQLiteStore
-from service.predictor import Predictor
-from service.train import make_dataset, train
+from service.train import make_dataset
 
 
 class Clock:
@@ -32,9 +31,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
-    estimator, spec = train("fraud-detector")
-    spec = spec.with_version("bench")
-    predictor = Predictor(estimator, spec)
+    predictor = demo_predictor()
+    spec = predictor.spec
     workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
     print(f"{'rows':>6} {'cells':>6} {'snapshot ms':>12} {'x 1k rows':>9}")
     baseline = None

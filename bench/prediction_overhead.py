@@ -19,19 +19,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 
-from bench._common import median_seconds
+from bench._common import demo_predictor, median_seconds
 from instrumentation import ModelMonitor, PredictionInput, SQLiteStore
-from service.predictor import Predictor
-from service.train import make_dataset, train
+from service.train import make_dataset
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=300)
     args = parser.parse_args()
-    estimator, spec = train("fraud-detector")
-    spec = spec.with_version("bench")
-    predictor = Predictor(estimator, spec)
+    predictor = demo_predictor()
+    spec = predictor.spec
     workdir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     print(f"{'rows':>4} {'variant':<22} {'median ms':>10} {'x bare':>7}")
     for rows in (1, 32):
