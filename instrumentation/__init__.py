@@ -17,10 +17,16 @@ from instrumentation.monitor import (
     PredictionInput,
     PredictionRecorder,
 )
+from instrumentation.prometheus import PrometheusEndpoint
 from instrumentation.spec import FeatureSpec, InvalidInput, ModelSpec
 from instrumentation.store import PredictionStore, SQLiteStore, open_store
 from instrumentation.store.base import DuplicatePredictionId, PredictionRecord
-from instrumentation.telemetry import OTLPSettings, build_meter_provider, new_instance_id
+from instrumentation.telemetry import (
+    OTLPSettings,
+    build_meter_provider,
+    flush_and_shutdown,
+    new_instance_id,
+)
 
 __version__ = "0.1.0"
 
@@ -39,10 +45,12 @@ __all__ = [
     "PredictionRecord",
     "PredictionRecorder",
     "PredictionStore",
+    "PrometheusEndpoint",
     "SQLiteStore",
     "StoreURL",
     "Window",
     "build_meter_provider",
+    "flush_and_shutdown",
     "new_instance_id",
     "open_store",
 ]

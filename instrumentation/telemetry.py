@@ -3,24 +3,35 @@
 The library never installs global providers: :func:`build_meter_provider` returns
 one for the caller to pass to :class:`~instrumentation.monitor.ModelMonitor` (and,
 if it wishes, to set globally). With no OTLP endpoint configured nothing is
-exported and nothing fails.
+exported and nothing fails. Asked for a :class:`PrometheusEndpoint`, the provider
+also serves this process's metrics for Prometheus to scrape.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
 
 from instrumentation.config import ConfigError
+from instrumentation.prometheus import PrometheusEndpoint, ScrapeEndpointReader
+
+logger = logging.getLogger(__name__)
 
 Protocol = Literal["grpc", "http/protobuf"]
 PROTOCOLS: tuple[Protocol, ...] = ("grpc", "http/protobuf")
@@ -127,14 +138,25 @@ def _metric_exporter(settings: OTLPSettings) -> MetricExporter:
 
 
 def build_meter_provider(
-    settings: OTLPSettings, *, instance_id: str, default_service_name: str | None = None
+    settings: OTLPSettings,
+    *,
+    instance_id: str,
+    default_service_name: str | None = None,
+    prometheus: PrometheusEndpoint | None = None,
 ) -> MeterProvider:
     """A MeterProvider exporting over OTLP every ``export_interval_s``, or exporting nothing.
 
     Export runs in the reader's own thread with the exporter's timeout, so a down
     or slow backend delays only that thread, never a request.
+
+    With ``prometheus``, the provider also serves ``GET /metrics`` on that host and
+    port (a :class:`~instrumentation.prometheus.ScrapeEndpointReader` with its own
+    registry); a port that cannot be bound raises ``OSError`` here, and
+    ``provider.shutdown()`` stops the server.
     """
-    readers = []
+    readers: list[MetricReader] = []
+    if prometheus is not None:  # first: if binding fails, no export thread was started
+        readers.append(ScrapeEndpointReader(prometheus))
     if settings.metrics_endpoint:
         readers.append(
             PeriodicExportingMetricReader(
@@ -144,3 +166,38 @@ def build_meter_provider(
         )
     resource = build_resource(instance_id, default_service_name=default_service_name)
     return MeterProvider(metric_readers=readers, resource=resource)
+
+
+def flush_and_shutdown(
+    *,
+    meter_provider: MeterProvider,
+    tracer_provider: TracerProvider | None = None,
+    budget_s: float = 8.0,
+) -> bool:
+    """Export the last spans and metrics, then shut the meter provider down, within a budget.
+
+    The SDK's own timeouts are not a bound here: against an unreachable or
+    blackholed backend a metric flush takes two exporter timeouts (20 s by
+    default), longer than a typical grace period. So the work runs in a daemon
+    thread and the caller waits at most ``budget_s``; returns False (and logs)
+    when the budget ran out and the last interval may be lost.
+    """
+
+    def work() -> None:
+        try:
+            if tracer_provider is not None:
+                tracer_provider.force_flush(int(budget_s * 1000))
+            meter_provider.shutdown(timeout_millis=budget_s * 1000)
+        except Exception:
+            logger.exception("telemetry flush on shutdown failed")
+
+    thread = threading.Thread(target=work, name="telemetry-shutdown", daemon=True)
+    thread.start()
+    thread.join(budget_s)
+    if thread.is_alive():
+        logger.warning(
+            "telemetry backend did not take the last export within %.0fs; it may be lost",
+            budget_s,
+        )
+        return False
+    return True

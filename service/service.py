@@ -16,6 +16,7 @@ import bentoml
 import joblib
 from bentoml.exceptions import BentoMLException, InvalidArgument
 from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -30,12 +31,18 @@ from instrumentation import (
     MonitorConfig,
     OTLPSettings,
     PredictionInput,
+    PrometheusEndpoint,
     build_meter_provider,
+    flush_and_shutdown,
     new_instance_id,
     open_store,
 )
 from service.auth import FeedbackTokenMiddleware
-from service.bentoml_tracing import bentoml_tracer_provider, tracing_config
+from service.bentoml_internals import (
+    bentoml_tracer_provider,
+    bentoml_worker_index,
+    tracing_config,
+)
 from service.predictor import Predictor
 from service.schemas import (
     FeedbackRequest,
@@ -59,6 +66,8 @@ MODEL_TAG = os.environ.get("MONITOR_MODEL", DEFAULT_MODEL)
 CONFIG = MonitorConfig.from_env(os.environ)
 OTLP = OTLPSettings.from_env(os.environ)
 HOUSEKEEPING_SECONDS = 60.0
+SHUTDOWN_FLUSH_SECONDS = 8.0
+"""Most a worker waits for its last export at shutdown (Kubernetes grants 30 s in all)."""
 SERVICE_NAME = "model_monitor"
 """BentoML's service name, which its spans carry as ``service.name``; metrics use it too."""
 
@@ -104,9 +113,7 @@ class ModelService:
         self.spec = spec
         self.predictor = Predictor(joblib.load(stored.path_of(MODEL_FILE)), spec)
         self.instance_id = new_instance_id()
-        self.meter_provider = build_meter_provider(
-            OTLP, instance_id=self.instance_id, default_service_name=SERVICE_NAME
-        )
+        self.meter_provider = _meter_provider(self.instance_id)
         # The service (not the library) installs the global provider: BentoML's ASGI
         # middleware then also emits http.server.* metrics through it.
         metrics.set_meter_provider(self.meter_provider)
@@ -197,13 +204,44 @@ class ModelService:
     def flush(self) -> None:
         """Export the last interval: uvicorn re-raises SIGTERM, so atexit never runs."""
         self._stop.set()
-        for provider in (self.meter_provider, self.tracer_provider):
-            try:
-                provider.force_flush(5_000)
-            except Exception:
-                logger.exception("flush on shutdown failed")
-        self.meter_provider.shutdown()
+        flush_and_shutdown(
+            meter_provider=self.meter_provider,
+            tracer_provider=self.tracer_provider,
+            budget_s=SHUTDOWN_FLUSH_SECONDS,
+        )
         self.monitor.store.close()
+
+
+def prometheus_endpoint(worker_index: int | None) -> PrometheusEndpoint | None:
+    """This worker's scrape endpoint: ``MONITOR_PROMETHEUS_PORT + index - 1``, or None (off).
+
+    Outside a BentoML worker (index None, e.g. an in-process test app) it is the
+    first port.
+    """
+    if CONFIG.prometheus_port is None:
+        return None
+    return PrometheusEndpoint(
+        CONFIG.prometheus_host, CONFIG.prometheus_port + (worker_index or 1) - 1
+    )
+
+
+def _meter_provider(instance_id: str) -> MeterProvider:
+    index = bentoml_worker_index()
+    endpoint = prometheus_endpoint(index)
+    try:
+        return build_meter_provider(
+            OTLP,
+            instance_id=instance_id,
+            default_service_name=SERVICE_NAME,
+            prometheus=endpoint,
+        )
+    except OSError as exc:
+        if endpoint is None:  # only the scrape endpoint binds a port; not ours to explain
+            raise
+        raise ConfigError(
+            f"MONITOR_PROMETHEUS_PORT={CONFIG.prometheus_port}: worker {index or 1} cannot "
+            f"serve metrics on {endpoint.host}:{endpoint.port} ({exc.strerror or exc})"
+        ) from exc
 
 
 def _feedback_token() -> str | None:
