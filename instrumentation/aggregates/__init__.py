@@ -58,9 +58,10 @@ class AggregateBook:
     ) -> None:
         self.spec = spec
         self.bucket_seconds = bucket_seconds
+        self._fairness = FairnessSection(spec, min_group_samples=min_group_samples)
         self.sections: tuple[Section, ...] = (
             QualitySection(spec),
-            FairnessSection(spec, min_group_samples=min_group_samples),
+            self._fairness,
             DriftSection(spec, psi_threshold=psi_threshold),
             EstimateSection(spec),
         )
@@ -102,8 +103,15 @@ class AggregateBook:
         an annotation that adds no suffix either.
         """
         empty = gauge_points({"_": self.report({})}, include_undefined=True)
+        # Per-group fairness figures appear only once a group has rows: list them too.
+        groups = gauge_points(
+            {"_": {"fairness": self._fairness.example_report()}}, include_undefined=True
+        )
         return sorted(
-            {(name, "{sample}" if name.endswith(".samples") else "") for name, _, _ in empty}
+            {
+                (name, "{sample}" if name.endswith(".samples") else "")
+                for name, _, _ in [*empty, *groups]
+            }
         )
 
     def gauge_points(self, windows: Mapping[str, Any]) -> list[GaugePoint]:

@@ -135,6 +135,33 @@ class OTLPReceiver:
             for point in getattr(metric, metric.WhichOneof("data")).data_points
         ]
 
+    def gauge_exports(self, prefix: str) -> list[tuple[Attributes, dict[GaugeKey, float]]]:
+        """Each process's collections of gauges named ``prefix…``, oldest first.
+
+        One entry per exported resource that carried such a gauge: its resource
+        attributes and ``{gauge_key(name, attributes): value}``. Every point of one
+        collection comes from one computation, so an entry is a consistent snapshot.
+        """
+        with self._lock:
+            requests = list(self._metrics)
+        exports: list[tuple[Attributes, dict[GaugeKey, float]]] = []
+        for request in requests:
+            for rm in request.resource_metrics:
+                values: dict[GaugeKey, float] = {}
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        if (
+                            not metric.name.startswith(prefix)
+                            or metric.WhichOneof("data") != "gauge"
+                        ):
+                            continue
+                        for point in metric.gauge.data_points:
+                            key = gauge_key(metric.name, attributes(point.attributes))
+                            values[key] = float(getattr(point, point.WhichOneof("value")))
+                if values:
+                    exports.append((attributes(rm.resource.attributes), values))
+        return exports
+
     def counter_total(self, name: str) -> float:
         """Sum over every exporting process and attribute set of a cumulative counter's last value.
 
@@ -153,6 +180,15 @@ class OTLPReceiver:
                 value = float(getattr(point, point.WhichOneof("value")))
                 latest[stream] = max(latest.get(stream, 0.0), value)
         return sum(latest.values())
+
+
+GaugeKey = tuple[str, frozenset[tuple[str, Any]]]
+"""A gauge series: its metric name and its data point's attributes."""
+
+
+def gauge_key(name: str, attrs: Attributes) -> GaugeKey:
+    """The :data:`GaugeKey` of metric ``name`` with data point attributes ``attrs``."""
+    return name, frozenset(attrs.items())
 
 
 def span_index(

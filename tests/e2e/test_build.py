@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from instrumentation import ModelSpec
+from instrumentation.metrics.drift import PSI_EPSILON, ReferenceProfile
 from service.serving import REPO, clean_environ, copy_home
+from service.train import SPEC_FILE, train
 
 from .conftest import StartServer
-from .traffic import MODEL, ok_json, predict_body
+from .traffic import MODEL, expected_psi, ok_json, predict_body
 
 pytestmark = pytest.mark.e2e
 
@@ -53,10 +58,64 @@ def test_build_then_serve_by_tag(
     left = {p for p in untracked(REPO) - before if not p.startswith(("tests/", ".venv"))}
     assert not left, f"bentoml build left files in the repository: {sorted(left)}"
 
-    # Serve from elsewhere, so the code can only come from the bento.
-    server = start_server(target=tag, home=home, cwd=tmp_path)
-    with server.client() as client:
-        body = ok_json(client.post("/predict", json=predict_body(3, seed=800)))
     version = (home / "models" / MODEL / "latest").read_text().strip()
+    stored_spec = (home / "models" / MODEL / version / SPEC_FILE).read_bytes()
+
+    # What ships: `bentoml export` packs the bento with the models it references (the
+    # built bento itself only names them by tag). Its monitor spec is the store's, byte
+    # for byte, and is exactly what training builds (training is deterministic).
+    archive = tmp_path / "model-monitor.bento"
+    bentoml(env, "export", tag, str(archive), cwd=tmp_path)
+    with tarfile.open(archive) as bento:
+        specs = [m for m in bento.getmembers() if m.name.endswith(f"/{SPEC_FILE}")]
+        assert [m.name.removeprefix("./") for m in specs] == [
+            f"models/{MODEL}/{version}/{SPEC_FILE}"
+        ]
+        shipped_file = bento.extractfile(specs[0])
+        assert shipped_file is not None
+        shipped = shipped_file.read()
+    assert shipped == stored_spec
+    spec = ModelSpec.from_dict(json.loads(shipped))
+    _, trained = train(MODEL)
+    assert spec == trained
+    profile = ReferenceProfile.from_dict(spec.reference)
+    assert profile == ReferenceProfile.from_dict(trained.reference)
+    assert profile.to_dict() == spec.reference
+    assert set(profile.features) == {f.name for f in spec.features}
+
+    # Import into an empty BENTOML_HOME and serve from elsewhere: the code and the
+    # model (spec and reference profile included) can only come from the archive.
+    imported = tmp_path / "imported-home"
+    imported.mkdir()
+    bentoml({**env, "BENTOML_HOME": str(imported)}, "import", str(archive), cwd=tmp_path)
+    assert (imported / "models" / MODEL / version / SPEC_FILE).read_bytes() == stored_spec
+    server = start_server(target=tag, home=imported, cwd=tmp_path)
+    request = predict_body(3, seed=800)
+    with server.client() as client:
+        body = ok_json(client.post("/predict", json=request))
+        snapshot = ok_json(client.get("/monitor"))
     assert body["model"] == {"name": MODEL, "version": version}
     assert len(body["predictions"]) == 3
+
+    # The served drift figures are computed against the shipped reference profile.
+    drift = snapshot["windows"]["5m"]["drift"]["features"]
+    assert set(drift) == set(profile.features)
+    for feature, reference in spec.reference["features"].items():
+        values = [item["features"][feature] for item in request["instances"]]
+        assert drift[feature]["psi"]["n"] == 3
+        assert drift[feature]["psi"]["value"] == pytest.approx(
+            expected_psi(reference, values, epsilon=PSI_EPSILON), abs=1e-9
+        ), feature
+
+
+def bentoml(env: dict[str, str], *args: str, cwd: Path) -> None:
+    """Run a ``bentoml`` command in ``cwd``; fail with its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import numpy as np
+from numpy.typing import NDArray
 
 from service.train import make_dataset
 
@@ -69,3 +71,30 @@ def ok_json(response: httpx.Response) -> Any:
 def trace_id(response: httpx.Response) -> str:
     """The request's trace id (hex) from BentoML's ``x-bentoml-trace-id`` header."""
     return response.headers["x-bentoml-trace-id"]
+
+
+# --- drift arithmetic done independently of the library, for comparisons -------------
+
+
+def reference_counts(reference: Mapping[str, Any], values: Sequence[Any]) -> NDArray[np.float64]:
+    """Counts of ``values`` in the bins of one saved reference (``monitor-spec.json``).
+
+    Numeric bins are (−inf, e0], (e0, e1], …, (e_last, +inf) (``searchsorted`` left);
+    categories are compared as strings, anything not in the reference counts in its
+    last (unseen) bin.
+    """
+    size = len(reference["shares"])
+    if reference["kind"] == "numeric":
+        index = np.searchsorted(np.asarray(reference["edges"]), np.asarray(values, dtype=float))
+    else:
+        known = {c: i for i, c in enumerate(reference["categories"][:-1])}
+        index = np.array([known.get(str(v), size - 1) for v in values])
+    return np.bincount(index, minlength=size).astype(float)
+
+
+def expected_psi(reference: Mapping[str, Any], values: Sequence[Any], *, epsilon: float) -> float:
+    """PSI = Σ (ref − cur)·ln(ref / cur) over the reference bins, both shares floored."""
+    counts = reference_counts(reference, values)
+    ref = np.maximum(np.asarray(reference["shares"], dtype=float), epsilon)
+    cur = np.maximum(counts / counts.sum(), epsilon)
+    return float(np.sum((ref - cur) * np.log(ref / cur)))
