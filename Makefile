@@ -4,8 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Arize Phoenix (a trace store + UI, ~850 MB) lives in its own venv: its pins are not ours.
+PHOENIX_VENV ?= .venv-phoenix
+PHOENIX_REQUIREMENTS := tests/e2e/phoenix-requirements.txt
+PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench build services clean
+.PHONY: demo test test-fast lint format bench build services phoenix clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,12 +19,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(PHOENIX_STAMP): $(PHOENIX_REQUIREMENTS)
+	test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install --quiet -r $(PHOENIX_REQUIREMENTS)
+	touch $(PHOENIX_STAMP)
+
+## Arize Phoenix in .venv-phoenix, for tests/e2e/test_phoenix.py and for browsing traces locally.
+phoenix: $(PHOENIX_STAMP)
+
 ## make demo: train the demo model, serve it with 2 workers, drive traffic and labels, summarise.
 demo: $(STAMP)
 	$(PY) -m service.demo
 
 ## make test: install what the tests need (system services included) and run the whole suite.
-test: $(STAMP) services
+test: $(STAMP) services phoenix
 	$(PY) -m pytest
 
 ## Unit and in-process service tests only (no servers started).

@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # Installs the system services the end-to-end tests start for real, when missing.
-# Idempotent and quiet when everything is present. Debian packages only.
+# Idempotent and quiet when everything is present. Debian packages only; the tests
+# start their own instances on 127.0.0.1, so no package daemon is started here.
+#   prometheus               /usr/bin/prometheus, /usr/bin/promtool  (2.42 on Debian 12)
+#   prometheus-alertmanager  /usr/bin/prometheus-alertmanager, /usr/bin/amtool  (0.25)
 set -euo pipefail
 need=()
-# (filled in as backends are added: redis-server, prometheus, prometheus-alertmanager)
+have() { command -v "$1" >/dev/null 2>&1; }
+{ have prometheus && have promtool; } || need+=(prometheus)
+{ have prometheus-alertmanager && have amtool; } || need+=(prometheus-alertmanager)
+# (to come as backends are added: redis-server)
 if ((${#need[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  # Keep the packages' own services from starting (they would listen on all interfaces).
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  echo "installing ${need[*]} (Debian packages)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

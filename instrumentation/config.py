@@ -59,6 +59,22 @@ def _float(
     return value
 
 
+def _port(env: Mapping[str, str], variable: str, *, processes: int) -> int | None:
+    """A first TCP port; ``processes`` consecutive ports from it must exist."""
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return None
+    highest = 65536 - processes
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= highest:
+        per_worker = f" (one port per worker, MONITOR_WORKERS={processes})" if processes > 1 else ""
+        raise ConfigError(f"{variable}={raw!r}: expected a port from 1 to {highest}{per_worker}")
+    return value
+
+
 @dataclass(frozen=True)
 class StoreURL:
     """A parsed ``MONITOR_STORE_URL``: ``sqlite:///path`` or ``redis://host:port/db``."""
@@ -118,6 +134,9 @@ class MonitorConfig:
     min_group_samples: int = 30
     psi_threshold: float = 0.2
     bucket_seconds: int = 60
+    prometheus_port: int | None = None
+    """First port of the per-worker Prometheus scrape endpoints (worker i: port + i - 1)."""
+    prometheus_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
@@ -139,8 +158,9 @@ class MonitorConfig:
                     f"MONITOR_BUCKET_SECONDS={bucket_seconds}"
                 )
         ttl_raw = env.get("MONITOR_PREDICTION_TTL", "").strip()
+        workers = _int(env, "MONITOR_WORKERS", 2, minimum=1)
         return cls(
-            workers=_int(env, "MONITOR_WORKERS", 2, minimum=1),
+            workers=workers,
             trace_sample_rate=_float(env, "MONITOR_TRACE_SAMPLE_RATE", 1.0, low=0.0, high=1.0),
             store_url=StoreURL.parse(env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL),
             windows=windows,
@@ -158,4 +178,6 @@ class MonitorConfig:
             min_group_samples=_int(env, "MONITOR_MIN_GROUP_SAMPLES", 30, minimum=0),
             psi_threshold=_float(env, "MONITOR_PSI_THRESHOLD", 0.2, low=1e-6, high=100.0),
             bucket_seconds=bucket_seconds,
+            prometheus_port=_port(env, "MONITOR_PROMETHEUS_PORT", processes=workers),
+            prometheus_host=env.get("MONITOR_PROMETHEUS_HOST", "").strip() or "127.0.0.1",
         )

@@ -1,9 +1,13 @@
-"""The one place that reaches into BentoML internals: its TracerProvider and tracing config.
+"""The one place that reaches into BentoML internals: its TracerProvider, the worker index.
 
 BentoML builds its own TracerProvider and never installs it globally, so spans
 made with any other provider are dropped or land in a separate trace. The
 provider is only reachable through a private container; if BentoML moves it,
 :func:`bentoml_tracer_provider` fails loudly (and a test pins it).
+
+Each worker serves its own Prometheus endpoint on ``port + index - 1``; BentoML
+gives a worker its index (1, 2, …) only in a private context object, read by
+:func:`bentoml_worker_index`, which fails loudly too if that moves.
 """
 
 from __future__ import annotations
@@ -28,13 +32,31 @@ def bentoml_tracer_provider() -> TracerProvider:
     except (ImportError, AttributeError) as exc:
         raise BentoMLInternalsChanged(
             "bentoml._internal.configuration.containers.BentoMLContainer.tracer_provider "
-            "is gone; update service/bentoml_tracing.py for this BentoML version"
+            "is gone; update service/bentoml_internals.py for this BentoML version"
         ) from exc
     if not isinstance(provider, TracerProvider):
         raise BentoMLInternalsChanged(
             f"BentoML's tracer provider is a {type(provider).__name__}, not an SDK TracerProvider"
         )
     return provider
+
+
+def bentoml_worker_index() -> int | None:
+    """This worker's 1-based index among the service's workers; None outside a worker."""
+    try:
+        from bentoml._internal.context import server_context
+
+        index = server_context.worker_index
+    except (ImportError, AttributeError) as exc:
+        raise BentoMLInternalsChanged(
+            "bentoml._internal.context.server_context.worker_index is gone; "
+            "update service/bentoml_internals.py for this BentoML version"
+        ) from exc
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 1):
+        raise BentoMLInternalsChanged(
+            f"BentoML's worker index is {index!r}, not a whole number from 1"
+        )
+    return index
 
 
 def tracing_config(otlp: OTLPSettings, *, sample_rate: float) -> dict[str, Any]:

@@ -226,22 +226,33 @@ def prometheus_endpoint(worker_index: int | None) -> PrometheusEndpoint | None:
 
 
 def _meter_provider(instance_id: str) -> MeterProvider:
+    """OTLP export as configured, plus this worker's scrape endpoint when one is asked for.
+
+    A scrape port that cannot be bound is logged, not raised: telemetry never takes a
+    worker down (Prometheus then shows ``up == 0`` for that endpoint, which the shipped
+    ``ModelMonitorTargetDown`` rule alerts on).
+    """
     index = bentoml_worker_index()
     endpoint = prometheus_endpoint(index)
-    try:
-        return build_meter_provider(
-            OTLP,
-            instance_id=instance_id,
-            default_service_name=SERVICE_NAME,
-            prometheus=endpoint,
-        )
-    except OSError as exc:
-        if endpoint is None:  # only the scrape endpoint binds a port; not ours to explain
-            raise
-        raise ConfigError(
-            f"MONITOR_PROMETHEUS_PORT={CONFIG.prometheus_port}: worker {index or 1} cannot "
-            f"serve metrics on {endpoint.host}:{endpoint.port} ({exc.strerror or exc})"
-        ) from exc
+    if endpoint is not None:
+        try:
+            return build_meter_provider(
+                OTLP,
+                instance_id=instance_id,
+                default_service_name=SERVICE_NAME,
+                prometheus=endpoint,
+            )
+        except OSError as exc:
+            logger.error(
+                "MONITOR_PROMETHEUS_PORT=%s: worker %s cannot serve metrics on %s:%s (%s); "
+                "it serves requests without a scrape endpoint",
+                CONFIG.prometheus_port,
+                index or 1,
+                endpoint.host,
+                endpoint.port,
+                exc.strerror or exc,
+            )
+    return build_meter_provider(OTLP, instance_id=instance_id, default_service_name=SERVICE_NAME)
 
 
 def _feedback_token() -> str | None:

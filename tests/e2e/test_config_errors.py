@@ -11,7 +11,11 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("MONITOR_WINDOWS", "5x"), ("MONITOR_TRACE_SAMPLE_RATE", "2")],
+    [
+        ("MONITOR_WINDOWS", "5x"),
+        ("MONITOR_TRACE_SAMPLE_RATE", "2"),
+        ("MONITOR_PROMETHEUS_PORT", "metrics"),
+    ],
 )
 def test_bad_config_fails_at_start_up(start_server: StartServer, variable: str, value: str) -> None:
     server = start_server({variable: value}, wait=False)

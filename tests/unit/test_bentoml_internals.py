@@ -1,4 +1,4 @@
-"""The one adapter into BentoML internals: its TracerProvider and its ``tracing`` option.
+"""The one adapter into BentoML internals: TracerProvider, worker index, ``tracing`` option.
 
 BentoML's tracer provider is a lazily built singleton: touching it before a service's
 config is injected freezes it unconfigured. So the real one is only ever touched in a
@@ -21,14 +21,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NoOpTracerProvider
 
 from instrumentation import OTLPSettings
-from service.bentoml_tracing import (
+from service.bentoml_internals import (
     BentoMLInternalsChanged,
     bentoml_tracer_provider,
+    bentoml_worker_index,
     tracing_config,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS = "bentoml._internal.configuration.containers"
+CONTEXT = "bentoml._internal.context"
 
 _PROBE = textwrap.dedent(
     """
@@ -39,7 +41,11 @@ _PROBE = textwrap.dedent(
     from opentelemetry.sdk.trace import TracerProvider
 
     from instrumentation import OTLPSettings
-    from service.bentoml_tracing import bentoml_tracer_provider, tracing_config
+    from service.bentoml_internals import (
+        bentoml_tracer_provider,
+        bentoml_worker_index,
+        tracing_config,
+    )
 
     def inject(name, env, rate):
         config = tracing_config(OTLPSettings.from_env(env), sample_rate=rate)
@@ -80,6 +86,12 @@ _PROBE = textwrap.dedent(
         "sampler": provider.sampler.get_description(),
         "exporters": [[type(e).__module__, e._endpoint] for e in exporters],
     }
+    # The worker index: None outside a worker; what a worker process sets, read back.
+    from bentoml._internal.context import server_context
+
+    out["worker_index"] = [bentoml_worker_index()]
+    server_context.worker_index = 2  # what _bentoml_impl.worker.service does in worker 2
+    out["worker_index"].append(bentoml_worker_index())
     print(json.dumps(out))
     """
 )
@@ -123,6 +135,7 @@ def test_bentoml_builds_its_provider_from_our_tracing_config(tmp_path: Path) -> 
         "sample_rate": 0.25,
         "otlp": {"protocol": "http", "endpoint": "http://127.0.0.1:4318/v1/traces"},
     }
+    assert out["worker_index"] == [None, 2]
     assert out["provider"] == {
         "is_sdk": True,
         "is_bentoml_singleton": True,
@@ -165,7 +178,7 @@ def test_a_moved_container_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None
 
     assert str(raised.value) == (
         "bentoml._internal.configuration.containers.BentoMLContainer.tracer_provider "
-        "is gone; update service/bentoml_tracing.py for this BentoML version"
+        "is gone; update service/bentoml_internals.py for this BentoML version"
     )
     assert isinstance(raised.value.__cause__, AttributeError)
 
@@ -191,6 +204,58 @@ def test_a_provider_that_is_not_the_sdk_one_fails_loudly(monkeypatch: pytest.Mon
     assert str(raised.value) == (
         "BentoML's tracer provider is a NoOpTracerProvider, not an SDK TracerProvider"
     )
+
+
+def _fake_context(context: Any) -> types.ModuleType:
+    module = types.ModuleType(CONTEXT)
+    setattr(module, "server_context", context)  # noqa: B010  # a fake module
+    return module
+
+
+@pytest.mark.parametrize("index", [None, 1, 2, 16])
+def test_the_worker_index_is_returned_as_is(
+    monkeypatch: pytest.MonkeyPatch, index: int | None
+) -> None:
+    context = types.SimpleNamespace(worker_index=index)
+    monkeypatch.setitem(sys.modules, CONTEXT, _fake_context(context))
+
+    assert bentoml_worker_index() == index
+
+
+def test_a_moved_worker_index_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, CONTEXT, _fake_context(types.SimpleNamespace()))
+
+    with pytest.raises(BentoMLInternalsChanged) as raised:
+        bentoml_worker_index()
+
+    assert str(raised.value) == (
+        "bentoml._internal.context.server_context.worker_index is gone; "
+        "update service/bentoml_internals.py for this BentoML version"
+    )
+    assert isinstance(raised.value.__cause__, AttributeError)
+
+
+def test_a_moved_context_module_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, CONTEXT, None)  # makes the import raise ImportError
+
+    with pytest.raises(BentoMLInternalsChanged, match=r"worker_index is gone") as raised:
+        bentoml_worker_index()
+
+    assert isinstance(raised.value.__cause__, ImportError)
+
+
+@pytest.mark.parametrize("index", [0, -1, "2", True, 1.0])
+def test_a_worker_index_that_is_not_a_whole_number_from_1_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch, index: object
+) -> None:
+    monkeypatch.setitem(
+        sys.modules, CONTEXT, _fake_context(types.SimpleNamespace(worker_index=index))
+    )
+
+    with pytest.raises(BentoMLInternalsChanged) as raised:
+        bentoml_worker_index()
+
+    assert str(raised.value) == f"BentoML's worker index is {index!r}, not a whole number from 1"
 
 
 # --- tracing_config -----------------------------------------------------------------------------

@@ -51,6 +51,8 @@ def test_defaults_from_an_empty_environment() -> None:
         min_group_samples=30,
         psi_threshold=0.2,
         bucket_seconds=60,
+        prometheus_port=None,
+        prometheus_host="127.0.0.1",
     )
 
 
@@ -64,6 +66,8 @@ def test_blank_values_mean_the_default() -> None:
             "MONITOR_WINDOWS",
             "MONITOR_PREDICTION_TTL",
             "MONITOR_MAX_BATCH",
+            "MONITOR_PROMETHEUS_PORT",
+            "MONITOR_PROMETHEUS_HOST",
         )
     }
 
@@ -85,6 +89,8 @@ def test_every_variable_is_read() -> None:
             "MONITOR_MIN_GROUP_SAMPLES": "0",
             "MONITOR_PSI_THRESHOLD": "0.1",
             "MONITOR_BUCKET_SECONDS": "30",
+            "MONITOR_PROMETHEUS_PORT": "9464",
+            "MONITOR_PROMETHEUS_HOST": "0.0.0.0",
         }
     )
 
@@ -101,6 +107,8 @@ def test_every_variable_is_read() -> None:
         min_group_samples=0,
         psi_threshold=0.1,
         bucket_seconds=30,
+        prometheus_port=9464,
+        prometheus_host="0.0.0.0",
     )
 
 
@@ -183,6 +191,30 @@ def test_every_variable_is_read() -> None:
             "0",
             "MONITOR_BUCKET_SECONDS='0': expected a whole number >= 1",
         ),
+        (
+            "MONITOR_PROMETHEUS_PORT",
+            "0",
+            "MONITOR_PROMETHEUS_PORT='0': expected a port from 1 to 65534 "
+            "(one port per worker, MONITOR_WORKERS=2)",
+        ),
+        (
+            "MONITOR_PROMETHEUS_PORT",
+            "http",
+            "MONITOR_PROMETHEUS_PORT='http': expected a port from 1 to 65534 "
+            "(one port per worker, MONITOR_WORKERS=2)",
+        ),
+        (
+            "MONITOR_PROMETHEUS_PORT",
+            "9464.0",
+            "MONITOR_PROMETHEUS_PORT='9464.0': expected a port from 1 to 65534 "
+            "(one port per worker, MONITOR_WORKERS=2)",
+        ),
+        (
+            "MONITOR_PROMETHEUS_PORT",
+            "65535",  # the second worker would need 65536
+            "MONITOR_PROMETHEUS_PORT='65535': expected a port from 1 to 65534 "
+            "(one port per worker, MONITOR_WORKERS=2)",
+        ),
     ],
 )
 def test_a_bad_value_raises_naming_the_variable(variable: str, value: str, message: str) -> None:
@@ -191,6 +223,33 @@ def test_a_bad_value_raises_naming_the_variable(variable: str, value: str, messa
 
     assert str(raised.value) == message
     assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("workers", "port", "message"),
+    [
+        ("1", "65535", None),
+        ("1", "65536", "MONITOR_PROMETHEUS_PORT='65536': expected a port from 1 to 65535"),
+        (
+            "4",
+            "65533",
+            "MONITOR_PROMETHEUS_PORT='65533': expected a port from 1 to 65532 "
+            "(one port per worker, MONITOR_WORKERS=4)",
+        ),
+        ("4", "65532", None),
+    ],
+)
+def test_the_prometheus_port_leaves_room_for_every_worker(
+    workers: str, port: str, message: str | None
+) -> None:
+    env = {"MONITOR_WORKERS": workers, "MONITOR_PROMETHEUS_PORT": port}
+    if message is None:
+        assert MonitorConfig.from_env(env).prometheus_port == int(port)
+        return
+    with pytest.raises(ConfigError) as raised:
+        MonitorConfig.from_env(env)
+
+    assert str(raised.value) == message
 
 
 def test_a_window_shorter_than_a_bucket_is_refused_naming_both_variables() -> None:

@@ -1,0 +1,335 @@
+"""A real Prometheus scraping both workers of a real server, alerting through a real Alertmanager.
+
+One module-scoped stack: ``bentoml serve`` with 2 workers and ``MONITOR_PROMETHEUS_PORT``
+on, Prometheus scraping each worker's endpoint every second and evaluating the shipped
+rules (``for:`` shortened, expressions untouched), Alertmanager routing to a webhook in
+this process. The fixture drives demo-like traffic once: predictions spread over both
+workers, one rejected request, and labels that disagree with the predictions (flipped
+truth), with duplicates and unknown ids. Each test then reads that state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from service.serving import REPO, Server
+
+from .backends import (
+    RULES,
+    Alertmanager,
+    Prometheus,
+    Webhook,
+    free_port_run,
+    render_prometheus_config,
+    render_rules,
+    require_binary,
+    shipped_job_name,
+)
+from .otlp import wait_for
+from .traffic import MODEL, labelled_body, ok_json, post_concurrently
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = 2
+ROWS_PER_REQUEST = 10
+MIN_ROWS = 300
+"""Rows to predict (and label): above the accuracy rule's 200-sample gate."""
+UNKNOWN = 12
+DUPLICATES = 7
+DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "model-monitor.json"
+DASHBOARD_VARIABLES = {"$__rate_interval": "2m", "$model": MODEL, "$window": "1h"}
+"""What Grafana would substitute: a rate window spanning the traffic, the demo model, 1h."""
+
+
+@dataclass
+class Stack:
+    server: Server
+    prometheus: Prometheus
+    webhook: Webhook
+    targets: list[str]
+    rows: int
+    """Rows predicted: the sum over workers of ``ml_predictions_total`` must be exactly this."""
+
+
+def _flip(label: str) -> str:
+    return "legit" if label == "fraud" else "fraud"
+
+
+def _metrics_text(target: str) -> str:
+    with httpx.Client(timeout=5.0) as client:
+        return client.get(f"http://{target}/metrics").text
+
+
+class _Traffic:
+    """Predictions with flipped truth for labels, as a demo would send them, counted."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.rows = 0
+        self.matched = 0
+        self.labels: dict[str, str] = {}
+        self._seed = 5000
+
+    def predict(self, requests: int) -> list[str]:
+        bodies, truths = [], []
+        for _ in range(requests):
+            self._seed += 1
+            body, truth = labelled_body(ROWS_PER_REQUEST, seed=self._seed)
+            bodies.append(body)
+            truths.append(truth)
+        ids = []
+        for response, truth in zip(
+            post_concurrently(self.server.base_url, "/predict", bodies), truths, strict=True
+        ):
+            predictions = ok_json(response)["predictions"]
+            for prediction, label in zip(predictions, truth, strict=True):
+                self.labels[prediction["prediction_id"]] = _flip(label)
+                ids.append(prediction["prediction_id"])
+            self.rows += len(predictions)
+        return ids
+
+    def feedback(self, ids: list[str], *, per_request: int) -> None:
+        items = [{"prediction_id": pid, "label": self.labels[pid]} for pid in ids]
+        batches = [
+            {"labels": items[i : i + per_request]} for i in range(0, len(items), per_request)
+        ]
+        for response in post_concurrently(self.server.base_url, "/feedback", batches):
+            self.matched += ok_json(response)["counts"].get("matched", 0)
+
+
+def _on_every_worker(targets: list[str], series: str) -> bool:
+    return all(f"{series}{{" in _metrics_text(t) for t in targets)
+
+
+def _drive_traffic(server: Server, targets: list[str], prometheus: Prometheus) -> int:
+    """Warm every worker's series up, let Prometheus see them, then send the bulk.
+
+    ``rate()`` only counts increases between two scrapes of a series, so each
+    counter must exist (scraped once) before the traffic that the dashboard's
+    rate panels are meant to show.
+    """
+    traffic = _Traffic(server)
+    warm: list[str] = []
+    for _ in range(10):
+        warm += traffic.predict(4)
+        if _on_every_worker(targets, "ml_predictions_total"):
+            break
+    pending = iter(warm)
+    for _ in range(4):  # single-label requests land on either worker
+        traffic.feedback([next(pending) for _ in range(8)], per_request=1)
+        if _on_every_worker(targets, "ml_label_delay_seconds_count"):
+            break
+    for series in ("ml_predictions_total", "ml_label_delay_seconds_count"):
+        assert _on_every_worker(targets, series), f"{series} missing on a worker"
+    # One failing request (a reused id: 409, nothing stored), for the error panels.
+    reused, _ = labelled_body(1, seed=1)
+    reused["instances"][0]["id"] = warm[0]
+    assert httpx.post(f"{server.base_url}/predict", json=reused).status_code == 409
+    warmed_up = {
+        "sum(ml_predictions_total)": traffic.rows,
+        "sum(ml_label_delay_seconds_count)": traffic.matched,
+        "sum(ml_prediction_errors_total)": 1,
+    }
+    wait_for(
+        lambda: all(prometheus.value(e) == v for e, v in warmed_up.items()),
+        timeout=15.0,
+        message=lambda: f"Prometheus has not scraped the warm-up: {warmed_up}",
+        interval=0.25,
+    )
+
+    bulk = traffic.predict(max(0, MIN_ROWS - traffic.rows) // ROWS_PER_REQUEST + 1)
+    traffic.feedback(list(pending) + bulk, per_request=50)
+    unknown = [{"prediction_id": f"never-made-{i}", "label": "fraud"} for i in range(UNKNOWN)]
+    duplicate = [{"prediction_id": pid, "label": traffic.labels[pid]} for pid in bulk[:DUPLICATES]]
+    for body in ({"labels": unknown}, {"labels": duplicate}):
+        ok_json(httpx.post(f"{server.base_url}/feedback", json=body))
+    return traffic.rows
+
+
+@pytest.fixture(scope="module")
+def stack(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prometheus_bin = require_binary("prometheus")
+    alertmanager_bin = require_binary("prometheus-alertmanager", "alertmanager")
+    workdir = tmp_path_factory.mktemp("prometheus-stack")
+    first_port = free_port_run(WORKERS)
+    targets = [f"127.0.0.1:{first_port + i}" for i in range(WORKERS)]
+    env = {
+        "MONITOR_PROMETHEUS_PORT": str(first_port),
+        # The gauge lease (3 export intervals) comfortably outlives the 1 s scrape interval.
+        "OTEL_METRIC_EXPORT_INTERVAL": "2000",
+    }
+    rules_file = workdir / "rules.yml"
+    rules_file.write_text(yaml.safe_dump(render_rules(for_="0s"), sort_keys=False))
+    with ExitStack() as stack:
+        webhook = stack.enter_context(Webhook())
+        server = Server(workdir / "server", trained_home, env)
+        stack.callback(server.stop)
+        server.start()
+        alertmanager = Alertmanager(alertmanager_bin, workdir / "alertmanager", webhook.url)
+        stack.callback(alertmanager.stop)
+        alertmanager.start()
+        config = render_prometheus_config(
+            targets=targets,
+            rules_file=rules_file,
+            alertmanager=alertmanager.address,
+            interval="1s",
+        )
+        prometheus = Prometheus(prometheus_bin, workdir / "prometheus", config)
+        stack.callback(prometheus.stop)
+        prometheus.start()
+        server.wait_ready()
+        alertmanager.wait_ready()
+        prometheus.wait_ready()
+        rows = _drive_traffic(server, targets, prometheus)
+        yield Stack(server, prometheus, webhook, targets, rows)
+
+
+def _wait_value(prometheus: Prometheus, expr: str, expected: float, timeout: float = 15.0) -> None:
+    wait_for(
+        lambda: prometheus.value(expr) == expected,
+        timeout=timeout,
+        message=lambda: f"{expr} = {prometheus.value(expr)}, expected {expected}",
+        interval=0.25,
+    )
+
+
+# --- counters summed over workers; gauges from one ------------------------------------------------
+
+
+def test_counters_from_both_workers_sum_to_what_was_sent(stack: Stack) -> None:
+    prometheus = stack.prometheus
+
+    _wait_value(prometheus, "sum(ml_predictions_total)", stack.rows)
+    _wait_value(prometheus, 'sum(ml_feedback_total{ml_feedback_status="matched"})', stack.rows)
+    _wait_value(prometheus, 'sum(ml_feedback_total{ml_feedback_status="unknown"})', UNKNOWN)
+    _wait_value(prometheus, 'sum(ml_feedback_total{ml_feedback_status="duplicate"})', DUPLICATES)
+    _wait_value(prometheus, "sum(ml_prediction_errors_total)", 1)
+
+    # Both workers are scraped, each under its own instance and its own service.instance.id.
+    per_worker = prometheus.query("sum by (instance) (ml_predictions_total)")
+    assert sorted(r["metric"]["instance"] for r in per_worker) == stack.targets
+    assert all(float(r["value"][1]) > 0 for r in per_worker)
+    up = prometheus.query(f'up{{job="{shipped_job_name()}"}}')
+    assert sorted((r["metric"]["instance"], r["value"][1]) for r in up) == [
+        (t, "1") for t in stack.targets
+    ]
+    infos = prometheus.query("target_info")
+    assert sorted(r["metric"]["instance"] for r in infos) == stack.targets
+    assert len({r["metric"]["service_instance_id"] for r in infos}) == WORKERS
+    assert {r["metric"]["service_name"] for r in infos} == {"model_monitor"}
+
+    # Latency: one histogram observation per request, from both workers together.
+    requests = prometheus.value("sum(ml_prediction_duration_seconds_count)")
+    assert requests == prometheus.value('sum(ml_prediction_duration_seconds_bucket{le="+Inf"})')
+    assert requests is not None and requests >= stack.rows / ROWS_PER_REQUEST + 1
+
+    # Window gauges come from exactly one worker (the lease holder), so nothing doubles.
+    _wait_value(prometheus, 'count(ml_quality_accuracy_samples{ml_window="1h"})', 1)
+    _wait_value(prometheus, 'sum(ml_quality_accuracy_samples{ml_window="1h"})', stack.rows)
+
+
+# --- the accuracy alert, end to end ---------------------------------------------------------
+
+
+def test_an_accuracy_drop_reaches_the_alertmanager_webhook(stack: Stack) -> None:
+    def accuracy_alerts() -> list[dict[str, Any]]:
+        return [
+            a
+            for a in stack.webhook.alerts()
+            if a["labels"].get("alertname") == "ModelAccuracyLow" and a["status"] == "firing"
+        ]
+
+    (alert, *_) = wait_for(
+        accuracy_alerts,
+        timeout=30.0,
+        message=lambda: (
+            f"no ModelAccuracyLow at the webhook; got {stack.webhook.alerts()}; Prometheus "
+            f"alerts: {stack.prometheus.api('alerts')}; accuracy "
+            f"{stack.prometheus.query('ml_quality_accuracy')}"
+        ),
+        interval=0.25,
+    )
+    labels = alert["labels"]
+    assert {k: labels[k] for k in ("severity", "job", "ml_model_name", "ml_window")} == {
+        "severity": "critical",
+        "job": shipped_job_name(),
+        "ml_model_name": MODEL,
+        "ml_window": "1h",
+    }
+    assert "instance" not in labels  # one alert per model, whichever worker holds the lease
+    assert re.fullmatch(
+        rf"{MODEL} accuracy is \d+(\.\d+)?% over 1h", alert["annotations"]["summary"]
+    )
+    accuracy = stack.prometheus.value('max(ml_quality_accuracy{ml_window="1h"})')
+    assert accuracy is not None and accuracy < 0.5  # flipped truth: the model is mostly wrong
+
+
+def test_every_rule_evaluates_on_metrics_the_server_exports(stack: Stack) -> None:
+    prometheus = stack.prometheus
+    _wait_value(prometheus, "sum(ml_prediction_errors_total)", 1)
+    rules = yaml.safe_load(RULES.read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert len(exprs) >= 10
+    read: set[str] = set()
+    for expr in exprs:
+        prometheus.query(expr)  # parses and evaluates (an API error fails here)
+        # A metric name is followed by its selector or range; label names are not.
+        read |= set(re.findall(r"\b([a-z_][a-z0-9_]*)(?=[{\[])", expr))
+    assert len(read) >= 15, read
+    missing = [
+        name for name in sorted(read) if not prometheus.query(f'count({{__name__="{name}"}})')
+    ]
+    assert missing == [], f"rules read metrics the server does not export: {sorted(set(missing))}"
+
+
+# --- the Grafana dashboard against the same Prometheus -----------------------------------------
+
+
+def _substitute(expr: str) -> str:
+    for variable, value in DASHBOARD_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, f"unsubstituted variable in {expr}"
+    return expr
+
+
+def test_every_dashboard_panel_returns_data(stack: Stack) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    prometheus = stack.prometheus
+    _wait_value(prometheus, "sum(ml_predictions_total)", stack.rows)
+    _wait_value(prometheus, 'count(ml_quality_accuracy_samples{ml_window="1h"})', 1)
+    empty, checked = [], 0
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = _substitute(target["expr"])
+            result = prometheus.query(expr)
+            values = [float(r["value"][1]) for r in result]
+            checked += 1
+            if not any(math.isfinite(v) for v in values):
+                empty.append(f"{panel['title']} [{target['refId']}]: {expr} -> {result}")
+    assert checked >= 20
+    assert empty == [], "panels without data:\n" + "\n".join(empty)
+
+    # The template variables' label_values() queries find the model and the window.
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    for name, expected in (("model", MODEL), ("window", "1h")):
+        match = re.fullmatch(r"label_values\((.+), (\w+)\)", variables[name]["definition"])
+        assert match, variables[name]["definition"]
+        selector, label = _substitute(match.group(1)), match.group(2)
+        series = prometheus.api("series", **{"match[]": selector})
+        assert expected in {s.get(label) for s in series}, (name, selector, series[:3])
+
+    # Rows per worker shows every worker.
+    (per_worker,) = [p for p in dashboard["panels"] if p["title"] == "Rows per worker"]
+    result = prometheus.query(_substitute(per_worker["targets"][0]["expr"]))
+    assert sorted(r["metric"]["instance"] for r in result) == stack.targets
