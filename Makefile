@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Arize Phoenix (a trace store + UI, ~850 MB) lives in its own venv: its pins are not ours.
 PHOENIX_VENV ?= .venv-phoenix
-PHOENIX_REQUIREMENTS := tests/e2e/phoenix-requirements.txt
+PHOENIX_REQUIREMENTS := deploy/phoenix-requirements.txt
 PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
 
 .PHONY: demo test test-fast lint format bench build services phoenix clean

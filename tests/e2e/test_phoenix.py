@@ -19,11 +19,16 @@ from typing import Any
 
 import pytest
 
+from service.backends import PHOENIX_VENV, Phoenix, Span
 from service.serving import Server
 
 from .otlp import wait_for
-from .tracestore import NOT_INSTALLED, PHOENIX_PYTHON, Phoenix, Span
 from .traffic import MODEL, labelled_body, ok_json, post_concurrently, predict_body, trace_id
+
+NOT_INSTALLED = (
+    f"Arize Phoenix is not installed in {PHOENIX_VENV}: run `make phoenix` "
+    "(`make test` installs it before running the suite)"
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +38,7 @@ SPAN_WAIT = 30.0
 
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
-    if not PHOENIX_PYTHON.exists():
+    if not Phoenix.installed():
         pytest.fail(NOT_INSTALLED, pytrace=False)
     with Phoenix(tmp_path_factory.mktemp("phoenix")) as running:
         yield running

@@ -27,7 +27,6 @@ from service.serving import REPO, Server
 
 from .backends import (
     RULES,
-    Alertmanager,
     Prometheus,
     Webhook,
     free_port_run,
@@ -35,6 +34,7 @@ from .backends import (
     render_rules,
     require_binary,
     shipped_job_name,
+    start_alertmanager,
 )
 from .otlp import wait_for
 from .traffic import MODEL, labelled_body, ok_json, post_concurrently
@@ -176,7 +176,7 @@ def stack(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         server = Server(workdir / "server", trained_home, env)
         stack.callback(server.stop)
         server.start()
-        alertmanager = Alertmanager(alertmanager_bin, workdir / "alertmanager", webhook.url)
+        alertmanager = start_alertmanager(alertmanager_bin, workdir / "alertmanager", webhook.url)
         stack.callback(alertmanager.stop)
         alertmanager.start()
         config = render_prometheus_config(
