@@ -7,7 +7,6 @@ the reference libraries computed on exactly the rows it sent.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -17,18 +16,9 @@ import numpy as np
 import pytest
 from fairlearn.metrics import (
     MetricFrame,
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equal_opportunity_difference,
-    equal_opportunity_ratio,
-    equalized_odds_difference,
-    equalized_odds_ratio,
-    false_positive_rate,
-    selection_rate,
-    true_positive_rate,
 )
+from fairlearn_reference import AGGS, DISPARITIES, EQUALIZED_ODDS, METHODS, RATES
 from scipy.spatial.distance import jensenshannon
-from sklearn.metrics import accuracy_score, precision_score
 
 from instrumentation.metrics.drift import PSI_EPSILON
 from service.serving import Server
@@ -116,26 +106,6 @@ def latest_export(
 
 
 # --- fairness --------------------------------------------------------------------------
-
-RATES: dict[str, Callable[..., float]] = {
-    "selection_rate": selection_rate,
-    "accuracy": accuracy_score,
-    "precision": functools.partial(precision_score, zero_division=np.nan),
-    "tpr": true_positive_rate,
-    "fpr": false_positive_rate,
-}
-DISPARITIES = {
-    "demographic_parity_difference": demographic_parity_difference,
-    "demographic_parity_ratio": demographic_parity_ratio,
-    "equal_opportunity_difference": equal_opportunity_difference,
-    "equal_opportunity_ratio": equal_opportunity_ratio,
-}
-EQUALIZED_ODDS = {
-    "equalized_odds_difference": equalized_odds_difference,
-    "equalized_odds_ratio": equalized_odds_ratio,
-}
-METHODS = ("between_groups", "to_overall")
-AGGS = ("worst_case", "mean")
 
 
 def denominators(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, int]:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 import math
 import re
 from typing import Any
@@ -9,17 +8,10 @@ import numpy as np
 import pytest
 from fairlearn.metrics import (
     MetricFrame,
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equal_opportunity_difference,
-    equal_opportunity_ratio,
-    equalized_odds_difference,
-    equalized_odds_ratio,
-    false_positive_rate,
-    selection_rate,
     true_positive_rate,
 )
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_score
+from fairlearn_reference import DISPARITIES, EQUALIZED_ODDS, RATES
+from sklearn.metrics import confusion_matrix
 
 from instrumentation.metrics.fairness import (
     CLASSES_MISMATCH_ERROR,
@@ -36,24 +28,7 @@ from instrumentation.metrics.fairness import (
     one_vs_rest,
 )
 
-RATES = {
-    "selection_rate": selection_rate,
-    "accuracy": accuracy_score,
-    "precision": functools.partial(precision_score, zero_division=np.nan),
-    "tpr": true_positive_rate,
-    "fpr": false_positive_rate,
-}
-
-DIFFERENCES = {
-    "demographic_parity_difference": demographic_parity_difference,
-    "demographic_parity_ratio": demographic_parity_ratio,
-    "equal_opportunity_difference": equal_opportunity_difference,
-    "equal_opportunity_ratio": equal_opportunity_ratio,
-}
-EQUALIZED_ODDS = {
-    "equalized_odds_difference": equalized_odds_difference,
-    "equalized_odds_ratio": equalized_odds_ratio,
-}
+DIFFERENCES = DISPARITIES
 
 
 def counts_from_rows(y_true: Any, y_pred: Any, groups: Any) -> dict[str, BinaryCounts]:
