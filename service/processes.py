@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,6 +26,40 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_run(count: int, attempts: int = 50) -> int:
+    """The first of ``count`` consecutive ports on 127.0.0.1 that were all free a moment ago.
+
+    Searched below the kernel's ephemeral range (32768+), where the OS never hands out
+    ports on its own: ports chosen by number stay clear of ones it picks for others.
+    """
+    rng = random.Random()
+    for _ in range(attempts):
+        first = rng.randrange(20000, 32768 - count)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no run of {count} free ports found in {attempts} attempts")
+
+
+def preferred_port(port: int) -> int:
+    """``port`` if it is free on 127.0.0.1 (a familiar URL for people), else any free port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
 
 
 def http_ok(url: str) -> Callable[[], bool]:

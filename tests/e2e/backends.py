@@ -8,7 +8,6 @@ in the test process.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,14 +28,11 @@ from service.backends import (
     render_rules,
     shipped_job_name,
 )
-from service.processes import free_port
 
 INSTALL_HINT = (
     "install Debian's prometheus and prometheus-alertmanager packages "
     "(`make services` runs deploy/install-services.sh, which does)"
 )
-READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 
 
 def require_binary(*names: str) -> str:
@@ -45,27 +41,6 @@ def require_binary(*names: str) -> str:
     if found is None:
         pytest.fail(f"{' / '.join(names)} not found: {INSTALL_HINT}", pytrace=False)
     return found
-
-
-def free_port_run(count: int, attempts: int = 50) -> int:
-    """The first of ``count`` consecutive ports on 127.0.0.1 that were all free a moment ago."""
-    for _ in range(attempts):
-        first = free_port()
-        if first + count - 1 > 65535:
-            continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise AssertionError(f"no run of {count} free ports found in {attempts} attempts")
 
 
 # --- configuration rendered from the shipped files ---------------------------------------------
@@ -136,7 +111,6 @@ __all__ = [
     "RULES",
     "Prometheus",
     "Webhook",
-    "free_port_run",
     "render_alertmanager_config",
     "render_prometheus_config",
     "render_rules",

@@ -23,13 +23,13 @@ import httpx
 import pytest
 import yaml
 
+from service.processes import free_port_run
 from service.serving import REPO, Server
 
 from .backends import (
     RULES,
     Prometheus,
     Webhook,
-    free_port_run,
     render_prometheus_config,
     render_rules,
     require_binary,
