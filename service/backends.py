@@ -54,13 +54,23 @@ def find_binary(*names: str) -> str | None:
 # --- configuration rendered from the shipped files ---------------------------------------------
 
 
-def render_rules(*, for_: str) -> dict[str, Any]:
-    """The shipped rules with every ``for:`` set to ``for_``: same expressions, quicker alerts."""
+SHIPPED_RULE_WINDOW = "1h"
+"""The ``ml.window`` the shipped gauge rules read."""
+
+
+def render_rules(*, for_: str, window: str = SHIPPED_RULE_WINDOW) -> dict[str, Any]:
+    """The shipped rules with every ``for:`` set to ``for_`` and gauges read over ``window``.
+
+    Same expressions otherwise: quicker alerts for tests and the demo.
+    """
     rules = yaml.safe_load(RULES.read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
             if "alert" in rule:
                 rule["for"] = for_
+                rule["expr"] = rule["expr"].replace(
+                    f'ml_window="{SHIPPED_RULE_WINDOW}"', f'ml_window="{window}"'
+                )
     return dict(rules)
 
 

@@ -11,6 +11,7 @@ and writes ``demo-output/history.json`` (plus ``chart.png`` when matplotlib is t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import os
@@ -19,7 +20,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from service.demo_backends import DemoBackends
 from service.demo_chart import write_chart
 from service.serving import REPO, Server
 from service.train import DEFAULT_MODEL, Shift, make_dataset, save
@@ -231,25 +233,51 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     history: dict[str, Any] = {"phases": [], "timeline": [], "phase_summaries": []}
     stats = Stats()
-    print(f"serving with 2 workers (store {workdir / 'store.db'}) ...", flush=True)
-    with Server(workdir, home, env, home=home) as server, server.client() as client:
+    user_otel = any(k.startswith("OTEL_EXPORTER_OTLP") for k in passthrough)
+    with contextlib.ExitStack() as stack:
+        backends = stack.enter_context(
+            DemoBackends(workdir, user_otel=user_otel, window=LIVE_WINDOW)
+        )
+        print(f"serving with 2 workers (store {workdir / 'store.db'}) ...", flush=True)
+        server = stack.enter_context(Server(workdir, home, {**env, **backends.env}, home=home))
+        client = stack.enter_context(server.client())
         print(f"listening on {server.base_url}: POST /predict, POST /feedback, GET /monitor")
-        labels = LabelPipeline(client, stats, delay=args.label_delay, seed=args.seed).start()
-        started = time.monotonic()
-        print(TABLE_HEADER)
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            for index, phase in enumerate(PHASES):
-                history["phases"].append({"name": phase.name, "start": time.monotonic() - started})
-                _drive(phase, index, args, pool, client, stats, labels, started, history)
-                history["phases"][-1]["end"] = time.monotonic() - started
-                time.sleep(args.label_delay + 1.0)  # let this phase's labels land
-                snap = client.get("/monitor").json()
-                history["phase_summaries"].append(
-                    {"phase": phase.name, **headline(snap, LIVE_WINDOW)}
-                )
-        labels.drain()
-        final = client.get("/monitor").json()
-    history["final"] = final
+        for line in backends.lines:
+            print(f"  {line}")
+        _traffic(args, client, stats, history, backends.watch_alerts)
+        history["backends"] = backends.summary()
+        if args.hold > 0:
+            print(f"\nholding for {args.hold:.0f}s so you can browse the URLs above (Ctrl-C ends)")
+            with contextlib.suppress(KeyboardInterrupt):
+                time.sleep(args.hold)
+    return _finish(history, stats, out)
+
+
+def _traffic(
+    args: argparse.Namespace,
+    client: httpx.Client,
+    stats: Stats,
+    history: dict[str, Any],
+    watch_alerts: Callable[[float], list[str]],
+) -> None:
+    """The three phases, then the last labels; records into ``history``."""
+    labels = LabelPipeline(client, stats, delay=args.label_delay, seed=args.seed).start()
+    started = time.monotonic()
+    print(TABLE_HEADER)
+    with ThreadPoolExecutor(args.concurrency) as pool:
+        for index, phase in enumerate(PHASES):
+            history["phases"].append({"name": phase.name, "start": time.monotonic() - started})
+            _drive(phase, index, args, pool, client, stats, labels, started, history, watch_alerts)
+            history["phases"][-1]["end"] = time.monotonic() - started
+            time.sleep(args.label_delay + 1.0)  # let this phase's labels land
+            snap = client.get("/monitor").json()
+            history["phase_summaries"].append({"phase": phase.name, **headline(snap, LIVE_WINDOW)})
+    labels.drain()
+    history["final"] = client.get("/monitor").json()
+
+
+def _finish(history: dict[str, Any], stats: Stats, out: Path) -> dict[str, Any]:
+    """Client-side figures into ``history``, written to ``out/history.json``."""
     history["client"] = {
         "requests": stats.requests,
         "rows": stats.rows,
@@ -274,6 +302,7 @@ def _drive(
     labels: LabelPipeline,
     started: float,
     history: dict[str, Any],
+    watch_alerts: Callable[[float], list[str]],
 ) -> None:
     rng = random.Random(args.seed + index)
     instances, truth = make_dataset(args.rows_per_phase, args.seed + 100 * index, shift=phase.shift)
@@ -294,7 +323,9 @@ def _drive(
             h = headline(snap, LIVE_WINDOW)
             rps = (stats.requests - last_requests) / (now - last_print)
             last_requests, last_print = stats.requests, now
-            print(_row(now - started, phase.name, stats, rps, h), flush=True)
+            firing = watch_alerts(now - started)
+            row = _row(now - started, phase.name, stats, rps, h)
+            print(row + (f"  ! {', '.join(firing)}" if firing else ""), flush=True)
             with stats.lock:
                 recent = stats.latencies_ms[-500:]
             history["timeline"].append(
@@ -345,6 +376,7 @@ def summarise(history: dict[str, Any]) -> str:
         "  drift PSI by feature: "
         + ", ".join(f"{k} {_fmt(_value(v['psi']), 0)}" for k, v in w["drift"]["features"].items()),
     ]
+    lines += [f"  {line}" for line in history.get("backends", [])]
     return "\n".join(lines)
 
 
@@ -357,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--label-delay", type=float, default=4.0, help="seconds")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", default="demo-output")
+    parser.add_argument(
+        "--hold", type=float, default=0.0, help="seconds to keep serving after the run"
+    )
     args = parser.parse_args(argv)
     history = run(args)
     print(summarise(history))
