@@ -18,6 +18,7 @@ from bentoml.exceptions import BentoMLException, InvalidArgument
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -86,7 +87,8 @@ class PayloadTooLarge(BentoMLException):
 
 async def _snapshot(request: Request) -> JSONResponse:
     service = bentoml.get_current_service()
-    return JSONResponse(service.monitor.snapshot())
+    # Summing a day of buckets is blocking database work: keep it off the event loop.
+    return JSONResponse(await run_in_threadpool(service.monitor.snapshot))
 
 
 # Mounted at the root: BentoML matches its own routes first, then this app's, so
