@@ -102,6 +102,20 @@ class StoreURL:
         return Path(self.target)
 
 
+AVAILABLE_STORES = ("sqlite",)
+"""Store schemes this version can open (``redis`` parses, for the replica store to come)."""
+
+
+def _available_store(text: str) -> StoreURL:
+    url = StoreURL.parse(text)
+    if url.scheme not in AVAILABLE_STORES:
+        raise ConfigError(
+            f"MONITOR_STORE_URL={text!r}: the {url.scheme} store is not available in this "
+            "version; expected sqlite:///<path>"
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class Window:
     """A named look-back window such as ``5m``: metrics are summed over its buckets."""
@@ -162,7 +176,9 @@ class MonitorConfig:
         return cls(
             workers=workers,
             trace_sample_rate=_float(env, "MONITOR_TRACE_SAMPLE_RATE", 1.0, low=0.0, high=1.0),
-            store_url=StoreURL.parse(env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL),
+            store_url=_available_store(
+                env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL
+            ),
             windows=windows,
             feedback_token=env.get("MONITOR_FEEDBACK_TOKEN", "").strip() or None,
             prediction_ttl=(

@@ -541,3 +541,13 @@ def test_resource_defaults_service_name_only_when_the_environment_names_none(
     monkeypatch.setenv("OTEL_SERVICE_NAME", "fraud-api")
     named = build_resource("i-1", default_service_name="model_monitor").attributes
     assert named["service.name"] == "fraud-api"
+
+
+def test_a_store_this_version_cannot_open_fails_at_start_up() -> None:
+    with pytest.raises(ConfigError) as raised:
+        MonitorConfig.from_env({"MONITOR_STORE_URL": "redis://cache:6379/0"})
+
+    assert str(raised.value) == (
+        "MONITOR_STORE_URL='redis://cache:6379/0': the redis store is not available in this "
+        "version; expected sqlite:///<path>"
+    )
