@@ -217,7 +217,7 @@ def _row(t: float, phase: str, stats: Stats, rps: float, h: dict[str, float | No
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train, serve, drive the phases; return the recorded history."""
     out = Path(args.out)
-    workdir = REPO / ".monitor" / "demo"
+    workdir = Path(args.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"training {DEFAULT_MODEL} into the BentoML model store ...", flush=True)
     tag = save(DEFAULT_MODEL)
@@ -389,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--label-delay", type=float, default=4.0, help="seconds")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", default="demo-output")
+    parser.add_argument(
+        "--workdir", default=str(REPO / ".monitor" / "demo"), help="store, logs (wiped first)"
+    )
     parser.add_argument(
         "--hold", type=float, default=0.0, help="seconds to keep serving after the run"
     )
