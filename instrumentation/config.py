@@ -147,6 +147,7 @@ class MonitorConfig:
     max_group_values: int = 50
     min_group_samples: int = 30
     psi_threshold: float = 0.2
+    min_drift_samples: int = 100
     bucket_seconds: int = 60
     prometheus_port: int | None = None
     """First port of the per-worker Prometheus scrape endpoints (worker i: port + i - 1)."""
@@ -193,6 +194,7 @@ class MonitorConfig:
             max_group_values=_int(env, "MONITOR_MAX_GROUP_VALUES", 50, minimum=1),
             min_group_samples=_int(env, "MONITOR_MIN_GROUP_SAMPLES", 30, minimum=0),
             psi_threshold=_float(env, "MONITOR_PSI_THRESHOLD", 0.2, low=1e-6, high=100.0),
+            min_drift_samples=_int(env, "MONITOR_MIN_DRIFT_SAMPLES", 100, minimum=0),
             bucket_seconds=bucket_seconds,
             prometheus_port=_port(env, "MONITOR_PROMETHEUS_PORT", processes=workers),
             prometheus_host=env.get("MONITOR_PROMETHEUS_HOST", "").strip() or "127.0.0.1",

@@ -131,6 +131,7 @@ class ModelMonitor:
             spec,
             min_group_samples=self.config.min_group_samples,
             psi_threshold=self.config.psi_threshold,
+            min_drift_samples=self.config.min_drift_samples,
             bucket_seconds=self.config.bucket_seconds,
         )
         self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}

@@ -38,6 +38,7 @@ from instrumentation import (
     new_instance_id,
     open_store,
 )
+from service import log_filters
 from service.auth import FeedbackTokenMiddleware
 from service.bentoml_internals import (
     bentoml_tracer_provider,
@@ -59,6 +60,7 @@ from service.schemas import (
 from service.train import DEFAULT_MODEL, MODEL_FILE, SPEC_FILE
 
 logger = logging.getLogger(__name__)
+log_filters.install()
 
 MODEL_TAG = os.environ.get("MONITOR_MODEL", DEFAULT_MODEL)
 """The served model: a tag in the BentoML model store (``name`` means ``name:latest``)."""
@@ -150,9 +152,15 @@ class ModelService:
                 f"instances: {len(instances)} given, at most {CONFIG.max_batch} per request "
                 "(MONITOR_MAX_BATCH)"
             )
-        ids = [item.id for item in instances if item.id is not None]
-        if len(set(ids)) != len(ids):
-            raise InvalidArgument("instances[].id: ids must be unique within a request")
+        first_seen: dict[str, int] = {}
+        for index, item in enumerate(instances):
+            if item.id is not None and item.id in first_seen:
+                raise InvalidArgument(
+                    f"instances[{index}].id: {item.id!r} repeats instances"
+                    f"[{first_seen[item.id]}].id; ids must be unique within a request"
+                )
+            if item.id is not None:
+                first_seen[item.id] = index
         rows = [item.features for item in instances]
         try:
             self.spec.validate_features(rows)
@@ -167,7 +175,8 @@ class ModelService:
                 else:
                     records = rec.set_outputs(values=self.predictor.regress(rows))
         except DuplicatePredictionId as exc:
-            raise Conflict(f"instances[].id: {exc}; nothing was stored") from None
+            index = next(i for i, item in enumerate(instances) if item.id == exc.prediction_id)
+            raise Conflict(f"instances[{index}].id: {exc}; nothing was stored") from None
         classes = self.spec.classes
         return PredictResponse(
             model=ModelInfo(name=self.spec.name, version=self.spec.version),

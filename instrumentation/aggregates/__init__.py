@@ -54,6 +54,7 @@ class AggregateBook:
         *,
         min_group_samples: int = 30,
         psi_threshold: float = 0.2,
+        min_drift_samples: int = 100,
         bucket_seconds: int = DEFAULT_BUCKET_SECONDS,
     ) -> None:
         self.spec = spec
@@ -62,7 +63,7 @@ class AggregateBook:
         self.sections: tuple[Section, ...] = (
             QualitySection(spec),
             self._fairness,
-            DriftSection(spec, psi_threshold=psi_threshold),
+            DriftSection(spec, psi_threshold=psi_threshold, min_samples=min_drift_samples),
             EstimateSection(spec),
         )
 

@@ -23,14 +23,17 @@ logger = logging.getLogger(__name__)
 class DriftSection:
     """PSI, Jensen–Shannon and binned KS per feature and output (``drift`` in ``GET /monitor``).
 
-    A model saved without a reference profile reports an empty section.
+    A model saved without a reference profile reports an empty section. Below
+    ``min_samples`` predictions in the window the statistics are still reported but
+    ``drifted`` is ``None`` with ``insufficient_data``: PSI of a handful of rows is noise.
     """
 
     name = "drift"
 
-    def __init__(self, spec: ModelSpec, *, psi_threshold: float) -> None:
+    def __init__(self, spec: ModelSpec, *, psi_threshold: float, min_samples: int = 100) -> None:
         self.spec = spec
         self.psi_threshold = psi_threshold
+        self.min_samples = min_samples
         profile = drift.ReferenceProfile.from_dict(spec.reference) if spec.reference else None
         self.features: Mapping[str, drift.Reference] = profile.features if profile else {}
         self.outputs: Mapping[str, drift.Reference] = profile.prediction if profile else {}
@@ -61,18 +64,16 @@ class DriftSection:
     def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
         """The window's drift statistics against the training reference."""
 
-        def section(kind: str, refs: Mapping[str, drift.Reference]) -> dict[str, Any]:
-            return {
-                name: drift.drift_report(
-                    ref,
-                    cells.histogram(kind, len(ref.shares), name),
-                    psi_threshold=self.psi_threshold,
-                )
-                for name, ref in refs.items()
-            }
+        def one(kind: str, name: str, ref: drift.Reference) -> dict[str, Any]:
+            counts = cells.histogram(kind, len(ref.shares), name)
+            report = drift.drift_report(ref, counts, psi_threshold=self.psi_threshold)
+            if 0 < counts.sum() < self.min_samples:
+                report.update(drifted=None, insufficient_data=True)
+            return report
 
         return {
-            "features": section("drift", self.features),
-            "prediction": section("drift_output", self.outputs),
+            "features": {n: one("drift", n, r) for n, r in self.features.items()},
+            "prediction": {n: one("drift_output", n, r) for n, r in self.outputs.items()},
             "psi_threshold": self.psi_threshold,
+            "min_samples": self.min_samples,
         }

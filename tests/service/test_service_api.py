@@ -169,7 +169,7 @@ _NO_HOUR = {k: v for k, v in _GOOD.items() if k != "hour"}
         ),
         pytest.param(
             [{**_with(_GOOD), "id": "same"}, {**_with(_GOOD), "id": "same"}],
-            "instances[].id: ids must be unique within a request",
+            "instances[1].id: 'same' repeats instances[0].id; ids must be unique within a request",
             id="duplicate-ids",
         ),
     ],
@@ -278,7 +278,7 @@ def test_a_reused_id_gets_a_409_and_nothing_of_the_request_is_stored(
 
     assert response.status_code == 409
     assert _error(response) == (
-        "instances[].id: prediction id 'tx-1' already exists for this model; nothing was stored"
+        "instances[1].id: prediction id 'tx-1' already exists for this model; nothing was stored"
     )
     assert set(store.get_predictions(MODEL, ["tx-1", "tx-2"])) == {"tx-1"}
     after = client.get("/monitor").json()
