@@ -94,6 +94,10 @@ class StoreURL:
             "sqlite:////abs/path) or redis://host:port/db"
         )
 
+    def describe(self) -> str:
+        """Where the store is, for logs: an absolute path for SQLite, the URL otherwise."""
+        return str(self.sqlite_path.resolve()) if self.scheme == "sqlite" else self.target
+
     @property
     def sqlite_path(self) -> Path:
         """The database file of an ``sqlite`` URL."""

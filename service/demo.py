@@ -170,6 +170,7 @@ def headline(snapshot: dict[str, Any], window: str) -> dict[str, float | None]:
         "accuracy": _value(w["quality"]["accuracy"]),
         "recall_fraud": _value(w["quality"]["recall"]["per_class"].get("fraud")),
         "estimated_accuracy": _value(w["estimated"].get("accuracy")),
+        "estimate_error": w["estimated"].get("error", {}).get("accuracy"),
         "psi_amount": _value(drift.get("amount", {}).get("psi")),
         "psi_hour": _value(drift.get("hour", {}).get("psi")),
         "dp_diff_region": _value(
@@ -194,6 +195,14 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+TABLE_LEGEND = (
+    f"every 2 s; figures over the last {LIVE_WINDOW} (GET /monitor):  labels = labels matched "
+    "in the window,  acc = accuracy on them,\n"
+    "est.acc = accuracy estimated from scores alone (no labels),  psi.amt / psi.hr = drift "
+    "(PSI) of amount / hour,\n"
+    "dp.reg / eo.reg = demographic-parity / equalized-odds difference between regions,  "
+    "! = Prometheus alerts firing"
+)
 TABLE_HEADER = (
     f"{'t(s)':>5} {'phase':<9} {'req':>6} {'rows':>6} {'req/s':>6} {'p50ms':>6} {'p99ms':>6} "
     f"{'labels':>6} {'acc':>7} {'est.acc':>7} {'psi.amt':>7} {'psi.hr':>7} {'dp.reg':>7} "
@@ -227,7 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {
         "MONITOR_WINDOWS": f"{LIVE_WINDOW},{FULL_WINDOW}",
         "MONITOR_BUCKET_SECONDS": "5",
-        "MONITOR_MIN_GROUP_SAMPLES": "20",
+        "MONITOR_MIN_GROUP_SAMPLES": "50",
         "OTEL_SERVICE_NAME": "model-monitor-demo",
         **passthrough,
     }
@@ -263,13 +272,16 @@ def _traffic(
     """The three phases, then the last labels; records into ``history``."""
     labels = LabelPipeline(client, stats, delay=args.label_delay, seed=args.seed).start()
     started = time.monotonic()
+    print(TABLE_LEGEND)
     print(TABLE_HEADER)
     with ThreadPoolExecutor(args.concurrency) as pool:
         for index, phase in enumerate(PHASES):
             history["phases"].append({"name": phase.name, "start": time.monotonic() - started})
             _drive(phase, index, args, pool, client, stats, labels, started, history, watch_alerts)
             history["phases"][-1]["end"] = time.monotonic() - started
-            time.sleep(args.label_delay + 1.0)  # let this phase's labels land
+            wait = args.label_delay + 1.0
+            print(f"      ({phase.name} done: {wait:.0f}s for its last labels to arrive)")
+            time.sleep(wait)
             snap = client.get("/monitor").json()
             history["phase_summaries"].append({"phase": phase.name, **headline(snap, LIVE_WINDOW)})
     labels.drain()
@@ -353,14 +365,16 @@ def summarise(history: dict[str, Any]) -> str:
         f"p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms",
         f"labels sent: {c['labels_sent']}  statuses: {c['feedback']}",
         "",
-        f"per phase ({LIVE_WINDOW} window, after that phase's labels arrived):",
-        f"  {'phase':<9} {'acc':>7} {'est.acc':>7} {'rec.fr':>7} {'psi.amt':>7} {'psi.hr':>7} "
-        f"{'dp.reg':>7} {'eo.reg':>7}",
+        f"per phase ({LIVE_WINDOW} window, after that phase's labels arrived; est.err = the "
+        "estimate minus the realised accuracy on the same rows, rec.fr = recall of fraud):",
+        f"  {'phase':<9} {'acc':>7} {'est.acc':>7} {'est.err':>7} {'rec.fr':>7} {'psi.amt':>7} "
+        f"{'psi.hr':>7} {'dp.reg':>7} {'eo.reg':>7}",
     ]
     for s in history["phase_summaries"]:
         lines.append(
             f"  {s['phase']:<9} {_fmt(s['accuracy'])} {_fmt(s['estimated_accuracy'])} "
-            f"{_fmt(s['recall_fraud'])} {_fmt(s['psi_amount'])} {_fmt(s['psi_hour'])} "
+            f"{_fmt(s['estimate_error'], 7, 3)} {_fmt(s['recall_fraud'])} "
+            f"{_fmt(s['psi_amount'])} {_fmt(s['psi_hour'])} "
             f"{_fmt(s['dp_diff_region'])} {_fmt(s['eo_diff_region'])}"
         )
     final = history["final"]

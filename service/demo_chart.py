@@ -21,7 +21,7 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    points = history["timeline"]
+    points = _with_gaps(history["timeline"])
     t = [p["t"] for p in points]
 
     def series(key: str) -> list[float]:
@@ -45,8 +45,8 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
     latency.set_ylabel("latency (ms)")
     throughput.set_ylabel("requests/s")
     throughput.set_ylim(0, max([v for v in series("rps") if v == v] + [1.0]) * 1.4)
-    latency.legend(loc="upper left", fontsize=8)
-    throughput.legend(loc="upper right", fontsize=8)
+    latency.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    throughput.legend(loc="lower right", fontsize=8, framealpha=0.9)
 
     axes[1].plot(t, series("accuracy"), label="accuracy (labelled)", color="tab:green")
     axes[1].plot(
@@ -70,6 +70,16 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
         t, series("dp_diff_region"), label="demographic parity diff (region)", color="tab:brown"
     )
     axes[3].set_ylabel("disparity")
+    axes[3].text(
+        0.99,
+        0.95,
+        "only labels flip in the bias phase: demographic parity (predictions only) stays flat",
+        transform=axes[3].transAxes,
+        ha="right",
+        va="top",
+        fontsize=7,
+        color="dimgray",
+    )
     axes[3].set_xlabel("seconds since start")
     axes[3].legend(loc="upper left", fontsize=8)
 
@@ -79,3 +89,13 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _with_gaps(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timeline with an empty point between phases, so lines break across the pauses."""
+    out: list[dict[str, Any]] = []
+    for point in points:
+        if out and out[-1].get("phase") != point.get("phase"):
+            out.append({"t": (out[-1]["t"] + point["t"]) / 2})
+        out.append(point)
+    return out

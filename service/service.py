@@ -122,6 +122,8 @@ class ModelService:
         # middleware then also emits http.server.* metrics through it.
         metrics.set_meter_provider(self.meter_provider)
         self.tracer_provider = bentoml_tracer_provider()
+        # `bentoml serve <tag>` runs from inside the bento: say where a relative store lands.
+        logger.info("prediction store: %s", CONFIG.store_url.describe())
         self.monitor = ModelMonitor(
             spec,
             open_store(CONFIG.store_url),
