@@ -1,8 +1,10 @@
-"""Window metrics cost O(buckets × cells), not O(traffic): snapshot time vs rows in the window.
+"""Window metrics cost O(buckets × cells), not O(traffic).
 
-Fills a store through the monitor with 1k, 10k and 50k labelled predictions
-(spread over the same 10 minutes of buckets) and times ``monitor.snapshot()``;
-the ratio to the 1k case should stay near 1 while the row count grows 50×.
+1. Fills a store through the monitor with 1k, 10k and 50k labelled predictions
+   (spread over the same 10 minutes of buckets) and times ``monitor.snapshot()``;
+   the time follows the number of distinct cells (bounded), not the rows.
+2. A day of one-minute buckets (1,440 × 500 cells): times summing a 24 h window
+   before and after ``compact_aggregates`` rolls buckets older than 2 h into hours.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from bench._common import demo_predictor, median_seconds
 from instrumentation import ModelMonitor, MonitorConfig, PredictionInput, SQLiteStore
+from instrumentation.store.base import Increments
 from service.train import make_dataset
 
 
@@ -56,6 +59,32 @@ def main() -> None:
         seconds = median_seconds(monitor.snapshot, repeats=args.repeats)
         baseline = baseline or seconds
         print(f"{rows:>6} {cells:>6} {seconds * 1e3:12.2f} {seconds / baseline:9.2f}")
+    long_window(max(3, args.repeats // 3))
+
+
+def long_window(repeats: int) -> None:
+    """Summing a 24 h window of minute buckets, before and after roll-up."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-rollup-"))
+    store = SQLiteStore(workdir / "day.db")
+    now = 1_800_000_000 - 1_800_000_000 % 3600
+    for hour in range(24):
+        increments = Increments()
+        for minute in range(60):
+            bucket = now - 86_400 + 3600 * hour + 60 * minute
+            for cell in range(500):
+                increments.add("v", bucket, ("cell", str(cell)), 1.0)
+        with store._transaction() as cur:  # bulk load through the store's own write path
+            store._apply(cur, "m", increments)
+
+    def day() -> None:
+        store.sum_aggregates("m", "v", since_bucket=now - 86_400)
+
+    minutes = median_seconds(day, repeats=repeats, warmup=1)
+    store.compact_aggregates("m", drop_before=0, rollup_before=now - 7200, rollup_width=3600)
+    rolled = median_seconds(day, repeats=repeats, warmup=1)
+    print(f"{'24h window':<22} {'sum ms':>8} {'x minutes':>9}")
+    print(f"{'1,440 minute buckets':<22} {minutes * 1e3:8.1f} {1.0:9.2f}")
+    print(f"{'rolled up (22h + 120m)':<22} {rolled * 1e3:8.1f} {rolled / minutes:9.2f}")
 
 
 if __name__ == "__main__":

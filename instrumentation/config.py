@@ -31,6 +31,11 @@ def parse_duration(text: str, *, variable: str) -> float:
     return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
+def _duration(env: Mapping[str, str], variable: str, default: float) -> float:
+    raw = env.get(variable, "").strip()
+    return parse_duration(raw, variable=variable) if raw else default
+
+
 def _int(env: Mapping[str, str], variable: str, default: int, *, minimum: int) -> int:
     raw = env.get(variable, "").strip()
     if not raw:
@@ -152,6 +157,7 @@ class MonitorConfig:
     min_group_samples: int = 30
     psi_threshold: float = 0.2
     min_drift_samples: int = 100
+    rollup_after: float = 7200.0
     bucket_seconds: int = 60
     prometheus_port: int | None = None
     """First port of the per-worker Prometheus scrape endpoints (worker i: port + i - 1)."""
@@ -199,6 +205,7 @@ class MonitorConfig:
             min_group_samples=_int(env, "MONITOR_MIN_GROUP_SAMPLES", 30, minimum=0),
             psi_threshold=_float(env, "MONITOR_PSI_THRESHOLD", 0.2, low=1e-6, high=100.0),
             min_drift_samples=_int(env, "MONITOR_MIN_DRIFT_SAMPLES", 100, minimum=0),
+            rollup_after=_duration(env, "MONITOR_ROLLUP_AFTER", 7200.0),
             bucket_seconds=bucket_seconds,
             prometheus_port=_port(env, "MONITOR_PROMETHEUS_PORT", processes=workers),
             prometheus_host=env.get("MONITOR_PROMETHEUS_HOST", "").strip() or "127.0.0.1",

@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 MAX_IDS_ON_SPAN = 64
 """Prediction ids listed on one span; more are counted, not listed (spans stay small)."""
 
+ROLLUP_SECONDS = 3600
+"""Width of the buckets old aggregates are merged into (see ``compact_aggregates``)."""
+
 MAX_LINKS_PER_FEEDBACK = 128
 """Span links from one ``ml.feedback`` span to matched ``ml.predict`` spans."""
 
@@ -312,6 +315,24 @@ class ModelMonitor:
         if removed:
             self._safely(self.instruments.evicted.add, removed, self._attrs)
         return removed
+
+    def compact_aggregates(self) -> int:
+        """Keep the cost of long windows flat and the aggregate table bounded.
+
+        Buckets older than ``rollup_after`` are merged into hour buckets (a day
+        window then sums ~24 + 120 buckets, not 1,440); buckets older than the
+        longest window (plus one hour) are dropped. A window longer than
+        ``rollup_after`` is therefore exact to the hour at its old edge.
+        """
+        now = self.clock()
+        longest = max(w.seconds for w in self.config.windows)
+        width = self.config.bucket_seconds
+        return self.store.compact_aggregates(
+            self.spec.name,
+            drop_before=bucket_of(now - longest - ROLLUP_SECONDS, width),
+            rollup_before=bucket_of(now - self.config.rollup_after, ROLLUP_SECONDS),
+            rollup_width=ROLLUP_SECONDS,
+        )
 
     def _safely(self, func: Callable[..., Any], *args: Any) -> None:
         """Run telemetry work; log and swallow its errors so it never breaks a request."""

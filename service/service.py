@@ -141,8 +141,9 @@ class ModelService:
         while not self._stop.wait(HOUSEKEEPING_SECONDS):
             try:
                 self.monitor.evict_expired()
+                self.monitor.compact_aggregates()
             except Exception:
-                logger.exception("eviction failed; will retry")
+                logger.exception("housekeeping failed; will retry")
 
     @bentoml.api(input_spec=PredictRequest)
     def predict(self, instances: list[Instance]) -> PredictResponse:

@@ -206,6 +206,17 @@ class PredictionStore(Protocol):
         """Delete rows older than ``retain`` seconds and the oldest beyond ``max_rows``."""
         ...
 
+    def compact_aggregates(
+        self, model: str, *, drop_before: int, rollup_before: int, rollup_width: int
+    ) -> int:
+        """Delete buckets starting before ``drop_before``; merge those before ``rollup_before``.
+
+        Merging sums every cell of the buckets inside one ``rollup_width`` span into
+        the bucket at the span's start: exact, since cells are additive. Returns the
+        rows deleted (dropped, or merged into a span bucket).
+        """
+        ...
+
     def try_lease(self, name: str, holder: str, *, now: float, duration: float) -> bool:
         """Take or renew a named lease; True when ``holder`` holds it until ``now + duration``."""
         ...

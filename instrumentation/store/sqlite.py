@@ -284,6 +284,25 @@ class SQLiteStore:
                 removed += cur.rowcount
         return int(removed)
 
+    def compact_aggregates(
+        self, model: str, *, drop_before: int, rollup_before: int, rollup_width: int
+    ) -> int:
+        """Drop old buckets and roll older ones up into ``rollup_width`` buckets (see protocol)."""
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM aggregates WHERE model=? AND bucket<?", (model, drop_before))
+            removed = cur.rowcount
+            scope = "model=? AND bucket<? AND bucket % ? != 0"
+            args = (model, rollup_before, rollup_width)
+            merged = cur.execute(
+                f"SELECT version, (bucket / ?) * ?, key, SUM(value) FROM aggregates WHERE {scope} "
+                "GROUP BY version, 2, key",
+                (rollup_width, rollup_width, *args),
+            ).fetchall()
+            cur.execute(f"DELETE FROM aggregates WHERE {scope}", args)
+            removed += cur.rowcount
+            cur.executemany(_UPSERT_AGGREGATE, [(model, v, b, k, s) for v, b, k, s in merged])
+        return int(removed)
+
     def try_lease(self, name: str, holder: str, *, now: float, duration: float) -> bool:
         """Take the lease if free or expired, renew it if ours."""
         with self._transaction() as cur:

@@ -551,3 +551,10 @@ def test_a_store_this_version_cannot_open_fails_at_start_up() -> None:
         "MONITOR_STORE_URL='redis://cache:6379/0': the redis store is not available in this "
         "version; expected sqlite:///<path>"
     )
+
+
+def test_rollup_after_is_a_duration() -> None:
+    assert MonitorConfig.from_env({"MONITOR_ROLLUP_AFTER": "3h"}).rollup_after == 3 * 3600.0
+    with pytest.raises(ConfigError) as raised:
+        MonitorConfig.from_env({"MONITOR_ROLLUP_AFTER": "soon"})
+    assert str(raised.value).startswith("MONITOR_ROLLUP_AFTER='soon': expected a positive duration")
