@@ -31,7 +31,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from instrumentation.metrics.drift import build_reference_profile
+from instrumentation.metrics.reference import build_reference_profile
 from instrumentation.spec import FeatureSpec, ModelSpec
 from service.predictor import Predictor, log1p_float
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from instrumentation.aggregates.cells import Cells, CellWriter
-from instrumentation.metrics import drift
+from instrumentation.metrics import drift, reference
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import Label, PredictionRecord
 
@@ -34,28 +34,28 @@ class DriftSection:
         self.spec = spec
         self.psi_threshold = psi_threshold
         self.min_samples = min_samples
-        profile = drift.ReferenceProfile.from_dict(spec.reference) if spec.reference else None
-        self.features: Mapping[str, drift.Reference] = profile.features if profile else {}
-        self.outputs: Mapping[str, drift.Reference] = profile.prediction if profile else {}
+        profile = reference.ReferenceProfile.from_dict(spec.reference) if spec.reference else None
+        self.features: Mapping[str, reference.Reference] = profile.features if profile else {}
+        self.outputs: Mapping[str, reference.Reference] = profile.prediction if profile else {}
 
     def on_prediction(
         self, record: PredictionRecord, features: Mapping[str, Any], w: CellWriter
     ) -> None:
         """Bin each input feature and the model's output."""
-        for name, reference in self.features.items():
+        for name, ref in self.features.items():
             if name in features:
-                w.add("drift", name, str(drift.bin_index(reference, features[name])))
+                w.add("drift", name, str(reference.bin_index(ref, features[name])))
         for output, value in self._outputs(record):
-            w.add("drift_output", output, str(drift.bin_index(self.outputs[output], value)))
+            w.add("drift_output", output, str(reference.bin_index(self.outputs[output], value)))
 
     def _outputs(self, record: PredictionRecord) -> list[tuple[str, Any]]:
         found: list[tuple[str, Any]] = []
-        if drift.PREDICTION_LABEL in self.outputs and record.label is not None:
-            found.append((drift.PREDICTION_LABEL, record.label))
-        if drift.PREDICTION_VALUE in self.outputs and record.value is not None:
-            found.append((drift.PREDICTION_VALUE, record.value))
-        if drift.PREDICTION_SCORE in self.outputs and record.scores is not None:
-            found.append((drift.PREDICTION_SCORE, record.scores[1]))
+        if reference.PREDICTION_LABEL in self.outputs and record.label is not None:
+            found.append((reference.PREDICTION_LABEL, record.label))
+        if reference.PREDICTION_VALUE in self.outputs and record.value is not None:
+            found.append((reference.PREDICTION_VALUE, record.value))
+        if reference.PREDICTION_SCORE in self.outputs and record.scores is not None:
+            found.append((reference.PREDICTION_SCORE, record.scores[1]))
         return found
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
@@ -64,7 +64,7 @@ class DriftSection:
     def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
         """The window's drift statistics against the training reference."""
 
-        def one(kind: str, name: str, ref: drift.Reference) -> dict[str, Any]:
+        def one(kind: str, name: str, ref: reference.Reference) -> dict[str, Any]:
             counts = cells.histogram(kind, len(ref.shares), name)
             report = drift.drift_report(ref, counts, psi_threshold=self.psi_threshold)
             if 0 < counts.sum() < self.min_samples:

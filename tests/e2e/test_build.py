@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from instrumentation import ModelSpec
-from instrumentation.metrics.drift import PSI_EPSILON, ReferenceProfile
+from instrumentation.metrics.drift import PSI_EPSILON
+from instrumentation.metrics.reference import ReferenceProfile
 from service.serving import REPO, clean_environ, copy_home
 from service.train import SPEC_FILE, train
 

@@ -14,7 +14,7 @@ from instrumentation import (
     PredictionInput,
     SQLiteStore,
 )
-from instrumentation.metrics.drift import build_reference_profile
+from instrumentation.metrics.reference import build_reference_profile
 
 T0 = 1_700_000_040.0
 

@@ -13,39 +13,41 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
-from instrumentation.metrics import drift, fairness
+from instrumentation.metrics import drift, fairness, reference
 from instrumentation.metrics.drift import (
+    LENGTH_MISMATCH_ERROR,
+    NEGATIVE_COUNTS_ERROR,
+    PSI_EPSILON,
+    THRESHOLD_ERROR,
+    binned_ks,
+    drift_report,
+    js_distance,
+    psi,
+)
+from instrumentation.metrics.reference import (
     COLUMN_ERROR,
     EDGES_ERROR,
     EMPTY_VALUES_ERROR,
     KIND_ERROR,
-    LENGTH_MISMATCH_ERROR,
     N_BINS_ERROR,
     NAN_VALUE_ERROR,
-    NEGATIVE_COUNTS_ERROR,
     NON_FINITE_ERROR,
     PREDICTION_LABEL,
     PREDICTION_SCORE,
-    PSI_EPSILON,
     RESERVED_CATEGORY_ERROR,
     SHARES_LENGTH_ERROR,
     SHARES_SUM_ERROR,
-    THRESHOLD_ERROR,
     UNSEEN_CATEGORY,
     CategoricalReference,
     NumericReference,
     ReferenceProfile,
     bin_counts,
-    binned_ks,
     build_reference_profile,
     categorical_reference,
     category_bin,
-    drift_report,
-    js_distance,
     numeric_bin,
     numeric_edges,
     numeric_reference,
-    psi,
     reference_from_dict,
 )
 
@@ -62,7 +64,7 @@ def direct_psi(ref: np.ndarray, counts: np.ndarray) -> float:
     return float(np.sum((r - c) * np.log(r / c)))
 
 
-@pytest.mark.parametrize("module", [drift, fairness])
+@pytest.mark.parametrize("module", [drift, fairness, reference])
 def test_module_docstring_examples_run(module: ModuleType) -> None:
     result = doctest.testmod(module, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0
@@ -205,7 +207,7 @@ def test_categorical_reference_errors(values: list[str], message: str) -> None:
 
 
 def test_categorical_reference_validation() -> None:
-    with pytest.raises(ValueError, match=exactly(drift.CATEGORIES_ERROR)):
+    with pytest.raises(ValueError, match=exactly(reference.CATEGORIES_ERROR)):
         CategoricalReference(("a", "b"), (0.5, 0.5))
     with pytest.raises(ValueError, match=exactly(SHARES_LENGTH_ERROR)):
         CategoricalReference(("a", UNSEEN_CATEGORY), (1.0,))
