@@ -38,7 +38,7 @@ from instrumentation import (
     new_instance_id,
     open_store,
 )
-from service import log_filters
+from service import SERVICE_NAME, log_filters
 from service.auth import FeedbackTokenMiddleware
 from service.bentoml_internals import (
     bentoml_tracer_provider,
@@ -71,8 +71,6 @@ OTLP = OTLPSettings.from_env(os.environ)
 HOUSEKEEPING_SECONDS = 60.0
 SHUTDOWN_FLUSH_SECONDS = 8.0
 """Most a worker waits for its last export at shutdown (Kubernetes grants 30 s in all)."""
-SERVICE_NAME = "model_monitor"
-"""BentoML's service name, which its spans carry as ``service.name``; metrics use it too."""
 
 
 class Conflict(BentoMLException):

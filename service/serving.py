@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from service import SERVICE_NAME
 from service.processes import ChildProcess, free_port, http_ok
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +66,7 @@ class Server(ChildProcess):
         self.store_path = workdir / "store.db"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self._readyz = http_ok(f"{self.base_url}/readyz")
         super().__init__(
             "server",
             [
@@ -73,7 +75,7 @@ class Server(ChildProcess):
                 *("--host", "127.0.0.1", "-p", str(self.port)),
             ],
             workdir,
-            http_ok(f"{self.base_url}/readyz"),
+            self._every_worker_ready,
             env={
                 **clean_environ(),
                 "BENTOML_HOME": str(self.home),
@@ -84,6 +86,16 @@ class Server(ChildProcess):
             },
             cwd=cwd if cwd is not None else REPO,
         )
+
+    def _every_worker_ready(self) -> bool:
+        """``/readyz`` answers as soon as one worker does; wait for every worker's start-up.
+
+        Each worker logs ``Service … initialized`` once its ``__init__`` (model, store,
+        telemetry, scrape endpoint) is done.
+        """
+        workers = int((self.env or {}).get("MONITOR_WORKERS", "1"))
+        started = self.log().count(f"Service {SERVICE_NAME} initialized")
+        return started >= workers and self._readyz()
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
         """An HTTP client for this server (close it, or use it as a context manager)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -109,7 +110,23 @@ class _Traffic:
 
 
 def _on_every_worker(targets: list[str], series: str) -> bool:
-    return all(f"{series}{{" in _metrics_text(t) for t in targets)
+    try:
+        return all(f"{series}{{" in _metrics_text(t) for t in targets)
+    except httpx.TransportError:  # a worker still starting: /readyz answers with the first
+        return False
+
+
+def _wait_for_every_endpoint(targets: list[str], timeout: float = 60.0) -> None:
+    """Block until every worker's scrape endpoint answers: each worker starts on its own."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            for target in targets:
+                _metrics_text(target)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"not every worker serves /metrics after {timeout:.0f}s: {targets}")
 
 
 def _drive_traffic(server: Server, targets: list[str], prometheus: Prometheus) -> int:
@@ -191,6 +208,7 @@ def stack(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         server.wait_ready()
         alertmanager.wait_ready()
         prometheus.wait_ready()
+        _wait_for_every_endpoint(targets)
         rows = _drive_traffic(server, targets, prometheus)
         yield Stack(server, prometheus, webhook, targets, rows)
 
