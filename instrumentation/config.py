@@ -82,47 +82,31 @@ def _port(env: Mapping[str, str], variable: str, *, processes: int) -> int | Non
 
 @dataclass(frozen=True)
 class StoreURL:
-    """A parsed ``MONITOR_STORE_URL``: ``sqlite:///path`` or ``redis://host:port/db``."""
+    """A parsed ``MONITOR_STORE_URL``: ``sqlite:///relative/path`` or ``sqlite:////abs/path``.
 
-    scheme: str
-    target: str
+    SQLite is the one store this version ships; a Redis URL gets a clear error.
+    """
+
+    path: Path
 
     @classmethod
     def parse(cls, text: str, *, variable: str = "MONITOR_STORE_URL") -> StoreURL:
-        """Split and check a store URL; only the schemes the library ships are accepted."""
+        """Check a store URL; raise :class:`ConfigError` naming ``variable`` otherwise."""
         if text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
-            return cls("sqlite", text[len("sqlite:///") :])
+            return cls(Path(text[len("sqlite:///") :]))
         if text.startswith(("redis://", "rediss://")):
-            return cls("redis", text)
+            raise ConfigError(
+                f"{variable}={text!r}: the redis store is not available in this version; "
+                "expected sqlite:///<path>"
+            )
         raise ConfigError(
             f"{variable}={text!r}: expected sqlite:///<path> (relative, or absolute with "
-            "sqlite:////abs/path) or redis://host:port/db"
+            "sqlite:////abs/path)"
         )
 
     def describe(self) -> str:
-        """Where the store is, for logs: an absolute path for SQLite, the URL otherwise."""
-        return str(self.sqlite_path.resolve()) if self.scheme == "sqlite" else self.target
-
-    @property
-    def sqlite_path(self) -> Path:
-        """The database file of an ``sqlite`` URL."""
-        if self.scheme != "sqlite":
-            raise ConfigError(f"not an sqlite store URL: {self.scheme}")
-        return Path(self.target)
-
-
-AVAILABLE_STORES = ("sqlite",)
-"""Store schemes this version can open (``redis`` parses, for the replica store to come)."""
-
-
-def _available_store(text: str) -> StoreURL:
-    url = StoreURL.parse(text)
-    if url.scheme not in AVAILABLE_STORES:
-        raise ConfigError(
-            f"MONITOR_STORE_URL={text!r}: the {url.scheme} store is not available in this "
-            "version; expected sqlite:///<path>"
-        )
-    return url
+        """Where the store is, for logs: the absolute path of the database file."""
+        return str(self.path.resolve())
 
 
 @dataclass(frozen=True)
@@ -187,9 +171,7 @@ class MonitorConfig:
         return cls(
             workers=workers,
             trace_sample_rate=_float(env, "MONITOR_TRACE_SAMPLE_RATE", 1.0, low=0.0, high=1.0),
-            store_url=_available_store(
-                env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL
-            ),
+            store_url=StoreURL.parse(env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL),
             windows=windows,
             feedback_token=env.get("MONITOR_FEEDBACK_TOKEN", "").strip() or None,
             prediction_ttl=(

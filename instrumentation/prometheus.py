@@ -10,7 +10,7 @@ counters are per process, so ``sum`` across them is exact. Usage::
 
     reader = ScrapeEndpointReader(PrometheusEndpoint("127.0.0.1", 9464))
     provider = MeterProvider(metric_readers=[reader])
-    ...
+    # record metrics; Prometheus scrapes http://127.0.0.1:9464/metrics
     provider.shutdown()  # also stops the HTTP server
 """
 

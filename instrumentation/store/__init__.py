@@ -9,9 +9,7 @@ from instrumentation.store.sqlite import SQLiteStore
 
 def open_store(url: StoreURL) -> PredictionStore:
     """The store a ``MONITOR_STORE_URL`` names."""
-    if url.scheme == "sqlite":
-        return SQLiteStore(url.sqlite_path)
-    raise NotImplementedError(f"store scheme {url.scheme!r} is not available yet")
+    return SQLiteStore(url.path)
 
 
 __all__ = ["PredictionStore", "SQLiteStore", "open_store"]

@@ -162,7 +162,7 @@ def label_status(
 
 
 class PredictionStore(Protocol):
-    """What the monitor needs from a store. Implementations: ``sqlite``, ``redis``."""
+    """What the monitor needs from a store. Shipped: :class:`~instrumentation.SQLiteStore`."""
 
     def add_predictions(
         self,
@@ -176,7 +176,6 @@ class PredictionStore(Protocol):
 
         Raises :class:`DuplicatePredictionId` (and writes nothing) if an id exists.
         """
-        ...
 
     def apply_labels(
         self,
@@ -188,23 +187,18 @@ class PredictionStore(Protocol):
         aggregate: LabelAggregator,
     ) -> list[LabelOutcome]:
         """Join labels to predictions atomically; only ``matched`` items change aggregates."""
-        ...
 
     def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
         """Stored records by id (missing ids are absent from the result)."""
-        ...
 
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
         """Sum of every aggregate cell over buckets ``>= since_bucket``, by encoded key."""
-        ...
 
     def count_predictions(self, model: str) -> int:
         """Rows currently stored for ``model``."""
-        ...
 
     def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
         """Delete rows older than ``retain`` seconds and the oldest beyond ``max_rows``."""
-        ...
 
     def compact_aggregates(
         self, model: str, *, drop_before: int, rollup_before: int, rollup_width: int
@@ -215,12 +209,9 @@ class PredictionStore(Protocol):
         the bucket at the span's start: exact, since cells are additive. Returns the
         rows deleted (dropped, or merged into a span bucket).
         """
-        ...
 
     def try_lease(self, name: str, holder: str, *, now: float, duration: float) -> bool:
         """Take or renew a named lease; True when ``holder`` holds it until ``now + duration``."""
-        ...
 
     def close(self) -> None:
         """Release connections."""
-        ...

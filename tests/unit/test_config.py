@@ -41,7 +41,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert config == MonitorConfig(
         workers=2,
         trace_sample_rate=1.0,
-        store_url=StoreURL("sqlite", ".monitor/store.db"),
+        store_url=StoreURL(Path(".monitor/store.db")),
         windows=(Window("5m", 300.0), Window("1h", 3600.0), Window("24h", 86400.0)),
         feedback_token=None,
         prediction_ttl=30 * 86400.0,
@@ -97,7 +97,7 @@ def test_every_variable_is_read() -> None:
     assert config == MonitorConfig(
         workers=4,
         trace_sample_rate=0.25,
-        store_url=StoreURL("sqlite", "/var/lib/monitor/store.db"),
+        store_url=StoreURL(Path("/var/lib/monitor/store.db")),
         windows=(Window("90s", 90.0), Window("2h", 7200.0), Window("1w", 604800.0)),
         feedback_token="s3cret",
         prediction_ttl=7 * 86400.0,
@@ -137,7 +137,7 @@ def test_every_variable_is_read() -> None:
             "MONITOR_STORE_URL",
             "postgres://db/monitor",
             "MONITOR_STORE_URL='postgres://db/monitor': expected sqlite:///<path> (relative, or "
-            "absolute with sqlite:////abs/path) or redis://host:port/db",
+            "absolute with sqlite:////abs/path)",
         ),
         (
             "MONITOR_WINDOWS",
@@ -288,16 +288,14 @@ def test_bad_durations_name_the_variable(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "scheme", "target"),
+    ("text", "path"),
     [
-        ("sqlite:///.monitor/store.db", "sqlite", ".monitor/store.db"),
-        ("sqlite:////var/lib/store.db", "sqlite", "/var/lib/store.db"),
-        ("redis://localhost:6379/0", "redis", "redis://localhost:6379/0"),
-        ("rediss://cache.example:6380/2", "redis", "rediss://cache.example:6380/2"),
+        ("sqlite:///.monitor/store.db", ".monitor/store.db"),
+        ("sqlite:////var/lib/store.db", "/var/lib/store.db"),
     ],
 )
-def test_store_url_parse(text: str, scheme: str, target: str) -> None:
-    assert StoreURL.parse(text) == StoreURL(scheme, target)
+def test_store_url_parse(text: str, path: str) -> None:
+    assert StoreURL.parse(text) == StoreURL(Path(path))
 
 
 @pytest.mark.parametrize("text", ["sqlite:///", "sqlite://x.db", "mysql://db", "", "store.db"])
@@ -310,19 +308,17 @@ def test_store_url_rejects_other_schemes_naming_the_variable(text: str) -> None:
         StoreURL.parse(text, variable="OTHER_VAR")
 
 
-def test_store_url_sqlite_path() -> None:
-    assert StoreURL.parse("sqlite:////tmp/x/store.db").sqlite_path == Path("/tmp/x/store.db")
-    with pytest.raises(ConfigError, match=r"^not an sqlite store URL: redis$"):
-        _ = StoreURL.parse("redis://h:1/0").sqlite_path
+def test_store_url_describes_an_absolute_path() -> None:
+    assert StoreURL.parse("sqlite:////tmp/x/store.db").describe() == "/tmp/x/store.db"
+    relative = StoreURL.parse("sqlite:///.monitor/store.db").describe()
+    assert relative == str(Path(".monitor/store.db").resolve())
 
 
-def test_open_store_opens_sqlite_and_refuses_unavailable_schemes(tmp_path: Path) -> None:
+def test_open_store_opens_sqlite(tmp_path: Path) -> None:
     store = open_store(StoreURL.parse(f"sqlite:///{tmp_path}/nested/store.db"))
     assert store.count_predictions("m") == 0
     assert (tmp_path / "nested" / "store.db").exists()
     store.close()
-    with pytest.raises(NotImplementedError, match=r"^store scheme 'redis' is not available yet$"):
-        open_store(StoreURL.parse("redis://h:1/0"))
 
 
 # --- OTLPSettings -------------------------------------------------------------------------------
