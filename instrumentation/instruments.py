@@ -119,7 +119,7 @@ class Instruments:
                     duration=self._lease_seconds,
                 )
                 if holder:
-                    self._points = monitor.book.gauge_points(monitor.snapshot()["windows"])
+                    self._points = monitor.book.gauge_points(monitor.window_reports())
             except Exception:
                 logger.exception("computing window gauges failed; skipped this collection")
             return self._points

@@ -31,6 +31,7 @@ from instrumentation import _names as names
 from instrumentation.aggregates import AggregateBook
 from instrumentation.config import MonitorConfig
 from instrumentation.instruments import Instruments
+from instrumentation.metrics.quality import PROBABILITY_SUM_TOLERANCE
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import (
     FEEDBACK_STATUSES,
@@ -289,20 +290,24 @@ class ModelMonitor:
 
     def snapshot(self) -> dict[str, Any]:
         """Every window's figures, computed from the store now (the ``GET /monitor`` body)."""
-        now = self.clock()
-        windows: dict[str, Any] = {}
-        for window in self.config.windows:
-            # Buckets wholly or partly inside (now - window, now]: data is never older than
-            # the window; the oldest bucket is dropped once it starts before the window.
-            width = self.config.bucket_seconds
-            since = bucket_of(now - window.seconds, width) + width
-            sums = self.store.sum_aggregates(self.spec.name, self.spec.version, since_bucket=since)
-            windows[window.name] = self.book.report(sums)
         return {
             "model": {"name": self.spec.name, "version": self.spec.version, "task": self.spec.task},
             "stored_predictions": self.store.count_predictions(self.spec.name),
-            "windows": windows,
+            "windows": self.window_reports(),
         }
+
+    def window_reports(self) -> dict[str, Any]:
+        """Each configured window's report, from its summed buckets (what the gauges export)."""
+        now = self.clock()
+        windows: dict[str, Any] = {}
+        width = self.config.bucket_seconds
+        for window in self.config.windows:
+            # The buckets that start inside (now - window, now]: data is never older than
+            # the window, and a bucket leaves it as soon as its start does.
+            since = bucket_of(now - window.seconds, width) + width
+            sums = self.store.sum_aggregates(self.spec.name, self.spec.version, since_bucket=since)
+            windows[window.name] = self.book.report(sums)
+        return windows
 
     def evict_expired(self) -> int:
         """Drop rows kept past twice the TTL, and the oldest beyond the row cap; count them."""
@@ -344,10 +349,6 @@ class ModelMonitor:
             )
 
 
-SCORE_SUM_TOLERANCE = 1e-6
-"""How far a row of class probabilities may sum from 1."""
-
-
 def _check_outputs(
     spec: ModelSpec,
     n: int,
@@ -369,7 +370,7 @@ def _check_outputs(
     k = len(spec.classes)
     for i, row in enumerate(scores or ()):
         ok = len(row) == k and all(0.0 <= p <= 1.0 for p in row)
-        if not ok or abs(math.fsum(row) - 1.0) > SCORE_SUM_TOLERANCE:
+        if not ok or abs(math.fsum(row) - 1.0) > PROBABILITY_SUM_TOLERANCE:
             raise ValueError(
                 f"set_outputs: scores[{i}] must be {k} probabilities in [0, 1] summing to 1"
             )

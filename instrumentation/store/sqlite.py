@@ -92,6 +92,8 @@ class SQLiteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._busy_timeout = busy_timeout
+        self._readers = threading.local()
         # Group values already committed as admitted: admission is permanent, so these
         # need no query. (Values admitted by an uncommitted transaction are not cached.)
         self._admitted: set[tuple[str, str, str]] = set()
@@ -221,8 +223,7 @@ class SQLiteStore:
 
     def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
         """Stored records by id."""
-        with self._lock:
-            return self._select(self._conn.cursor(), model, ids)
+        return self._select(self._reader().cursor(), model, ids)
 
     def _select(
         self, cur: sqlite3.Cursor, model: str, ids: Sequence[str]
@@ -246,34 +247,49 @@ class SQLiteStore:
             [(model, v, b, k, amount) for v, b, k, amount in increments.encoded()],
         )
 
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's connection for reads.
+
+        WAL readers never wait for the writer, and long reads (a day's window, a row
+        count) then never hold the lock that request writes take.
+        """
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+            self._readers.conn = conn
+        return conn
+
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
         """Sum every cell over the buckets of a window."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT key, SUM(value) FROM aggregates WHERE model=? AND version=? AND bucket>=? "
-                "GROUP BY key",
-                (model, version, since_bucket),
-            ).fetchall()
+        rows = self._reader().execute(
+            "SELECT key, SUM(value) FROM aggregates WHERE model=? AND version=? AND bucket>=? "
+            "GROUP BY key",
+            (model, version, since_bucket),
+        )
         return {key: float(total) for key, total in rows}
 
     def count_predictions(self, model: str) -> int:
         """Rows stored for ``model``."""
-        with self._lock:
-            (count,) = self._conn.execute(
-                "SELECT COUNT(*) FROM predictions WHERE model=?", (model,)
-            ).fetchone()
+        (count,) = (
+            self._reader()
+            .execute("SELECT COUNT(*) FROM predictions WHERE model=?", (model,))
+            .fetchone()
+        )
         return int(count)
 
     def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
-        """Delete rows past ``retain`` seconds, then the oldest rows beyond ``max_rows``."""
+        """Delete rows past ``retain`` seconds, then the oldest rows beyond ``max_rows``.
+
+        The row count (a full scan) is read outside the write transaction, so it never
+        holds up predictions; the cap is then applied to what the count saw.
+        """
+        count = self.count_predictions(model)
         with self._transaction() as cur:
             cur.execute(
                 "DELETE FROM predictions WHERE model=? AND created<?", (model, now - retain)
             )
             removed = cur.rowcount
-            (count,) = cur.execute(
-                "SELECT COUNT(*) FROM predictions WHERE model=?", (model,)
-            ).fetchone()
+            count -= removed
             if count > max_rows:
                 cur.execute(
                     "DELETE FROM predictions WHERE model=? AND prediction_id IN ("
@@ -316,9 +332,13 @@ class SQLiteStore:
         return bool(current == holder)
 
     def close(self) -> None:
-        """Close this process's connection."""
+        """Close the writer connection and this thread's reader."""
         with self._lock:
             self._conn.close()
+        reader = getattr(self._readers, "conn", None)
+        if reader is not None:
+            reader.close()
+            self._readers.conn = None
 
 
 def _row(r: PredictionRecord) -> tuple[Any, ...]:
