@@ -97,6 +97,13 @@ def shipped_job_name() -> str:
     return str(job["job_name"])
 
 
+def write_yaml(path: Path, config: dict[str, Any]) -> Path:
+    """Write a rendered configuration (a daemon's config, rules) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 # --- the daemons ---------------------------------------------------------------------------------
 
 
@@ -107,11 +114,9 @@ class Prometheus(ChildProcess):
     stop_timeout = 10.0
 
     def __init__(self, binary: str, workdir: Path, config: dict[str, Any], *, port: int = 0):
-        workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        config_path = workdir / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        config_path = write_yaml(workdir / "prometheus.yml", config)
         super().__init__(
             "prometheus",
             [
@@ -154,11 +159,9 @@ class Alertmanager(ChildProcess):
     stop_timeout = 10.0
 
     def __init__(self, binary: str, workdir: Path, config: dict[str, Any]) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        config_path = workdir / "alertmanager.yml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        config_path = write_yaml(workdir / "alertmanager.yml", config)
         super().__init__(
             "alertmanager",
             [

@@ -12,14 +12,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import yaml
-
 from service.backends import (
     Phoenix,
     Prometheus,
     find_binary,
     render_prometheus_config,
     render_rules,
+    write_yaml,
 )
 from service.processes import free_port_run, preferred_port
 
@@ -82,10 +81,7 @@ class DemoBackends:
         print("starting Prometheus (metrics, alert rules) ...", flush=True)
         first = free_port_run(WORKERS)
         workdir = self.workdir / "prometheus"
-        workdir.mkdir(parents=True, exist_ok=True)
-        rules = workdir / "rules.yml"
-        rendered = render_rules(for_="10s", window=self.window)
-        rules.write_text(yaml.safe_dump(rendered, sort_keys=False))
+        rules = write_yaml(workdir / "rules.yml", render_rules(for_="10s", window=self.window))
         config = render_prometheus_config(
             targets=[f"127.0.0.1:{first + i}" for i in range(WORKERS)],
             rules_file=rules,

@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 
+from service.backends import write_yaml
 from service.processes import free_port_run
 from service.serving import REPO, Server
 
@@ -187,7 +188,7 @@ def stack(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "OTEL_METRIC_EXPORT_INTERVAL": "2000",
     }
     rules_file = workdir / "rules.yml"
-    rules_file.write_text(yaml.safe_dump(render_rules(for_="0s"), sort_keys=False))
+    write_yaml(rules_file, render_rules(for_="0s"))
     with ExitStack() as stack:
         webhook = stack.enter_context(Webhook())
         server = Server(workdir / "server", trained_home, env)
