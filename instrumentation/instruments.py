@@ -26,8 +26,8 @@ LATENCY_BUCKETS_S = (
 DELAY_BUCKETS_S = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
 """Label delay histogram bounds (s): a second to a week."""
 
-GaugePoint = tuple[str, float, dict[str, str]]
-"""(instrument name, value, attributes) of one gauge observation."""
+GaugeSnapshot = dict[str, list[tuple[float, dict[str, str]]]]
+"""Gauge observations by instrument name: (value, attributes) of each."""
 
 
 class Instruments:
@@ -43,7 +43,7 @@ class Instruments:
         self._monitor = monitor
         self._lease_seconds = lease_seconds
         self._lock = threading.Lock()
-        self._points: list[GaugePoint] = []
+        self._points: GaugeSnapshot = {}
         self._points_at = float("-inf")
         # Every signal carries the model's name and version, gauges included.
         self._model_attrs = {
@@ -83,43 +83,51 @@ class Instruments:
             unit="{label}",
             description="Matched labels by actual and predicted class.",
         )
+        gauges = monitor.book.gauge_names()
+        self._first_gauge = gauges[0][0] if gauges else ""
         self.gauges = [
             meter.create_observable_gauge(name, callbacks=[self._callback(name)], unit=unit)
-            for name, unit in monitor.book.gauge_names()
+            for name, unit in gauges
         ]
 
     def _callback(self, name: str):  # type: ignore[no-untyped-def]  # returns an OTel callback
         def observe(options: CallbackOptions) -> Iterable[Observation]:
-            return [
-                Observation(v, {**self._model_attrs, **a})
-                for n, v, a in self.window_points()
-                if n == name
-            ]
+            points = self.window_points(refresh=name == self._first_gauge)
+            return [Observation(v, {**self._model_attrs, **a}) for v, a in points.get(name, ())]
 
         return observe
 
-    def window_points(self) -> list[GaugePoint]:
-        """Gauge points of every window, recomputed at most once per collection.
+    def window_points(self, *, refresh: bool = True) -> GaugeSnapshot:
+        """Gauge points of every window by instrument name, one snapshot per collection.
 
-        Empty unless this process holds the gauge lease. Errors are logged, never
-        raised into the SDK's export thread.
+        The SDK runs a reader's callbacks in registration order under one lock, so
+        the first gauge's callback refreshes the snapshot and every other one reads
+        it: a collection never mixes two computations (a slow or failed one would
+        otherwise drop some figures and keep others). A second reader collecting
+        within a second reuses the snapshot. Empty unless this process holds the
+        gauge lease; errors are logged, never raised into the SDK's export thread.
         """
-        now = time.monotonic()
         with self._lock:
-            if now - self._points_at < 1.0:
-                return self._points
-            self._points_at = now
-            self._points = []
-            try:
-                monitor = self._monitor
-                holder = monitor.store.try_lease(
-                    f"gauges:{monitor.spec.name}",
-                    monitor.instance_id,
-                    now=monitor.clock(),
-                    duration=self._lease_seconds,
-                )
-                if holder:
-                    self._points = monitor.book.gauge_points(monitor.window_reports())
-            except Exception:
-                logger.exception("computing window gauges failed; skipped this collection")
+            if refresh and time.monotonic() - self._points_at >= 1.0:
+                self._points = self._compute()
+                self._points_at = time.monotonic()
             return self._points
+
+    def _compute(self) -> GaugeSnapshot:
+        monitor = self._monitor
+        try:
+            holder = monitor.store.try_lease(
+                f"gauges:{monitor.spec.name}",
+                monitor.instance_id,
+                now=monitor.clock(),
+                duration=self._lease_seconds,
+            )
+            if not holder:
+                return {}
+            by_name: GaugeSnapshot = {}
+            for name, value, attrs in monitor.book.gauge_points(monitor.window_reports()):
+                by_name.setdefault(name, []).append((value, attrs))
+            return by_name
+        except Exception:
+            logger.exception("computing window gauges failed; skipped this collection")
+            return {}

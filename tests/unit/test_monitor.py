@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -847,6 +848,42 @@ def test_only_the_lease_holder_exports_window_gauges_equal_to_the_snapshot(
     assert _metrics(readers["worker-a"]).get("ml.quality.accuracy", []) == []
     for provider in providers.values():
         provider.shutdown()
+
+
+def test_each_collection_reads_one_gauge_snapshot_even_when_computing_it_is_slow_or_fails(
+    monitor: ModelMonitor, metric_reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monotonic = [1000.0]
+    monkeypatch.setattr(
+        instruments_module, "time", types.SimpleNamespace(monotonic=lambda: monotonic[0])
+    )
+    records = _predict(monitor, [90.0, 20.0, 80.0, 10.0, 60.0] * 30)
+    monitor.feedback([(r.prediction_id, "fraud") for r in records])
+    real_reports = monitor.window_reports
+    calls: list[str] = []
+
+    def slow_then_failing() -> dict[str, Any]:
+        calls.append("computed")
+        monotonic[0] += 5.0  # a starved CPU: the computation outlasts the 1 s reuse period
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("database is locked")
+        return real_reports()
+
+    monkeypatch.setattr(monitor, "window_reports", slow_then_failing)
+
+    first = _metrics(metric_reader)
+    assert calls == ["computed"]  # one computation served every gauge of the collection
+    # The first gauge registered (it refreshes the snapshot) and the last are both there.
+    assert {"ml.estimated.accuracy", "ml.quality.recall.upper"} <= set(first)
+
+    # A failed computation drops every window gauge of that collection, not some of them.
+    monotonic[0] += 1.0  # the next scrape
+    second = _metrics(metric_reader)
+    assert len(calls) == 2
+    assert not [name for name in second if name.startswith(("ml.quality.", "ml.estimated."))]
+
+    monotonic[0] += 1.0
+    assert set(_metrics(metric_reader)) == set(first)
 
 
 # --- snapshot and housekeeping ------------------------------------------------------------------
