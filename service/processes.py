@@ -14,9 +14,10 @@ import signal
 import socket
 import subprocess
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
 
 import httpx
 
@@ -87,6 +88,12 @@ class ChildProcess:
 
     ready_timeout = 60.0
     stop_timeout = 30.0
+    _running: ClassVar[weakref.WeakSet[ChildProcess]] = weakref.WeakSet()
+
+    @classmethod
+    def running(cls) -> list[ChildProcess]:
+        """Processes started and not yet stopped (whose logs explain a failing test)."""
+        return sorted(cls._running, key=lambda p: str(p.log_path))
 
     def __init__(
         self,
@@ -122,6 +129,7 @@ class ChildProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        ChildProcess._running.add(self)
         return self
 
     def wait_ready(self, timeout: float | None = None) -> Self:
@@ -155,6 +163,7 @@ class ChildProcess:
         """SIGTERM the process group, wait; SIGKILL it if it lingers. Returns the exit code."""
         if self.proc is None:
             return None
+        ChildProcess._running.discard(self)
         if self.proc.poll() is None:
             self._signal(signal.SIGTERM)
             try:

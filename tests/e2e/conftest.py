@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from service.processes import ChildProcess
 from service.serving import SERVICE, Server
 
 from .otlp import OTLPReceiver
 
 StartServer = Callable[..., Server]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing e2e test shows the log tail of every server still running: CI keeps no files."""
+    report = yield
+    if report.failed:
+        for process in ChildProcess.running():
+            title = f"{process.name} log ({process.log_path})"
+            report.sections.append((title, process.log_tail(80)))
+    return report
 
 
 @pytest.fixture
