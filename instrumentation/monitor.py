@@ -339,6 +339,22 @@ class ModelMonitor:
             rollup_width=ROLLUP_SECONDS,
         )
 
+    def housekeeping(self, *, lease_seconds: float) -> bool:
+        """Evict and compact, in one process per store at a time; True if this one did.
+
+        Every worker calls this on a timer; a store lease picks one. Two processes
+        evicting at once would each apply the row cap to the count it read and
+        drop twice the overflow, and compacting twice is wasted write-lock time.
+        """
+        lease = f"housekeeping:{self.spec.name}"
+        if not self.store.try_lease(
+            lease, self.instance_id, now=self.clock(), duration=lease_seconds
+        ):
+            return False
+        self.evict_expired()
+        self.compact_aggregates()
+        return True
+
     def _safely(self, func: Callable[..., Any], *args: Any) -> None:
         """Run telemetry work; log and swallow its errors so it never breaks a request."""
         try:

@@ -138,8 +138,8 @@ class ModelService:
     def _housekeeping(self) -> None:
         while not self._stop.wait(HOUSEKEEPING_SECONDS):
             try:
-                self.monitor.evict_expired()
-                self.monitor.compact_aggregates()
+                # The lease outlives two missed rounds, so one worker keeps the job.
+                self.monitor.housekeeping(lease_seconds=2.5 * HOUSEKEEPING_SECONDS)
             except Exception:
                 logger.exception("housekeeping failed; will retry")
 

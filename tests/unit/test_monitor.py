@@ -985,3 +985,37 @@ def test_evict_expired_applies_the_row_cap_then_retention_and_counts_them(
     assert monitor.evict_expired() == 1
     assert set(store.get_predictions("fraud-test", ids)) == {ids[3]}
     assert _by_attrs(_metrics(metric_reader)["ml.predictions.evicted"]) == {_key(**MODEL_ATTRS): 3}
+
+
+def test_housekeeping_runs_in_one_process_at_a_time_and_passes_on_when_it_goes_quiet(
+    store: SQLiteStore, tracer_provider: TracerProvider, clock: Clock
+) -> None:
+    a, b = (
+        ModelMonitor(
+            BINARY,
+            store,
+            tracer_provider=tracer_provider,
+            meter_provider=NoOpMeterProvider(),
+            config=MonitorConfig(max_stored_predictions=2),
+            instance_id=worker,
+            clock=clock,
+        )
+        for worker in ("worker-a", "worker-b")
+    )
+    ids = [r.prediction_id for r in _predict(a, [1.0, 2.0, 3.0, 4.0, 5.0])]
+
+    # Both read 5 rows against a cap of 2; only the lease holder evicts, so 3 go, not 6.
+    assert a.housekeeping(lease_seconds=150.0) is True
+    assert b.housekeeping(lease_seconds=150.0) is False
+    assert len(store.get_predictions("fraud-test", ids)) == 2
+
+    clock.advance(1)
+    ids += [r.prediction_id for r in _predict(b, [6.0])]
+    clock.advance(99)
+    assert b.housekeeping(lease_seconds=150.0) is False  # a's lease still runs
+    assert len(store.get_predictions("fraud-test", ids)) == 3
+    clock.advance(51)  # a missed its rounds: b takes over
+    assert b.housekeeping(lease_seconds=150.0) is True
+    kept = store.get_predictions("fraud-test", ids)
+    assert len(kept) == 2 and ids[-1] in kept  # the oldest went
+    assert a.housekeeping(lease_seconds=150.0) is False
