@@ -334,17 +334,25 @@ def test_every_dashboard_panel_returns_data(stack: Stack) -> None:
     prometheus = stack.prometheus
     _wait_value(prometheus, "sum(ml_predictions_total)", stack.rows)
     _wait_value(prometheus, 'count(ml_quality_accuracy_samples{ml_window="1h"})', 1)
-    empty, checked = [], 0
-    for panel in dashboard["panels"]:
-        for target in panel.get("targets", []):
+    targets = [(p["title"], t) for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(targets) >= 20
+
+    def empty() -> list[str]:
+        found = []
+        for title, target in targets:
             expr = _substitute(target["expr"])
             result = prometheus.query(expr)
-            values = [float(r["value"][1]) for r in result]
-            checked += 1
-            if not any(math.isfinite(v) for v in values):
-                empty.append(f"{panel['title']} [{target['refId']}]: {expr} -> {result}")
-    assert checked >= 20
-    assert empty == [], "panels without data:\n" + "\n".join(empty)
+            if not any(math.isfinite(float(r["value"][1])) for r in result):
+                found.append(f"{title} [{target['refId']}]: {expr} -> {result}")
+        return found
+
+    # Polled, like the rules: one timed-out scrape leaves a target's series stale for a while.
+    wait_for(
+        lambda: empty() == [],
+        timeout=15.0,
+        message=lambda: "panels without data:\n" + "\n".join(empty()),
+        interval=0.5,
+    )
 
     # The template variables' label_values() queries find the model and the window.
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
