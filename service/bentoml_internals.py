@@ -8,10 +8,17 @@ provider is only reachable through a private container; if BentoML moves it,
 Each worker serves its own Prometheus endpoint on ``port + index - 1``; BentoML
 gives a worker its index (1, 2, …) only in a private context object, read by
 :func:`bentoml_worker_index`, which fails loudly too if that moves.
+
+BentoML stamps its spans with ``service.instance.id`` = that index (1, 2, … on every
+replica alike) unless ``OTEL_RESOURCE_ATTRIBUTES`` says otherwise;
+:func:`share_instance_id_with_spans` says otherwise, so a worker's spans and metrics
+carry the same, unique id.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import MutableMapping
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -57,6 +64,25 @@ def bentoml_worker_index() -> int | None:
             f"BentoML's worker index is {index!r}, not a whole number from 1"
         )
     return index
+
+
+def share_instance_id_with_spans(
+    instance_id: str, environ: MutableMapping[str, str] = os.environ
+) -> None:
+    """Make BentoML's spans carry ``instance_id`` as ``service.instance.id``.
+
+    Call it at import of the service module: a worker imports it before BentoML
+    builds the worker's TracerProvider, whose resource lets ``OTEL_RESOURCE_ATTRIBUTES``
+    override the worker index. An inherited id (the ``bentoml serve`` parent imports
+    the module too) is replaced; every other attribute the user set is kept.
+    """
+    key = "OTEL_RESOURCE_ATTRIBUTES"
+    kept = [
+        pair.strip()
+        for pair in environ.get(key, "").split(",")
+        if pair.strip() and pair.split("=", 1)[0].strip() != "service.instance.id"
+    ]
+    environ[key] = ",".join([*kept, f"service.instance.id={instance_id}"])
 
 
 def tracing_config(otlp: OTLPSettings, *, sample_rate: float) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from service.auth import FeedbackTokenMiddleware
 from service.bentoml_internals import (
     bentoml_tracer_provider,
     bentoml_worker_index,
+    share_instance_id_with_spans,
     tracing_config,
 )
 from service.predictor import Predictor
@@ -68,6 +69,9 @@ MODEL_TAG = os.environ.get("MONITOR_MODEL", DEFAULT_MODEL)
 # Read at import so a bad value stops `bentoml serve` before any worker starts.
 CONFIG = MonitorConfig.from_env(os.environ)
 OTLP = OTLPSettings.from_env(os.environ)
+INSTANCE_ID = new_instance_id()
+"""This process's ``service.instance.id``, on its metrics and (via BentoML) its spans."""
+share_instance_id_with_spans(INSTANCE_ID)
 HOUSEKEEPING_SECONDS = 60.0
 SHUTDOWN_FLUSH_SECONDS = 8.0
 """Most a worker waits for its last export at shutdown (Kubernetes grants 30 s in all)."""
@@ -114,7 +118,7 @@ class ModelService:
             spec = ModelSpec.from_dict(json.load(handle)).with_version(stored.tag.version or "")
         self.spec = spec
         self.predictor = Predictor(joblib.load(stored.path_of(MODEL_FILE)), spec)
-        self.instance_id = new_instance_id()
+        self.instance_id = INSTANCE_ID
         self.meter_provider = _meter_provider(self.instance_id)
         # The service (not the library) installs the global provider: BentoML's ASGI
         # middleware then also emits http.server.* metrics through it.

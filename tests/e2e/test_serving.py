@@ -195,6 +195,19 @@ def test_metrics_arrive_from_every_worker(server: Server, sink: OTLPReceiver) ->
         ),
     )
 
+    # A worker's spans carry its metrics' service.instance.id (not BentoML's worker index).
+    def span_instances() -> set[str]:
+        return {res[SERVICE_INSTANCE_ID] for res, span in sink.spans() if span.name == "ml.predict"}
+
+    wait_for(
+        lambda: span_instances() == instances_of("ml.predictions"),
+        timeout=10.0,
+        message=lambda: (
+            f"ml.predict spans from {span_instances()}, "
+            f"metrics from {instances_of('ml.predictions')}"
+        ),
+    )
+
 
 # --- 3. the store holds every prediction with its span ------------------------
 

@@ -25,6 +25,7 @@ from service.bentoml_internals import (
     BentoMLInternalsChanged,
     bentoml_tracer_provider,
     bentoml_worker_index,
+    share_instance_id_with_spans,
     tracing_config,
 )
 
@@ -305,3 +306,23 @@ def test_a_worker_index_that_is_not_a_whole_number_from_1_fails_loudly(
 )
 def test_tracing_config(env: dict[str, str], rate: float, expected: dict[str, Any]) -> None:
     assert tracing_config(OTLPSettings.from_env(env), sample_rate=rate) == expected
+
+
+@pytest.mark.parametrize(
+    ("inherited", "expected"),
+    [
+        (None, "service.instance.id=w-2"),
+        ("", "service.instance.id=w-2"),
+        # The `bentoml serve` parent's id is replaced; the user's attributes stay.
+        (
+            "deployment.environment=prod, service.instance.id=parent-1,team=ml",
+            "deployment.environment=prod,team=ml,service.instance.id=w-2",
+        ),
+    ],
+)
+def test_the_instance_id_reaches_bentomls_spans_through_the_resource_variable(
+    inherited: str | None, expected: str
+) -> None:
+    environ = {} if inherited is None else {"OTEL_RESOURCE_ATTRIBUTES": inherited}
+    share_instance_id_with_spans("w-2", environ)
+    assert environ == {"OTEL_RESOURCE_ATTRIBUTES": expected}
