@@ -16,8 +16,8 @@ from service.serving import REPO
 from service.train import train
 
 
-def median_seconds(func: Callable[[], object], *, repeats: int, warmup: int = 3) -> float:
-    """Median wall time of ``func`` over ``repeats`` calls after ``warmup`` calls."""
+def timings(func: Callable[[], object], *, repeats: int, warmup: int = 3) -> list[float]:
+    """Wall time of each of ``repeats`` calls of ``func``, after ``warmup`` calls."""
     for _ in range(warmup):
         func()
     times = []
@@ -25,7 +25,18 @@ def median_seconds(func: Callable[[], object], *, repeats: int, warmup: int = 3)
         start = time.perf_counter()
         func()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(func: Callable[[], object], *, repeats: int, warmup: int = 3) -> float:
+    """Median wall time of ``func`` over ``repeats`` calls after ``warmup`` calls."""
+    return statistics.median(timings(func, repeats=repeats, warmup=warmup))
+
+
+def p99(times: list[float]) -> float:
+    """The 99th percentile (nearest rank) of ``times``."""
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
 
 
 def demo_predictor() -> Predictor:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from instrumentation import DuplicatePredictionId, PredictionRecord, SQLiteStore
 from instrumentation.store.base import Increments, Label, bucket_of
+from instrumentation.store.sqlite import CHECKPOINT_BACKSTOP_PAGES
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_040.0
@@ -441,3 +443,29 @@ def test_a_second_connection_sees_committed_rows_immediately(tmp_path: Path) -> 
     }
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_the_log_is_checkpointed_by_a_background_thread_not_by_a_request(
+    tmp_path: Path, background: bool
+) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, checkpoint_seconds=0.05 if background else None)
+    initial = path.stat().st_size
+    records = [_record(f"p{i}") for i in range(300)]
+    store.add_predictions("m", records, _predictions(300), max_group_values=9)
+    # Only a checkpoint writes the database file; commits append to the log.
+    deadline = time.monotonic() + 5.0
+    while background and path.stat().st_size == initial and time.monotonic() < deadline:
+        time.sleep(0.02)
+    grew = path.stat().st_size > initial
+    backstop = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    thread = store._checkpointer
+    assert (thread is not None and thread.is_alive()) is background
+    store.close()
+    assert grew is background
+    assert backstop == (CHECKPOINT_BACKSTOP_PAGES if background else 1000)
+    assert thread is None or not thread.is_alive()  # close() stops it
+    reopened = SQLiteStore(path)
+    assert set(reopened.get_predictions("m", ["p0", "p299"])) == {"p0", "p299"}
+    reopened.close()
