@@ -32,7 +32,7 @@ from instrumentation.aggregates import AggregateBook
 from instrumentation.config import MonitorConfig
 from instrumentation.instruments import Instruments
 from instrumentation.metrics.quality import PROBABILITY_SUM_TOLERANCE
-from instrumentation.spec import ModelSpec
+from instrumentation.spec import MAX_MAGNITUDE, ModelSpec, within_magnitude
 from instrumentation.store.base import (
     FEEDBACK_STATUSES,
     MISSING_GROUP,
@@ -391,8 +391,11 @@ def _check_outputs(
                 f"set_outputs: scores[{i}] must be {k} probabilities in [0, 1] summing to 1"
             )
     for i, value in enumerate(values or ()):
-        if not math.isfinite(value):
-            raise ValueError(f"set_outputs: values[{i}]={value!r} is not a finite number")
+        if not within_magnitude(value):
+            raise ValueError(
+                f"set_outputs: values[{i}]={value!r} is not a finite number within "
+                f"±{MAX_MAGNITUDE:g} (aggregates could not sum its errors)"
+            )
 
 
 def _span_context(record: PredictionRecord) -> SpanContext:

@@ -16,6 +16,14 @@ Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
 FeatureKind = Literal["number", "category"]
 
+MAX_MAGNITUDE = 1e100
+"""Largest |x| accepted for a numeric feature, a regression label or a predicted value.
+
+Aggregates hold sums of squares: at ±1e100 a square is 1e200 and ~1e108 of them
+still sum to a finite float; past ~1.3e154 a single square is infinite and every
+window containing it would be lost.
+"""
+
 
 class InvalidInput(ValueError):
     """A request field is invalid; ``field`` is its JSON path (``instances[2].features.age``)."""
@@ -28,15 +36,41 @@ class InvalidInput(ValueError):
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One model input: a number, or a category from a known set (others are still accepted)."""
+    """One model input: a number, or a category from a known set (others are still accepted).
+
+    A number may declare the closed range its model accepts (``minimum``,
+    ``maximum``): a value outside it is a client error naming the field, not a
+    model failure (a log transform of a negative amount, say).
+    """
 
     name: str
     kind: FeatureKind
     categories: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        for bound in (self.minimum, self.maximum):
+            if bound is not None and (self.kind != "number" or not math.isfinite(bound)):
+                raise ValueError(f"feature {self.name!r}: bounds must be finite, numbers only")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"feature {self.name!r}: minimum exceeds maximum")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"name": self.name, "kind": self.kind, "categories": list(self.categories)}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "categories": list(self.categories),
+        }
+        data.update(
+            {
+                k: v
+                for k, v in (("minimum", self.minimum), ("maximum", self.maximum))
+                if v is not None
+            }
+        )
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
@@ -44,7 +78,37 @@ class FeatureSpec:
         kind = data["kind"]
         if kind not in ("number", "category"):
             raise ValueError(f"feature {data['name']!r}: kind must be number or category")
-        return cls(str(data["name"]), kind, tuple(str(c) for c in data.get("categories", ())))
+        bounds = {k: float(data[k]) for k in ("minimum", "maximum") if data.get(k) is not None}
+        return cls(
+            str(data["name"]), kind, tuple(str(c) for c in data.get("categories", ())), **bounds
+        )
+
+    def check(self, value: Any, where: str) -> None:
+        """Raise :class:`InvalidInput` at ``where`` unless ``value`` fits this feature."""
+        if self.kind == "category":
+            if not isinstance(value, str):
+                raise InvalidInput(where, f"expected a string category, got {type(value).__name__}")
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(where, f"expected a number, got {type(value).__name__}")
+        if not within_magnitude(value):
+            raise InvalidInput(where, f"expected a finite number within ±{MAX_MAGNITUDE:g}")
+        low, high = self.minimum, self.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            if high is None:
+                expected = f">= {low:g}"
+            elif low is None:
+                expected = f"<= {high:g}"
+            else:
+                expected = f"between {low:g} and {high:g}"
+            raise InvalidInput(where, f"expected a number {expected}, got {value!r}")
+
+
+def within_magnitude(value: int | float) -> bool:
+    """Finite and within ±:data:`MAX_MAGNITUDE` (big JSON integers included, without overflow)."""
+    if isinstance(value, int):
+        return abs(value) <= MAX_MAGNITUDE
+    return math.isfinite(value) and abs(value) <= MAX_MAGNITUDE
 
 
 @dataclass(frozen=True)
@@ -140,13 +204,13 @@ class ModelSpec:
                 if feature is None:
                     allowed = ", ".join(expected)
                     raise InvalidInput(f"{where}.{name}", f"unknown feature; expected: {allowed}")
-                _check_value(feature, value, f"{where}.{name}")
+                feature.check(value, f"{where}.{name}")
 
     def parse_label(self, label: Any) -> str | float | None:
         """A feedback label in canonical form, or ``None`` when it is not valid for this model.
 
         Classifiers accept a class name (a JSON integer is matched to its decimal
-        string); regressors accept a finite number.
+        string); regressors accept a finite number within ±:data:`MAX_MAGNITUDE`.
         """
         if self.is_classifier:
             if isinstance(label, bool):
@@ -156,15 +220,4 @@ class ModelSpec:
             return label if isinstance(label, str) and label in self.classes else None
         if isinstance(label, bool) or not isinstance(label, int | float):
             return None
-        value = float(label)
-        return value if math.isfinite(value) else None
-
-
-def _check_value(feature: FeatureSpec, value: Any, where: str) -> None:
-    if feature.kind == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput(where, f"expected a number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise InvalidInput(where, "expected a finite number")
-    elif not isinstance(value, str):
-        raise InvalidInput(where, f"expected a string category, got {type(value).__name__}")
+        return float(label) if within_magnitude(label) else None

@@ -50,10 +50,10 @@ _REGIONS = ("north", "south", "east", "west")
 _AGE_BANDS = ("18-29", "30-49", "50+")
 
 FRAUD_FEATURES = (
-    FeatureSpec("amount", "number"),
-    FeatureSpec("hour", "number"),
-    FeatureSpec("account_age_days", "number"),
-    FeatureSpec("transactions_24h", "number"),
+    FeatureSpec("amount", "number", minimum=0.0),  # log1p of a negative amount is NaN
+    FeatureSpec("hour", "number", minimum=0.0, maximum=23.0),
+    FeatureSpec("account_age_days", "number", minimum=0.0),
+    FeatureSpec("transactions_24h", "number", minimum=0.0),
     FeatureSpec("merchant_category", "category", _CATEGORIES),
     FeatureSpec("channel", "category", _CHANNELS),
 )
@@ -162,11 +162,13 @@ def _spec(model: str, instances: Instances) -> ModelSpec:
             sensitive_attributes=("region", "age_band"),
         )
     names = list(instances[0]["features"])
-    features = tuple(FeatureSpec(name, "number") for name in names)
     if model == "iris-classifier":
+        lengths = tuple(FeatureSpec(name, "number", minimum=0.0) for name in names)  # cm
         classes = tuple(str(c) for c in load_iris().target_names)
-        return ModelSpec(model, "", "multiclass", features, classes)
-    return ModelSpec(model, "", "regression", features, sensitive_attributes=("sex",))
+        return ModelSpec(model, "", "multiclass", lengths, classes)
+    # scikit-learn scales each diabetes column to unit sum of squares: |x| <= 1.
+    scaled = tuple(FeatureSpec(name, "number", minimum=-1.0, maximum=1.0) for name in names)
+    return ModelSpec(model, "", "regression", scaled, sensitive_attributes=("sex",))
 
 
 def _estimator(spec: ModelSpec) -> Pipeline:

@@ -197,7 +197,9 @@ def test_a_nan_literal_is_rejected(client: TestClient, store: SQLiteStore) -> No
     )
 
     assert response.status_code == 400
-    assert _error(response) == "instances[0].features.amount: expected a finite number"
+    assert _error(response) == (
+        "instances[0].features.amount: expected a finite number within ±1e+100"
+    )
     assert store.count_predictions(MODEL) == 0
 
 

@@ -585,6 +585,8 @@ def test_the_same_label_twice_in_one_request_is_matched_then_duplicate(
         pytest.param(math.nan, "invalid", id="nan"),
         pytest.param(math.inf, "invalid", id="inf"),
         pytest.param(None, "invalid", id="null"),
+        pytest.param(1.2e154, "invalid", id="square-overflows"),
+        pytest.param(10**400, "invalid", id="int-beyond-float"),
     ],
 )
 def test_regression_labels_must_be_finite_numbers(
@@ -598,6 +600,23 @@ def test_regression_labels_must_be_finite_numbers(
     assert outcome.results == [(record.prediction_id, status)]
     changed = store.sum_aggregates("price-test", "v7", since_bucket=0) != before
     assert changed is (status == "matched")
+
+
+def test_the_largest_regression_values_keep_every_window_finite(
+    regression_monitor: ModelMonitor, store: SQLiteStore
+) -> None:
+    # Squares of ±1e100 still sum finitely; past it a value would poison the window.
+    with pytest.raises(ValueError, match=r"values\[1\]=1\.2e\+154 is not a finite number"):
+        _regress(regression_monitor, [1.0, 1.2e154])
+    assert store.count_predictions("price-test") == 0
+
+    records = _regress(regression_monitor, [-1e100] * 4)
+    outcome = regression_monitor.feedback([(r.prediction_id, 1e100) for r in records])
+
+    assert {status for _, status in outcome.results} == {"matched"}
+    quality = regression_monitor.snapshot()["windows"]["1h"]["quality"]
+    assert quality["mae"]["value"] == pytest.approx(2e100, rel=1e-12)
+    assert quality["rmse"]["value"] == pytest.approx(2e100, rel=1e-12)
 
 
 def test_regression_duplicate_and_conflict_compare_numbers(

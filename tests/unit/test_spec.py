@@ -13,6 +13,16 @@ FEATURES = (
     FeatureSpec("amount", "number"),
     FeatureSpec("channel", "category", ("web", "pos")),
 )
+BOUNDED = ModelSpec(
+    "bounded",
+    "v1",
+    "regression",
+    (
+        FeatureSpec("amount", "number", minimum=0.0),
+        FeatureSpec("hour", "number", minimum=0.0, maximum=23.0),
+        FeatureSpec("score", "number", maximum=1.0),
+    ),
+)
 BINARY = ModelSpec("fraud", "v1", "binary", FEATURES, ("legit", "fraud"), ("region",))
 MULTICLASS = ModelSpec("iris", "v2", "multiclass", FEATURES, ("setosa", "versicolor", "virginica"))
 NUMERIC_CLASSES = ModelSpec("digits", "v1", "multiclass", FEATURES, ("0", "1", "2"))
@@ -66,7 +76,7 @@ def test_feature_kind_is_checked_when_loaded() -> None:
     assert str(raised.value) == "feature 'age': kind must be number or category"
 
 
-@pytest.mark.parametrize("spec", [BINARY, MULTICLASS, REGRESSION])
+@pytest.mark.parametrize("spec", [BINARY, MULTICLASS, REGRESSION, BOUNDED])
 def test_round_trip_through_a_dict(spec: ModelSpec) -> None:
     with_reference = ModelSpec.from_dict(
         {**spec.to_dict(), "reference": {"numeric": {"amount": {"edges": [1.0, 2.0]}}}}
@@ -119,7 +129,7 @@ def test_is_classifier() -> None:
 
 def test_valid_rows_pass() -> None:
     BINARY.validate_features(
-        [GOOD_ROW, {"amount": 3, "channel": "in-store"}, {"amount": -1e300, "channel": ""}]
+        [GOOD_ROW, {"amount": 3, "channel": "in-store"}, {"amount": -1e100, "channel": ""}]
     )
 
 
@@ -159,13 +169,13 @@ def test_valid_rows_pass() -> None:
         pytest.param(
             [{"amount": math.nan, "channel": "web"}],
             "instances[0].features.amount",
-            "expected a finite number",
+            "expected a finite number within ±1e+100",
             id="nan",
         ),
         pytest.param(
             [GOOD_ROW, GOOD_ROW, {"amount": -math.inf, "channel": "web"}],
             "instances[2].features.amount",
-            "expected a finite number",
+            "expected a finite number within ±1e+100",
             id="inf",
         ),
         pytest.param(
@@ -189,6 +199,51 @@ def test_invalid_rows_name_the_field(rows: list[dict[str, Any]], field: str, mes
     assert (raised.value.field, raised.value.message) == (field, message)
     assert str(raised.value) == f"{field}: {message}"
     assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "message"),
+    [
+        # A JSON integer too big for a float must not crash the check (OverflowError).
+        ({"amount": 10**400}, "amount", "expected a finite number within ±1e+100"),
+        ({"amount": -1.5e100}, "amount", "expected a finite number within ±1e+100"),
+        ({"amount": -0.01}, "amount", "expected a number >= 0, got -0.01"),
+        ({"hour": 24}, "hour", "expected a number between 0 and 23, got 24"),
+        ({"hour": -1}, "hour", "expected a number between 0 and 23, got -1"),
+        ({"score": 1.5}, "score", "expected a number <= 1, got 1.5"),
+    ],
+)
+def test_numbers_outside_the_declared_range_or_magnitude_name_the_field(
+    row: dict[str, Any], field: str, message: str
+) -> None:
+    good = {"amount": 0.0, "hour": 23, "score": -1e100}
+    BOUNDED.validate_features([good])  # the bounds themselves are accepted
+
+    with pytest.raises(InvalidInput) as raised:
+        BOUNDED.validate_features([{**good, **row}])
+
+    assert (raised.value.field, raised.value.message) == (f"instances[0].features.{field}", message)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "category", "minimum": 0.0}, "feature 'x': bounds must be finite, numbers only"),
+        (
+            {"kind": "number", "maximum": math.inf},
+            "feature 'x': bounds must be finite, numbers only",
+        ),
+        (
+            {"kind": "number", "minimum": 2.0, "maximum": 1.0},
+            "feature 'x': minimum exceeds maximum",
+        ),
+    ],
+)
+def test_invalid_bounds_raise_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        FeatureSpec("x", **kwargs)
+
+    assert str(raised.value) == message
 
 
 def test_the_first_bad_row_is_reported_under_the_given_path() -> None:
@@ -226,6 +281,10 @@ def test_the_first_bad_row_is_reported_under_the_given_path() -> None:
         (REGRESSION, math.nan, None),
         (REGRESSION, math.inf, None),
         (REGRESSION, None, None),
+        # Beyond ±1e100 a label's squared error could overflow the window's sums.
+        (REGRESSION, 1e100, 1e100),
+        (REGRESSION, -1.2e154, None),
+        (REGRESSION, 10**400, None),
     ],
 )
 def test_parse_label(spec: ModelSpec, label: Any, parsed: str | float | None) -> None:
