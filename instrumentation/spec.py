@@ -12,9 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from instrumentation.metrics.fairness import MISSING_GROUP, OVERFLOW_GROUP
+
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
 FeatureKind = Literal["number", "category"]
+
+MAX_GROUP_VALUE_LENGTH = 128
+"""Longest group value: each one becomes a stored key and a metric attribute."""
 
 MAX_MAGNITUDE = 1e100
 """Largest |x| accepted for a numeric feature, a regression label or a predicted value.
@@ -205,6 +210,39 @@ class ModelSpec:
                     allowed = ", ".join(expected)
                     raise InvalidInput(f"{where}.{name}", f"unknown feature; expected: {allowed}")
                 feature.check(value, f"{where}.{name}")
+
+    def validate_groups(
+        self, rows: Sequence[Mapping[str, Any]], *, path: str = "instances"
+    ) -> None:
+        """Check each instance's ``groups``; raise :class:`InvalidInput` at the first bad one.
+
+        Keys must be the model's sensitive attributes (an absent one, or ``null``, is
+        the missing-value bucket). Values are strings up to
+        :data:`MAX_GROUP_VALUE_LENGTH` characters, other than the two bucket names
+        the monitor reserves.
+        """
+        for index, groups in enumerate(rows):
+            for attribute, value in groups.items():
+                where = f"{path}[{index}].groups.{attribute}"
+                if attribute not in self.sensitive_attributes:
+                    allowed = ", ".join(self.sensitive_attributes) or "none (this model has none)"
+                    raise InvalidInput(where, f"unknown sensitive attribute; expected: {allowed}")
+                if value is None:
+                    continue
+                if not isinstance(value, str):
+                    raise InvalidInput(
+                        where, f"expected a string or null, got {type(value).__name__}"
+                    )
+                if len(value) > MAX_GROUP_VALUE_LENGTH:
+                    raise InvalidInput(
+                        where,
+                        f"expected at most {MAX_GROUP_VALUE_LENGTH} characters, got {len(value)}",
+                    )
+                if value in (MISSING_GROUP, OVERFLOW_GROUP):
+                    raise InvalidInput(
+                        where,
+                        f"{value!r} is reserved by the monitor; send null for a missing value",
+                    )
 
     def parse_label(self, label: Any) -> str | float | None:
         """A feedback label in canonical form, or ``None`` when it is not valid for this model.

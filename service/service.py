@@ -169,6 +169,7 @@ class ModelService:
         rows = [item.features for item in instances]
         try:
             self.spec.validate_features(rows)
+            self.spec.validate_groups([item.groups for item in instances])
         except InvalidInput as exc:
             raise InvalidArgument(str(exc)) from None
         inputs = [PredictionInput(item.features, item.id, item.groups) for item in instances]

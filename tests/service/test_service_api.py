@@ -168,6 +168,27 @@ _NO_HOUR = {k: v for k, v in _GOOD.items() if k != "hour"}
             id="null-for-number",
         ),
         pytest.param(
+            [_with(_GOOD, amount=-5.0)],
+            "instances[0].features.amount: expected a number >= 0, got -5.0",
+            id="below-the-declared-range",
+        ),
+        pytest.param(
+            [_with(_GOOD), {**_with(_GOOD), "groups": {"region": "north", "colour": "red"}}],
+            "instances[1].groups.colour: unknown sensitive attribute; expected: region, age_band",
+            id="unknown-group-attribute",
+        ),
+        pytest.param(
+            [{**_with(_GOOD), "groups": {"region": "n" * 129}}],
+            "instances[0].groups.region: expected at most 128 characters, got 129",
+            id="group-value-too-long",
+        ),
+        pytest.param(
+            [{**_with(_GOOD), "groups": {"region": "__other__"}}],
+            "instances[0].groups.region: '__other__' is reserved by the monitor; "
+            "send null for a missing value",
+            id="reserved-group-value",
+        ),
+        pytest.param(
             [{**_with(_GOOD), "id": "same"}, {**_with(_GOOD), "id": "same"}],
             "instances[1].id: 'same' repeats instances[0].id; ids must be unique within a request",
             id="duplicate-ids",

@@ -246,6 +246,38 @@ def test_invalid_bounds_raise_at_construction(kwargs: dict[str, Any], message: s
     assert str(raised.value) == message
 
 
+def test_valid_groups_pass() -> None:
+    BINARY.validate_groups([{}, {"region": None}, {"region": "n" * 128}, {"region": ""}])
+
+
+@pytest.mark.parametrize(
+    ("spec", "groups", "message"),
+    [
+        (BINARY, {"age": "30"}, "unknown sensitive attribute; expected: region"),
+        (
+            MULTICLASS,
+            {"age": "30"},
+            "unknown sensitive attribute; expected: none (this model has none)",
+        ),
+        (BINARY, {"region": 3}, "expected a string or null, got int"),
+        (BINARY, {"region": "n" * 129}, "expected at most 128 characters, got 129"),
+        (
+            BINARY,
+            {"region": "__missing__"},
+            "'__missing__' is reserved by the monitor; send null for a missing value",
+        ),
+    ],
+)
+def test_invalid_groups_name_the_field(
+    spec: ModelSpec, groups: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        spec.validate_groups([{}, groups])
+
+    field = f"instances[1].groups.{next(iter(groups))}"
+    assert (raised.value.field, raised.value.message) == (field, message)
+
+
 def test_the_first_bad_row_is_reported_under_the_given_path() -> None:
     with pytest.raises(InvalidInput) as raised:
         BINARY.validate_features([{"amount": "x"}, {"amount": "y"}], path="batch")
