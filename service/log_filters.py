@@ -1,8 +1,11 @@
-"""Quieter server logs: a client's bad request is not a server error.
+"""Server logs that say what matters: a client's bad request is not a server error.
 
 BentoML logs every exception raised while handling a request at ERROR with a full
 traceback, including validation failures and our own 4xx. That buries real
 failures; this filter turns client errors into one INFO line and leaves 5xx alone.
+
+BentoML also leaves the root logger at WARNING, which would hide the service's and
+the library's INFO lines (where the store is, for one); those are let through.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from pydantic import ValidationError
 
 BENTOML_REQUEST_LOGGER = "bentoml._internal.server.http_app"
 """The logger BentoML's ``log_exception`` writes to."""
+
+OWN_LOGGERS = ("service", "instrumentation")
+"""This project's logger trees, shown from INFO unless a level was set for them."""
 
 
 def is_client_error(exc: BaseException | None) -> bool:
@@ -40,7 +46,11 @@ class ClientErrorFilter(logging.Filter):
 
 
 def install() -> None:
-    """Attach the filter to BentoML's request-error logger (idempotent)."""
+    """Attach the filter to BentoML's request-error logger; show our INFO (idempotent)."""
     target = logging.getLogger(BENTOML_REQUEST_LOGGER)
     if not any(isinstance(f, ClientErrorFilter) for f in target.filters):
         target.addFilter(ClientErrorFilter())
+    for name in OWN_LOGGERS:
+        own = logging.getLogger(name)
+        if own.level == logging.NOTSET:
+            own.setLevel(logging.INFO)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from http import HTTPStatus
 
@@ -67,8 +68,13 @@ MODEL_TAG = os.environ.get("MONITOR_MODEL", DEFAULT_MODEL)
 """The served model: a tag in the BentoML model store (``name`` means ``name:latest``)."""
 
 # Read at import so a bad value stops `bentoml serve` before any worker starts.
-CONFIG = MonitorConfig.from_env(os.environ)
-OTLP = OTLPSettings.from_env(os.environ)
+try:
+    CONFIG = MonitorConfig.from_env(os.environ)
+    OTLP = OTLPSettings.from_env(os.environ)
+except ConfigError as exc:
+    # One line naming the variable, not a 60-line import traceback; exit status 2.
+    print(f"model_monitor: bad configuration: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
 INSTANCE_ID = new_instance_id()
 """This process's ``service.instance.id``, on its metrics and (via BentoML) its spans."""
 share_instance_id_with_spans(INSTANCE_ID)

@@ -412,3 +412,10 @@ def test_bad_input_gets_a_clear_4xx_and_nothing_is_stored(
         assert [
             p["prediction_id"] for p in ok_json(client.post("/predict", json=good))["predictions"]
         ] == [i["id"] for i in good["instances"]]
+
+
+def test_every_worker_logs_where_its_store_is(server: Server) -> None:
+    # BentoML leaves the root logger at WARNING; the service lets its INFO lines through.
+    lines = [line for line in server.log().splitlines() if "prediction store:" in line]
+    assert len(lines) == 2, server.log_tail()
+    assert all(line.endswith(f"prediction store: {server.store_path}") for line in lines)
