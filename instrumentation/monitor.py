@@ -15,7 +15,6 @@ is subject to sampling, so nothing here is guarded by ``span.is_recording()``.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,7 +30,7 @@ from instrumentation import _names as names
 from instrumentation.aggregates import AggregateBook
 from instrumentation.config import MonitorConfig
 from instrumentation.instruments import Instruments
-from instrumentation.metrics.quality import PROBABILITY_SUM_TOLERANCE
+from instrumentation.metrics.quality import sums_to_one
 from instrumentation.spec import MAX_MAGNITUDE, ModelSpec, within_magnitude
 from instrumentation.store.base import (
     FEEDBACK_STATUSES,
@@ -386,7 +385,7 @@ def _check_outputs(
     k = len(spec.classes)
     for i, row in enumerate(scores or ()):
         ok = len(row) == k and all(0.0 <= p <= 1.0 for p in row)
-        if not ok or abs(math.fsum(row) - 1.0) > PROBABILITY_SUM_TOLERANCE:
+        if not ok or not sums_to_one(row):
             raise ValueError(
                 f"set_outputs: scores[{i}] must be {k} probabilities in [0, 1] summing to 1"
             )

@@ -79,7 +79,25 @@ class AggregateBook:
     def add_label(
         self, record: PredictionRecord, label: Label, now: float, out: Increments
     ) -> None:
-        """Cells one matched label adds, in the label-time bucket."""
+        """Cells one matched label adds, in the label-time bucket.
+
+        Raises:
+            ValueError: the prediction does not fit this model's classes (it was made
+                by an earlier version with other ones), so its cells cannot be read
+                the same way.
+        """
+        spec = self.spec
+        fits = (
+            record.label in spec.classes
+            and (record.scores is None or len(record.scores) == len(spec.classes))
+            if spec.is_classifier
+            else record.value is not None
+        )
+        if not fits:
+            raise ValueError(
+                f"prediction of version {record.version!r} does not fit the {spec.task} "
+                f"model {spec.version!r} (classes {list(spec.classes)})"
+            )
         writer = CellWriter(out, record.version, bucket_of(now, self.bucket_seconds))
         writer.add("labels")
         for section in self.sections:

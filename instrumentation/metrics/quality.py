@@ -62,6 +62,17 @@ CALIBRATION_BINS: Final = 10
 PROBABILITY_SUM_TOLERANCE: Final = 1e-6
 """How far a row of class probabilities may sum from 1."""
 
+
+def sums_to_one(probabilities: Sequence[float]) -> bool:
+    """True when the row sums to 1 within :data:`PROBABILITY_SUM_TOLERANCE`.
+
+    The one test used at prediction and at label time: an exactly rounded sum
+    (``math.fsum``), so a row accepted once is never refused later by a sum that
+    rounds the other way at the edge of the tolerance.
+    """
+    return abs(math.fsum(probabilities) - 1.0) <= PROBABILITY_SUM_TOLERANCE
+
+
 _EPS: Final = float(np.finfo(np.float64).eps)
 
 _CONFUSION_SHAPE_ERROR: Final = "confusion must be a K x K array with K >= 2 and K == len(classes)"
@@ -119,7 +130,7 @@ def _probabilities(probabilities: Sequence[float]) -> npt.NDArray[np.float64]:
         raise ValueError(_PROBABILITIES_SHAPE_ERROR)
     if not (np.all(np.isfinite(p)) and np.all(p >= 0) and np.all(p <= 1)):
         raise ValueError(_PROBABILITIES_RANGE_ERROR)
-    if abs(float(p.sum()) - 1.0) > PROBABILITY_SUM_TOLERANCE:
+    if not sums_to_one(p.tolist()):
         raise ValueError(_PROBABILITIES_SUM_ERROR)
     return p
 

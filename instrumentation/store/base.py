@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ DEFAULT_BUCKET_SECONDS: Final = 60
 """Default width of one aggregate time bucket (``MONITOR_BUCKET_SECONDS``)."""
 
 # Re-exported: the store maps group values to these two reserved buckets.
+logger = logging.getLogger(__name__)
+
 MISSING_GROUP: Final = fairness.MISSING_GROUP
 OVERFLOW_GROUP: Final = fairness.OVERFLOW_GROUP
 
@@ -132,12 +135,46 @@ class Increments:
         """``(version, bucket, encoded key, amount)`` rows, each distinct cell once."""
         return [(v, b, encode_key(k), amount) for (v, b, k), amount in self.cells.items()]
 
+    def merge(self, other: Increments) -> None:
+        """Add every cell of ``other`` to this one."""
+        for cell, amount in other.cells.items():
+            self.cells[cell] = self.cells.get(cell, 0.0) + amount
+
     def __len__(self) -> int:
         return len(self.cells)
 
 
 LabelAggregator = Callable[[PredictionRecord, Label, float, Increments], None]
-"""Called once per matched label inside the store's transaction: adds that label's increments."""
+"""Called once per matched label inside the store's transaction: adds that label's increments.
+
+A ``ValueError`` from it makes that one item ``invalid`` (nothing of it is written);
+the rest of the batch goes on. Stores call it through :func:`aggregate_one`.
+"""
+
+
+def aggregate_one(
+    aggregate: LabelAggregator,
+    record: PredictionRecord,
+    label: Label,
+    now: float,
+    increments: Increments,
+) -> bool:
+    """Add one matched label's increments; False (and nothing added) when it cannot be.
+
+    A prediction made by an earlier model version with other classes, or errors too
+    large to sum, cannot be aggregated: the item is reported ``invalid`` instead of
+    failing every other label of its request, at every retry.
+    """
+    own = Increments()
+    try:
+        aggregate(record, label, now, own)
+    except ValueError as exc:
+        logger.warning(
+            "label for %s not aggregated, reported invalid: %s", record.prediction_id, exc
+        )
+        return False
+    increments.merge(own)
+    return True
 
 
 def label_status(

@@ -33,6 +33,7 @@ from instrumentation.store.base import (
     LabelAggregator,
     LabelOutcome,
     PredictionRecord,
+    aggregate_one,
     label_status,
 )
 
@@ -173,8 +174,9 @@ class SQLiteStore:
         max_group_values: int,
     ) -> list[PredictionRecord]:
         """Insert the records and their increments in one transaction (see the protocol)."""
+        known: set[tuple[str, str, str]] = set()
         with self._transaction() as cur:
-            capped = [self._cap_groups(cur, model, r, max_group_values) for r in records]
+            capped = [self._cap_groups(cur, model, r, max_group_values, known) for r in records]
             # executemany keeps the rows inserted before the failing one; undo them first so
             # the error names an id that was really taken, not one this call just inserted.
             cur.execute("SAVEPOINT insert_predictions")
@@ -189,6 +191,7 @@ class SQLiteStore:
                 taken = self._existing_ids(cur, model, [r.prediction_id for r in records])
                 raise DuplicatePredictionId(taken[0] if taken else "?") from None
             self._apply(cur, model, increments)
+        self._admitted |= known  # committed now: safe to skip the query next time
         return capped
 
     def _existing_ids(self, cur: sqlite3.Cursor, model: str, ids: Sequence[str]) -> list[str]:
@@ -202,8 +205,19 @@ class SQLiteStore:
         return [pid for pid in ids if pid in found] + taken
 
     def _cap_groups(
-        self, cur: sqlite3.Cursor, model: str, record: PredictionRecord, max_values: int
+        self,
+        cur: sqlite3.Cursor,
+        model: str,
+        record: PredictionRecord,
+        max_values: int,
+        known: set[tuple[str, str, str]],
     ) -> PredictionRecord:
+        """The record with over-cap group values moved to the overflow bucket.
+
+        Values this transaction admits or finds go to ``known``, cached only once it
+        commits: an earlier row of the same batch may have inserted one, and a batch
+        rolled back (a reused id) must leave neither the row nor the cache behind.
+        """
         groups: dict[str, str] = {}
         for attribute, value in record.groups.items():
             if (
@@ -212,11 +226,11 @@ class SQLiteStore:
             ):
                 groups[attribute] = value
                 continue
-            known = cur.execute(
+            stored = cur.execute(
                 "SELECT 1 FROM group_values WHERE model=? AND attribute=? AND value=?",
                 (model, attribute, value),
             ).fetchone()
-            if known is None:
+            if stored is None:
                 (count,) = cur.execute(
                     "SELECT COUNT(*) FROM group_values WHERE model=? AND attribute=?",
                     (model, attribute),
@@ -228,8 +242,7 @@ class SQLiteStore:
                     "INSERT INTO group_values (model, attribute, value) VALUES (?, ?, ?)",
                     (model, attribute, value),
                 )
-            else:
-                self._admitted.add((model, attribute, value))
+            known.add((model, attribute, value))
             groups[attribute] = value
         if groups == dict(record.groups):
             return record
@@ -253,7 +266,9 @@ class SQLiteStore:
                 record = records.get(pid)
                 status = label_status(record, label, now=now, ttl=ttl)
                 if status == "matched" and record is not None and label is not None:
-                    aggregate(record, label, now, increments)
+                    if not aggregate_one(aggregate, record, label, now, increments):
+                        outcomes.append(LabelOutcome(pid, "invalid", record))
+                        continue
                     record = replace(record, feedback=label, feedback_at=now)
                     records[pid] = record
                     cur.execute(

@@ -1038,3 +1038,52 @@ def test_housekeeping_runs_in_one_process_at_a_time_and_passes_on_when_it_goes_q
     kept = store.get_predictions("fraud-test", ids)
     assert len(kept) == 2 and ids[-1] in kept  # the oldest went
     assert a.housekeeping(lease_seconds=150.0) is False
+
+
+# --- labels that cannot be aggregated never fail the rest of their batch ------------------------
+
+
+def _multiclass(version: str, classes: tuple[str, ...]) -> ModelSpec:
+    return ModelSpec("iris-test", version, "multiclass", (FeatureSpec("x", "number"),), classes)
+
+
+def _classify(monitor: ModelMonitor, label: str, scores: list[float], pid: str) -> PredictionRecord:
+    with monitor.predict([PredictionInput({"x": 1.0}, pid)]) as rec:
+        (record,) = rec.set_outputs(labels=[label], scores=[scores])
+    return record
+
+
+def test_a_score_row_accepted_at_prediction_is_accepted_at_label_time(
+    store: SQLiteStore, tracer_provider: TracerProvider
+) -> None:
+    monitor = ModelMonitor(
+        _multiclass("v1", ("a", "b", "c")), store, tracer_provider=tracer_provider
+    )
+    # Sums to 1 + 1e-6 up to rounding: numpy's sum and an exact one disagree here.
+    edge = [0.4185635943125683, 0.252860023617907, 0.3285773820695247]
+    _classify(monitor, "a", edge, "edge")
+    _classify(monitor, "a", [1.0, 0.0, 0.0], "plain")
+
+    outcome = monitor.feedback([("plain", "a"), ("edge", "a")])
+
+    assert outcome.results == [("plain", "matched"), ("edge", "matched")]
+    assert monitor.snapshot()["windows"]["5m"]["quality"]["accuracy"]["n"] == 2
+
+
+def test_a_prediction_of_an_earlier_version_with_other_classes_is_invalid_alone(
+    store: SQLiteStore, tracer_provider: TracerProvider
+) -> None:
+    old = ModelMonitor(_multiclass("v1", ("a", "b", "c")), store, tracer_provider=tracer_provider)
+    new = ModelMonitor(
+        _multiclass("v2", ("a", "b", "c", "d")), store, tracer_provider=tracer_provider
+    )
+    _classify(old, "b", [0.2, 0.5, 0.3], "from-v1")
+    _classify(new, "d", [0.1, 0.1, 0.1, 0.7], "from-v2")
+
+    outcome = new.feedback([("from-v1", "a"), ("from-v2", "d")])
+
+    assert outcome.results == [("from-v1", "invalid"), ("from-v2", "matched")]
+    assert store.get_predictions("iris-test", ["from-v1"])["from-v1"].feedback is None
+    assert new.snapshot()["windows"]["5m"]["n_labels"] == 1
+    # The version that made it can still take its label.
+    assert old.feedback([("from-v1", "a")]).results == [("from-v1", "matched")]

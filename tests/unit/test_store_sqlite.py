@@ -416,6 +416,29 @@ def test_group_values_are_capped_with_an_overflow_bucket(store: SQLiteStore) -> 
     assert other[0].groups == {"region": "r9"}
 
 
+def test_a_rolled_back_batch_admits_no_group_value(store: SQLiteStore) -> None:
+    def add(*pairs: tuple[str, str]) -> list[str]:
+        records = [_record(pid, groups={"g": value}) for pid, value in pairs]
+        added = store.add_predictions("m", records, _predictions(len(records)), max_group_values=1)
+        return [r.groups["g"] for r in added]
+
+    # The second row finds x inserted by the first; the reused id then rolls both back.
+    with pytest.raises(DuplicatePredictionId):
+        add(("p1", "x"), ("p2", "x"), ("p1", "x"))
+
+    assert add(("p3", "y")) == ["y"]  # y takes the only place
+    assert add(("p4", "x")) == ["__other__"]
+    # A second process (no cache) agrees.
+    fresh = SQLiteStore(store.path)
+    assert [
+        r.groups["g"]
+        for r in fresh.add_predictions(
+            "m", [_record("p5", groups={"g": "x"})], _predictions(1), max_group_values=1
+        )
+    ] == ["__other__"]
+    fresh.close()
+
+
 def test_a_lease_is_held_until_it_expires_and_the_holder_can_renew(store: SQLiteStore) -> None:
     assert store.try_lease("gauges", "A", now=100.0, duration=10.0) is True
     assert store.try_lease("gauges", "B", now=105.0, duration=10.0) is False
