@@ -4,11 +4,14 @@ Cells::
 
     ("estimate", field[, class])          every prediction, at prediction time
     ("estimate_labelled", field[, class]) the same sums for labelled rows, at label time
+    ("estimate_labelled", "confusion", actual, predicted)
+                                          those rows' realised confusion
 
-The first gives the estimate for the window's predictions. The second gives the
-estimate for exactly the rows whose labels arrived in the window, so
-``error`` (estimated − realised) compares like with like and tells whether the
-estimate can be trusted.
+Only predictions with scores count. The first gives the estimate for the
+window's predictions. The others give the estimate and the realised figures for
+exactly the scored rows whose labels arrived in the window, so ``error``
+(estimated − realised) compares like with like and tells whether the estimate
+can be trusted.
 """
 
 from __future__ import annotations
@@ -66,8 +69,9 @@ class EstimateSection:
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Score sums of the labelled prediction."""
-        if self.spec.is_classifier:
+        if self.spec.is_classifier and record.scores is not None and record.label is not None:
             self._write("estimate_labelled", record, w)
+            w.add("estimate_labelled", "confusion", str(label), record.label)
 
     def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
         """Estimated figures for the window's predictions, and the estimate's realised error."""
@@ -76,6 +80,7 @@ class EstimateSection:
         classes = self.spec.classes
         out = estimate.estimated_quality(self._read(cells, "estimate"), classes)
         labelled = estimate.estimated_quality(self._read(cells, "estimate_labelled"), classes)
-        realised = quality.classification_quality(cells.matrix("confusion", classes), classes)
+        scored = cells.matrix("estimate_labelled", classes, "confusion")
+        realised = quality.classification_quality(scored, classes)
         out["error"] = estimate.estimation_error(labelled, realised)
         return out

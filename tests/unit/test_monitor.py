@@ -1087,3 +1087,17 @@ def test_a_prediction_of_an_earlier_version_with_other_classes_is_invalid_alone(
     assert new.snapshot()["windows"]["5m"]["n_labels"] == 1
     # The version that made it can still take its label.
     assert old.feedback([("from-v1", "a")]).results == [("from-v1", "matched")]
+
+
+def test_the_estimate_error_compares_the_same_scored_rows(monitor: ModelMonitor) -> None:
+    with monitor.predict([PredictionInput({"amount": 1.0, "channel": "web"}, "scored")]) as rec:
+        rec.set_outputs(labels=["fraud"], scores=[[0.1, 0.9]])
+    with monitor.predict([PredictionInput({"amount": 2.0, "channel": "web"}, "unscored")]) as rec:
+        rec.set_outputs(labels=["fraud"])  # a model without probabilities for this row
+
+    monitor.feedback([("scored", "fraud"), ("unscored", "legit")])
+
+    window = monitor.snapshot()["windows"]["5m"]
+    assert window["quality"]["accuracy"]["value"] == 0.5  # realised over both rows
+    # The estimate covers the scored row only (0.9), and so does the realised side (1.0).
+    assert window["estimated"]["error"]["accuracy"] == pytest.approx(0.9 - 1.0, abs=1e-12)
