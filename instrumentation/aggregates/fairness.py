@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from instrumentation.aggregates.cells import Cells, CellWriter
-from instrumentation.aggregates.quality import read_regression, write_regression
+from instrumentation.aggregates.quality import read_regression, target_offset, write_regression
 from instrumentation.metrics import fairness, quality
 from instrumentation.metrics.result import MetricValue
 from instrumentation.spec import ModelSpec
@@ -29,6 +29,7 @@ class FairnessSection:
     def __init__(self, spec: ModelSpec, *, min_group_samples: int) -> None:
         self.spec = spec
         self.min_samples = min_group_samples
+        self._offset = target_offset(spec)
 
     def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
         """Fairness here is over labelled rows: nothing at prediction time."""
@@ -40,8 +41,8 @@ class FairnessSection:
                 if record.label is not None:
                     w.add("group_confusion", attribute, group, str(label), record.label)
             elif record.value is not None:
-                row = quality.RegressionSums.from_row(float(label), record.value)
-                write_regression(w, ("group_regression", attribute, group), row)
+                kind = ("group_regression", attribute, group)
+                write_regression(w, kind, float(label), record.value, self._offset)
 
     def example_report(self) -> dict[str, Any]:
         """A report with one one-row group per attribute, naming every per-group figure.

@@ -17,17 +17,34 @@ from typing import Any
 import numpy as np
 
 from instrumentation.aggregates.cells import Cells, CellWriter
-from instrumentation.metrics import quality
+from instrumentation.metrics import quality, reference
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import Label, PredictionRecord
 
 REGRESSION_FIELDS = tuple(f.name for f in fields(quality.RegressionSums))
 
 
+def target_offset(spec: ModelSpec) -> float:
+    """What regression sums centre ``y`` on (see ``RegressionSums.from_row``).
+
+    The median of the training predictions, read from the reference profile (fixed
+    for a model version, as every summed row must share it); 0 without a profile.
+    """
+    if not spec.reference:
+        return 0.0
+    value = reference.ReferenceProfile.from_dict(spec.reference).prediction.get(
+        reference.PREDICTION_VALUE
+    )
+    if not isinstance(value, reference.NumericReference) or not value.edges:
+        return 0.0
+    return value.edges[len(value.edges) // 2]
+
+
 def write_regression(
-    writer: CellWriter, kind: tuple[str, ...], sums: quality.RegressionSums
+    writer: CellWriter, kind: tuple[str, ...], y_true: float, y_pred: float, offset: float
 ) -> None:
-    """Cells of one regression row under the key prefix ``kind``."""
+    """Cells of one labelled regression row under the key prefix ``kind``."""
+    sums = quality.RegressionSums.from_row(y_true, y_pred, offset=offset)
     for name in REGRESSION_FIELDS:
         writer.add(*kind, name, amount=float(getattr(sums, name)))
 
@@ -48,6 +65,7 @@ class QualitySection:
         self._index = {c: i for i, c in enumerate(spec.classes)}
         # Binary AUC is about the positive class only; multiclass is one-vs-rest for each.
         self._auc_classes = spec.classes[1:] if spec.task == "binary" else spec.classes
+        self._offset = target_offset(spec)
 
     def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
         """Quality needs labels: nothing at prediction time."""
@@ -56,9 +74,7 @@ class QualitySection:
         """Cells of one matched label."""
         if not self.spec.is_classifier:
             if record.value is not None:
-                write_regression(
-                    w, ("regression",), quality.RegressionSums.from_row(float(label), record.value)
-                )
+                write_regression(w, ("regression",), float(label), record.value, self._offset)
             return
         actual = str(label)
         if record.label is not None:

@@ -368,12 +368,19 @@ class RegressionSums:
     y_squared: float = 0.0
 
     @classmethod
-    def from_row(cls, y_true: float, y_pred: float) -> RegressionSums:
-        """One labelled row; the percentage error divides by ``max(|y_true|, eps)`` as sklearn."""
-        if not (math.isfinite(y_true) and math.isfinite(y_pred)):
+    def from_row(cls, y_true: float, y_pred: float, *, offset: float = 0.0) -> RegressionSums:
+        """One labelled row; the percentage error divides by ``max(|y_true|, eps)`` as sklearn.
+
+        ``y`` and ``y_squared`` hold ``y_true − offset``: R² needs only the spread of
+        ``y_true``, which no offset changes, and an offset near the targets' typical
+        value keeps Σy² − (Σy)²/n from cancelling to noise (targets around 1e7 with a
+        spread of 1 lose every digit otherwise). Every row summed together must share it.
+        """
+        if not (math.isfinite(y_true) and math.isfinite(y_pred) and math.isfinite(offset)):
             raise ValueError(_ROW_ERROR)
-        y, err = float(y_true), abs(float(y_true) - float(y_pred))
-        return cls(1, err, err * err, err / max(abs(y), _EPS), y, y * y)
+        err = abs(float(y_true) - float(y_pred))
+        y = float(y_true) - offset
+        return cls(1, err, err * err, err / max(abs(float(y_true)), _EPS), y, y * y)
 
     def __add__(self, other: RegressionSums) -> RegressionSums:
         if not isinstance(other, RegressionSums):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytest
 from opentelemetry import trace
 from opentelemetry.metrics import NoOpMeter, NoOpMeterProvider
@@ -45,6 +46,7 @@ from instrumentation import (
     Window,
 )
 from instrumentation.instruments import LATENCY_BUCKETS_S
+from instrumentation.metrics.reference import build_reference_profile
 
 T0 = 1_700_000_040.0
 """A bucket-aligned start time (a multiple of 60 s)."""
@@ -1101,3 +1103,40 @@ def test_the_estimate_error_compares_the_same_scored_rows(monitor: ModelMonitor)
     assert window["quality"]["accuracy"]["value"] == 0.5  # realised over both rows
     # The estimate covers the scored row only (0.9), and so does the realised side (1.0).
     assert window["estimated"]["error"]["accuracy"] == pytest.approx(0.9 - 1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e7, 1.7e9])
+def test_r2_equals_sklearn_for_targets_far_from_zero(
+    store: SQLiteStore, tracer_provider: TracerProvider, offset: float
+) -> None:
+    rng = np.random.default_rng(0)
+    training = offset + rng.normal(0.0, 1.0, 500)
+    profile = build_reference_profile(
+        {"size": training}, numeric=["size"], categorical=[], predicted_value=training
+    )
+    spec = ModelSpec(
+        "price-test",
+        "v7",
+        "regression",
+        (FeatureSpec("size", "number"),),
+        sensitive_attributes=("region",),
+        reference=profile.to_dict(),
+    )
+    monitor = ModelMonitor(spec, store, tracer_provider=tracer_provider)
+    actual = offset + rng.normal(0.0, 1.0, 200)
+    predicted = actual + rng.normal(0.0, 0.3, 200)
+    groups = rng.choice(["a", "b"], 200)
+    inputs = [PredictionInput({"size": 1.0}, None, {"region": g}) for g in groups]
+    with monitor.predict(inputs) as rec:
+        records = rec.set_outputs(values=predicted.tolist())
+    monitor.feedback([(r.prediction_id, float(y)) for r, y in zip(records, actual, strict=True)])
+
+    window = monitor.snapshot()["windows"]["5m"]
+    assert window["quality"]["r2"]["value"] == pytest.approx(
+        r2_score(actual, predicted), rel=0, abs=1e-9
+    )
+    for group in ("a", "b"):
+        rows = groups == group
+        assert window["fairness"]["region"]["groups"][group]["r2"]["value"] == pytest.approx(
+            r2_score(actual[rows], predicted[rows]), rel=0, abs=1e-9
+        )
