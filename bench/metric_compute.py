@@ -5,6 +5,9 @@
    the time follows the number of distinct cells (bounded), not the rows.
 2. A day of one-minute buckets (1,440 × 500 cells): times summing a 24 h window
    before and after ``compact_aggregates`` rolls buckets older than 2 h into hours.
+3. The fairness section of one window with 50, 500 and 2,000 groups (past the
+   default cap of 50 only if ``MONITOR_MAX_GROUP_VALUES`` is raised): the cost per
+   group should stay flat.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from pathlib import Path
 
 from bench._common import demo_predictor, median_seconds
 from instrumentation import ModelMonitor, MonitorConfig, PredictionInput, SQLiteStore
-from instrumentation.store.base import Increments
+from instrumentation.aggregates.cells import Cells
+from instrumentation.aggregates.fairness import FairnessSection
+from instrumentation.spec import ModelSpec
+from instrumentation.store.base import Increments, encode_key
 from service.train import make_dataset
 
 
@@ -60,6 +66,7 @@ def main() -> None:
         baseline = baseline or seconds
         print(f"{rows:>6} {cells:>6} {seconds * 1e3:12.2f} {seconds / baseline:9.2f}")
     long_window(max(3, args.repeats // 3))
+    many_groups(spec, max(3, args.repeats // 3))
 
 
 def long_window(repeats: int) -> None:
@@ -85,6 +92,25 @@ def long_window(repeats: int) -> None:
     print(f"{'24h window':<22} {'sum ms':>8} {'x minutes':>9}")
     print(f"{'1,440 minute buckets':<22} {minutes * 1e3:8.1f} {1.0:9.2f}")
     print(f"{'rolled up (22h + 120m)':<22} {rolled * 1e3:8.1f} {rolled / minutes:9.2f}")
+
+
+def many_groups(spec: ModelSpec, repeats: int) -> None:
+    """The fairness report of one window as the number of groups grows."""
+    section = FairnessSection(spec, min_group_samples=1)
+    attribute = spec.sensitive_attributes[0]
+    print(f"{'groups':>6} {'fairness ms':>12} {'per group x 50':>14}")
+    per_group = None
+    for groups in (50, 500, 2_000):
+        sums = {
+            encode_key(("group_confusion", attribute, f"g{g}", actual, predicted)): 1.0 + g % 7
+            for g in range(groups)
+            for actual in spec.classes
+            for predicted in spec.classes
+        }
+        cells = Cells(sums)
+        seconds = median_seconds(lambda cells=cells: section.report(cells, {}), repeats=repeats)
+        per_group = per_group or seconds / groups
+        print(f"{groups:>6} {seconds * 1e3:12.2f} {seconds / groups / per_group:14.2f}")
 
 
 if __name__ == "__main__":

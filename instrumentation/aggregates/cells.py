@@ -57,6 +57,25 @@ class Cells:
                     matrix[index[actual], index[predicted]] = round(value)
         return matrix
 
+    def matrices(
+        self, kind: str, classes: tuple[str, ...], *prefix: str
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """:meth:`matrix` of every ``name`` in cells ``(kind, *prefix, name, actual, predicted)``.
+
+        One pass over the kind's cells, by sorted name: a matrix per group would scan
+        them once per group, quadratic in the number of groups.
+        """
+        index = {c: i for i, c in enumerate(classes)}
+        found: dict[str, npt.NDArray[np.float64]] = {}
+        width = len(prefix)
+        for rest, value in self.items(kind):
+            if rest[:width] == prefix and len(rest) == width + 3:
+                name, actual, predicted = rest[width:]
+                matrix = found.setdefault(name, np.zeros((len(classes), len(classes))))
+                if actual in index and predicted in index:
+                    matrix[index[actual], index[predicted]] = round(value)
+        return dict(sorted(found.items()))
+
     def histogram(self, kind: str, size: int, *prefix: str) -> npt.NDArray[np.float64]:
         """Bin counts from cells ``(kind, *prefix, bin)``."""
         counts = np.zeros(size)

@@ -71,10 +71,7 @@ class FairnessSection:
                 out[attribute] = self._regression(cells, attribute)
                 continue
             classes = self.spec.classes
-            confusions = {
-                group: cells.matrix("group_confusion", classes, attribute, group)
-                for group in self._groups(cells, "group_confusion", attribute)
-            }
+            confusions = cells.matrices("group_confusion", classes, attribute)
             per_class = fairness.one_vs_rest(confusions, classes)
             if self.spec.task == "binary":
                 out[attribute] = self._binary(per_class[classes[1]])
