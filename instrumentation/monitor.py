@@ -154,11 +154,8 @@ class ModelMonitor:
         latency and error are still recorded, and the exception propagates unchanged.
         """
         start = time.perf_counter()
-        with self._tracer.start_as_current_span(
-            names.SPAN_PREDICT,
-            attributes={**self._attrs, names.ATTR_PREDICTION_COUNT: len(inputs)},
-            record_exception=False,
-            set_status_on_exception=False,
+        with self._span(
+            names.SPAN_PREDICT, {**self._attrs, names.ATTR_PREDICTION_COUNT: len(inputs)}
         ) as span:
             recorder = PredictionRecorder(self, inputs, span)
             error_type: str | None = None
@@ -239,8 +236,8 @@ class ModelMonitor:
         change aggregates. The span links to each matched prediction's span.
         """
         parsed = [(pid, self.spec.parse_label(label)) for pid, label in items]
-        with self._tracer.start_as_current_span(
-            names.SPAN_FEEDBACK, attributes={**self._attrs, names.ATTR_FEEDBACK_COUNT: len(items)}
+        with self._span(
+            names.SPAN_FEEDBACK, {**self._attrs, names.ATTR_FEEDBACK_COUNT: len(items)}
         ) as span:
             now = self.clock()
             outcomes = self.store.apply_labels(
@@ -353,6 +350,29 @@ class ModelMonitor:
         self.evict_expired()
         self.compact_aggregates()
         return True
+
+    @contextmanager
+    def _span(self, name: str, attributes: dict[str, Any]) -> Iterator[Span]:
+        """The current span around a request; starting or ending it never raises into it.
+
+        A span processor that raises (in ``on_start`` or ``on_end``) would otherwise
+        fail a request whose prediction or label is already committed: the client
+        would retry into a 409 or a second prediction.
+        """
+        try:
+            span: Span = self._tracer.start_span(
+                name, attributes=attributes, record_exception=False, set_status_on_exception=False
+            )
+        except Exception:
+            logger.exception("telemetry error starting %s (request unaffected)", name)
+            span = trace.INVALID_SPAN
+        try:
+            with trace.use_span(
+                span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+            ):
+                yield span
+        finally:
+            self._safely(span.end)
 
     def _safely(self, func: Callable[..., Any], *args: Any) -> None:
         """Run telemetry work; log and swallow its errors so it never breaks a request."""

@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import NoOpMeter, NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
@@ -764,6 +764,41 @@ def test_raising_tracer_and_meter_never_break_predict_or_feedback(
         "telemetry error in _record_request (request unaffected)",
     ]
     assert all(isinstance(r.exc_info[1], TelemetryBoom) for r in caplog.records if r.exc_info)
+
+
+class RaisingProcessor(SpanProcessor):
+    """A span processor that fails when a span starts or ends."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if self.where == "start":
+            raise TelemetryBoom("on_start")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.where == "end":
+            raise TelemetryBoom("on_end")
+
+
+@pytest.mark.parametrize("where", ["start", "end"])
+def test_a_span_processor_that_raises_never_fails_a_committed_request(
+    store: SQLiteStore, clock: Clock, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(RaisingProcessor(where))
+    monitor = ModelMonitor(BINARY, store, tracer_provider=provider, clock=clock)
+
+    records = _predict(monitor, [90.0], ids=["tx-1"])
+    outcome = monitor.feedback([("tx-1", "fraud")])
+
+    assert [r.prediction_id for r in records] == ["tx-1"]
+    assert outcome.results == [("tx-1", "matched")]
+    assert store.get_predictions("fraud-test", ["tx-1"])["tx-1"].feedback == "fraud"
+    assert any(isinstance(r.exc_info[1], TelemetryBoom) for r in caplog.records if r.exc_info)
+    # A failure inside the request still reaches the caller unchanged.
+    with pytest.raises(KeyError), monitor.predict(_inputs([1.0])):
+        raise KeyError("model")
 
 
 class FailingExporter(SpanExporter):
