@@ -112,6 +112,8 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._busy_timeout = busy_timeout
         self._readers = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         # Group values already committed as admitted: admission is permanent, so these
         # need no query. (Values admitted by an uncommitted transaction are not cached.)
         self._admitted: set[tuple[str, str, str]] = set()
@@ -160,10 +162,13 @@ class SQLiteStore:
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
+                cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                # SQLite may have rolled back already (an I/O error mid-statement): a
+                # second ROLLBACK would replace the real error with "no transaction".
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
                 raise
-            cur.execute("COMMIT")
 
     def add_predictions(
         self,
@@ -314,8 +319,15 @@ class SQLiteStore:
         """
         conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,  # close() closes every thread's reader
+            )
             self._readers.conn = conn
+            with self._readers_lock:
+                self._all_readers.append(conn)
         return conn
 
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
@@ -391,16 +403,17 @@ class SQLiteStore:
         return bool(current == holder)
 
     def close(self) -> None:
-        """Stop the checkpoint thread; close the writer connection and this thread's reader."""
+        """Stop the checkpoint thread; close the writer and every thread's reader."""
         self._closed.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=self._busy_timeout)
         with self._lock:
             self._conn.close()
-        reader = getattr(self._readers, "conn", None)
-        if reader is not None:
+        with self._readers_lock:
+            readers, self._all_readers = self._all_readers, []
+        for reader in readers:
             reader.close()
-            self._readers.conn = None
+        self._readers = threading.local()
 
 
 def _row(r: PredictionRecord) -> tuple[Any, ...]:

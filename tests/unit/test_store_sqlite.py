@@ -5,12 +5,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -492,3 +493,34 @@ def test_the_log_is_checkpointed_by_a_background_thread_not_by_a_request(
     reopened = SQLiteStore(path)
     assert set(reopened.get_predictions("m", ["p0", "p299"])) == {"p0", "p299"}
     reopened.close()
+
+
+def test_a_full_disk_surfaces_its_own_error_and_leaves_the_store_usable(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db", checkpoint_seconds=None)
+    store.add_predictions("m", [_record("first")], _predictions(1), max_group_values=9)
+    (pages,) = store._conn.execute("PRAGMA page_count").fetchone()
+    store._conn.execute(f"PRAGMA max_page_count={pages}")  # the disk is full
+    big = [_record(f"p{i}", groups={"region": "x" * 100}) for i in range(2000)]
+
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        store.add_predictions("m", big, _predictions(2000), max_group_values=9)
+
+    assert store.count_predictions("m") == 1  # nothing of the failed batch
+    store._conn.execute("PRAGMA max_page_count=1000000")
+    store.add_predictions("m", [_record("after")], _predictions(1), max_group_values=9)
+    assert store.count_predictions("m") == 2
+    store.close()
+
+
+def test_close_closes_the_readers_of_every_thread(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: store.count_predictions("m"), range(16)))
+    readers = list(store._all_readers)
+    assert readers
+
+    store.close()
+
+    for reader in readers:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            reader.execute("SELECT 1")
