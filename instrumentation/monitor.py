@@ -338,9 +338,10 @@ class ModelMonitor:
     def housekeeping(self, *, lease_seconds: float) -> bool:
         """Evict and compact, in one process per store at a time; True if this one did.
 
-        Every worker calls this on a timer; a store lease picks one. Two processes
-        evicting at once would each apply the row cap to the count it read and
-        drop twice the overflow, and compacting twice is wasted write-lock time.
+        Every worker calls this on a timer; a store lease picks one, since every
+        pass holds the write lock that predictions wait for and doing it twice is
+        wasted. (Were two to run at once, eviction still keeps the newest rows up
+        to the cap and compaction stays exact.)
         """
         lease = f"housekeeping:{self.spec.name}"
         if not self.store.try_lease(

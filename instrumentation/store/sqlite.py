@@ -349,24 +349,33 @@ class SQLiteStore:
         return int(count)
 
     def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
-        """Delete rows past ``retain`` seconds, then the oldest rows beyond ``max_rows``.
+        """Delete rows past ``retain`` seconds, then all but the newest ``max_rows``.
 
-        The row count (a full scan) is read outside the write transaction, so it never
-        holds up predictions; the cap is then applied to what the count saw.
+        The cap's boundary (the newest row not kept, by time then id) is found by a
+        read outside the write transaction, so its index scan never holds up
+        predictions; the delete then removes that row and everything older. Two
+        processes evicting at once, or one working from an old boundary, can only
+        delete a subset of that: never a row among the newest ``max_rows``.
         """
-        count = self.count_predictions(model)
+        boundary = (
+            self._reader()
+            .execute(
+                "SELECT created, prediction_id FROM predictions WHERE model=? "
+                "ORDER BY created DESC, prediction_id DESC LIMIT 1 OFFSET ?",
+                (model, max_rows),
+            )
+            .fetchone()
+        )
         with self._transaction() as cur:
             cur.execute(
                 "DELETE FROM predictions WHERE model=? AND created<?", (model, now - retain)
             )
             removed = cur.rowcount
-            count -= removed
-            if count > max_rows:
+            if boundary is not None:
                 cur.execute(
-                    "DELETE FROM predictions WHERE model=? AND prediction_id IN ("
-                    "SELECT prediction_id FROM predictions WHERE model=? "
-                    "ORDER BY created LIMIT ?)",
-                    (model, model, count - max_rows),
+                    "DELETE FROM predictions WHERE model=? AND (created<? "
+                    "OR (created=? AND prediction_id<=?))",
+                    (model, boundary[0], boundary[0], boundary[1]),
                 )
                 removed += cur.rowcount
         return int(removed)

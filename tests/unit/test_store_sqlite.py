@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -390,6 +391,39 @@ def test_evict_by_row_cap_drops_the_oldest(store: SQLiteStore) -> None:
     assert removed == 3
     assert set(store.get_predictions("m", [f"p{i}" for i in range(5)])) == {"p0", "p1"}
     assert store.count_predictions("other") == 1
+
+
+def test_the_row_cap_keeps_the_newest_rows_even_when_a_batch_shares_one_time(
+    store: SQLiteStore,
+) -> None:
+    _add(store, [_record(f"p{i}", created=T0) for i in range(5)])  # one batch: one time
+
+    assert store.evict("m", now=T0, retain=1000, max_rows=2) == 3
+    assert set(store.get_predictions("m", [f"p{i}" for i in range(5)])) == {"p3", "p4"}
+
+
+def test_an_evictor_working_from_an_old_read_never_goes_below_the_cap(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _add(store, [_record(f"p{i:03}", created=T0 + i) for i in range(100)])
+    other = SQLiteStore(store.path)  # another worker
+    read_then_write = store._transaction
+
+    @contextlib.contextmanager
+    def stalled() -> Iterator[Any]:
+        # Between this process's read and its write, the other one evicts and more
+        # predictions arrive: both must keep the newest 90 of what they saw.
+        other.evict("m", now=T0 + 100, retain=1000, max_rows=90)
+        _add(other, [_record(f"q{i}", created=T0 + 200 + i) for i in range(5)])
+        with read_then_write() as cur:
+            yield cur
+
+    monkeypatch.setattr(store, "_transaction", stalled)
+    removed = store.evict("m", now=T0 + 100, retain=1000, max_rows=90)
+
+    assert removed == 0  # the other worker already removed p000..p009
+    assert store.count_predictions("m") == 95
+    other.close()
 
 
 def test_group_values_are_capped_with_an_overflow_bucket(store: SQLiteStore) -> None:
