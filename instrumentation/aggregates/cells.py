@@ -47,15 +47,7 @@ class Cells:
 
     def matrix(self, kind: str, classes: tuple[str, ...], *prefix: str) -> npt.NDArray[np.float64]:
         """A K×K confusion matrix from cells ``(kind, *prefix, actual, predicted)``."""
-        index = {c: i for i, c in enumerate(classes)}
-        matrix = np.zeros((len(classes), len(classes)))
-        width = len(prefix)
-        for rest, value in self.items(kind):
-            if rest[:width] == prefix and len(rest) == width + 2:
-                actual, predicted = rest[width:]
-                if actual in index and predicted in index:
-                    matrix[index[actual], index[predicted]] = round(value)
-        return matrix
+        return self._matrices(kind, classes, prefix, named=False).get((), _square(classes))
 
     def matrices(
         self, kind: str, classes: tuple[str, ...], *prefix: str
@@ -65,16 +57,23 @@ class Cells:
         One pass over the kind's cells, by sorted name: a matrix per group would scan
         them once per group, quadratic in the number of groups.
         """
+        found = self._matrices(kind, classes, prefix, named=True)
+        return {name: found[(name,)] for (name,) in sorted(found)}
+
+    def _matrices(
+        self, kind: str, classes: tuple[str, ...], prefix: tuple[str, ...], *, named: bool
+    ) -> dict[tuple[str, ...], npt.NDArray[np.float64]]:
+        """Confusion matrices by the key parts between ``prefix`` and (actual, predicted)."""
         index = {c: i for i, c in enumerate(classes)}
-        found: dict[str, npt.NDArray[np.float64]] = {}
+        found: dict[tuple[str, ...], npt.NDArray[np.float64]] = {}
         width = len(prefix)
         for rest, value in self.items(kind):
-            if rest[:width] == prefix and len(rest) == width + 3:
-                name, actual, predicted = rest[width:]
-                matrix = found.setdefault(name, np.zeros((len(classes), len(classes))))
+            if rest[:width] == prefix and len(rest) == width + named + 2:
+                *name, actual, predicted = rest[width:]
+                matrix = found.setdefault(tuple(name), _square(classes))
                 if actual in index and predicted in index:
                     matrix[index[actual], index[predicted]] = round(value)
-        return dict(sorted(found.items()))
+        return found
 
     def histogram(self, kind: str, size: int, *prefix: str) -> npt.NDArray[np.float64]:
         """Bin counts from cells ``(kind, *prefix, bin)``."""
@@ -84,3 +83,7 @@ class Cells:
             if rest[:width] == prefix and len(rest) == width + 1:
                 counts[int(rest[width])] = round(value)
         return counts
+
+
+def _square(classes: tuple[str, ...]) -> npt.NDArray[np.float64]:
+    return np.zeros((len(classes), len(classes)))
