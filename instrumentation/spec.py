@@ -68,13 +68,9 @@ class FeatureSpec:
             "kind": self.kind,
             "categories": list(self.categories),
         }
-        data.update(
-            {
-                k: v
-                for k, v in (("minimum", self.minimum), ("maximum", self.maximum))
-                if v is not None
-            }
-        )
+        for key, bound in (("minimum", self.minimum), ("maximum", self.maximum)):
+            if bound is not None:
+                data[key] = bound
         return data
 
     @classmethod

@@ -21,6 +21,8 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
+from opentelemetry.sdk.environment_variables import OTEL_RESOURCE_ATTRIBUTES
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID
 from opentelemetry.sdk.trace import TracerProvider
 
 from instrumentation.telemetry import OTLPSettings
@@ -76,13 +78,12 @@ def share_instance_id_with_spans(
     override the worker index. An inherited id (the ``bentoml serve`` parent imports
     the module too) is replaced; every other attribute the user set is kept.
     """
-    key = "OTEL_RESOURCE_ATTRIBUTES"
     kept = [
         pair.strip()
-        for pair in environ.get(key, "").split(",")
-        if pair.strip() and pair.split("=", 1)[0].strip() != "service.instance.id"
+        for pair in environ.get(OTEL_RESOURCE_ATTRIBUTES, "").split(",")
+        if pair.strip() and pair.split("=", 1)[0].strip() != SERVICE_INSTANCE_ID
     ]
-    environ[key] = ",".join([*kept, f"service.instance.id={instance_id}"])
+    environ[OTEL_RESOURCE_ATTRIBUTES] = ",".join([*kept, f"{SERVICE_INSTANCE_ID}={instance_id}"])
 
 
 def tracing_config(otlp: OTLPSettings, *, sample_rate: float) -> dict[str, Any]:

@@ -87,13 +87,7 @@ class AggregateBook:
                 the same way.
         """
         spec = self.spec
-        fits = (
-            record.label in spec.classes
-            and (record.scores is None or len(record.scores) == len(spec.classes))
-            if spec.is_classifier
-            else record.value is not None
-        )
-        if not fits:
+        if not self._fits(record):
             raise ValueError(
                 f"prediction of version {record.version!r} does not fit the {spec.task} "
                 f"model {spec.version!r} (classes {list(spec.classes)})"
@@ -102,6 +96,14 @@ class AggregateBook:
         writer.add("labels")
         for section in self.sections:
             section.on_label(record, label, writer)
+
+    def _fits(self, record: PredictionRecord) -> bool:
+        """Whether ``record`` has this model's output shape (class and scores, or value)."""
+        if not self.spec.is_classifier:
+            return record.value is not None
+        if record.label not in self.spec.classes:
+            return False
+        return record.scores is None or len(record.scores) == len(self.spec.classes)
 
     def report(self, sums: Mapping[str, float]) -> dict[str, Any]:
         """One window's section of ``GET /monitor`` from its summed cells."""

@@ -17,12 +17,12 @@ from typing import Any, Final, Literal, Protocol
 
 from instrumentation.metrics import fairness
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_BUCKET_SECONDS: Final = 60
 """Default width of one aggregate time bucket (``MONITOR_BUCKET_SECONDS``)."""
 
 # Re-exported: the store maps group values to these two reserved buckets.
-logger = logging.getLogger(__name__)
-
 MISSING_GROUP: Final = fairness.MISSING_GROUP
 OVERFLOW_GROUP: Final = fairness.OVERFLOW_GROUP
 

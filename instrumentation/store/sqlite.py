@@ -117,9 +117,7 @@ class SQLiteStore:
         # Group values already committed as admitted: admission is permanent, so these
         # need no query. (Values admitted by an uncommitted transaction are not cached.)
         self._admitted: set[tuple[str, str, str]] = set()
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        self._conn = self._connect()
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._transaction() as cur:
@@ -138,13 +136,23 @@ class SQLiteStore:
             )
             self._checkpointer.start()
 
+    def _connect(self) -> sqlite3.Connection:
+        """A connection in autocommit mode (transactions are explicit), with the busy timeout.
+
+        Usable from any thread: the writer is shared by request threads under a lock,
+        and :meth:`close` closes every thread's reader.
+        """
+        return sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+
     def _checkpoint_loop(self, interval: float) -> None:
         """Every ``interval`` s, copy the log into the database beside the writers.
 
         PASSIVE never waits for readers or writers: whatever it cannot copy now, it
         copies next time. With several processes, whichever runs first does the work.
         """
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        conn = self._connect()
         try:
             while not self._closed.wait(interval):
                 try:
@@ -319,12 +327,7 @@ class SQLiteStore:
         """
         conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,  # close() closes every thread's reader
-            )
+            conn = self._connect()
             self._readers.conn = conn
             with self._readers_lock:
                 self._all_readers.append(conn)
