@@ -18,6 +18,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -118,7 +119,7 @@ class SQLiteStore:
         # need no query. (Values admitted by an uncommitted transaction are not cached.)
         self._admitted: set[tuple[str, str, str]] = set()
         self._conn = self._connect()
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._transaction() as cur:
             for statement in _SCHEMA.split(";"):
@@ -135,6 +136,23 @@ class SQLiteStore:
                 daemon=True,
             )
             self._checkpointer.start()
+
+    def _enable_wal(self) -> None:
+        """Switch the file to WAL, retrying while another process opens it too.
+
+        Workers start together on a fresh file; SQLite answers a journal-mode change
+        that would deadlock with "database is locked" at once, without waiting out
+        the busy timeout, and the worker would die at start-up.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _connect(self) -> sqlite3.Connection:
         """A connection in autocommit mode (transactions are explicit), with the busy timeout.

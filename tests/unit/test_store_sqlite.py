@@ -558,3 +558,31 @@ def test_close_closes_the_readers_of_every_thread(tmp_path: Path) -> None:
     for reader in readers:
         with pytest.raises(sqlite3.ProgrammingError, match="closed"):
             reader.execute("SELECT 1")
+
+
+def test_opening_waits_while_another_process_switches_the_file_to_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite answers a journal-mode change that races another opener with an immediate
+    # "database is locked" (no busy wait); the store must retry, not die at start-up.
+    refusals = [sqlite3.OperationalError("database is locked")] * 3
+    real_connect = SQLiteStore._connect
+
+    class RacingConnection:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self._conn = conn
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql.startswith("PRAGMA journal_mode") and refusals:
+                raise refusals.pop()
+            return self._conn.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+    monkeypatch.setattr(SQLiteStore, "_connect", lambda self: RacingConnection(real_connect(self)))
+    store = SQLiteStore(tmp_path / "s.db", checkpoint_seconds=None)
+
+    assert refusals == []
+    assert store._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    store.close()
