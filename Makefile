@@ -29,7 +29,7 @@ phoenix: $(PHOENIX_STAMP)
 
 ## make demo: train the demo model, serve it with 2 workers, drive traffic and labels, summarise.
 demo: $(STAMP)
-	$(PY) -m service.demo $(DEMO_ARGS)
+	$(PY) -m demo $(DEMO_ARGS)
 
 ## make test: install what the tests need (system services included) and run the whole suite.
 test: $(STAMP) services phoenix

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from service.predictor import Predictor
-from service.serving import REPO
 from service.train import train
+from tests.harness.serving import REPO
 
 
 def timings(func: Callable[[], object], *, repeats: int, warmup: int = 3) -> list[float]:

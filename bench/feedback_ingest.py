@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 
 from bench._common import trained_home
-from service.serving import Server
 from service.train import make_dataset
+from tests.harness.serving import Server
 
 
 def _predict_ids(client: httpx.Client, instances: list[Any]) -> list[str]:

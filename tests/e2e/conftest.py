@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.processes import ChildProcess
-from service.serving import SERVICE, Server
+from tests.harness.processes import ChildProcess
+from tests.harness.serving import SERVICE, Server
 
 from .otlp import OTLPReceiver
 

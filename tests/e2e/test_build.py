@@ -14,8 +14,8 @@ import pytest
 from instrumentation import ModelSpec
 from instrumentation.metrics.drift import PSI_EPSILON
 from instrumentation.metrics.reference import ReferenceProfile
-from service.serving import REPO, clean_environ, copy_home
 from service.train import SPEC_FILE, train
+from tests.harness.serving import REPO, clean_environ, copy_home
 
 from .conftest import StartServer
 from .traffic import MODEL, expected_psi, ok_json, predict_body

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.serving import REPO, clean_environ, copy_home
+from tests.harness.serving import REPO, clean_environ, copy_home
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ def test_a_short_demo_run_shows_drift_and_bias(tmp_path: Path, trained_home: Pat
     run = subprocess.run(
         [
             sys.executable,
-            *("-m", "service.demo"),
+            *("-m", "demo"),
             *("--rows-per-phase", "400", "--rate", "80", "--label-delay", "1"),
             *("--out", str(out), "--workdir", str(tmp_path / "work")),
         ],

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from instrumentation.store.sqlite import SQLiteStore
-from service.serving import free_port
+from tests.harness.serving import free_port
 
 from .conftest import StartServer
 from .traffic import MODEL, labelled_body, ok_json

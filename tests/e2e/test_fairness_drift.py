@@ -21,8 +21,8 @@ from fairlearn_reference import AGGS, DISPARITIES, EQUALIZED_ODDS, METHODS, RATE
 from scipy.spatial.distance import jensenshannon
 
 from instrumentation.metrics.drift import PSI_EPSILON
-from service.serving import Server
 from service.train import Shift, make_dataset
+from tests.harness.serving import Server
 
 from .conftest import StartServer
 from .otlp import GaugeKey, OTLPReceiver, gauge_key, wait_for

@@ -24,9 +24,9 @@ import httpx
 import pytest
 import yaml
 
-from service.backends import write_yaml
-from service.processes import free_port_run
-from service.serving import REPO, Server
+from tests.harness.backends import write_yaml
+from tests.harness.processes import free_port_run
+from tests.harness.serving import REPO, Server
 
 from .backends import (
     RULES,

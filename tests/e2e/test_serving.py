@@ -17,7 +17,7 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from instrumentation.store.sqlite import SQLiteStore
-from service.serving import Server
+from tests.harness.serving import Server
 
 from .otlp import SERVICE_INSTANCE_ID, Attributes, OTLPReceiver, attributes, span_index, wait_for
 from .traffic import (

@@ -12,8 +12,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from instrumentation import PrometheusEndpoint
-from service.serving import free_port
 from service.train import make_dataset
+from tests.harness.serving import free_port
 
 
 def test_each_worker_gets_the_port_after_the_previous_one(

@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from instrumentation import OTLPSettings, PrometheusEndpoint, build_meter_provider
 from instrumentation import _names as names
 from instrumentation.prometheus import ScrapeEndpointReader
-from service.serving import free_port
+from tests.harness.serving import free_port
 
 
 @pytest.fixture

@@ -28,10 +28,10 @@ from typing import Any
 
 import httpx
 
-from service.demo_backends import DemoBackends
-from service.demo_chart import write_chart
-from service.serving import REPO, Server
+from demo.backends import DemoBackends
+from demo.chart import write_chart
 from service.train import DEFAULT_MODEL, Shift, make_dataset, save
+from tests.harness.serving import REPO, Server
 
 LIVE_WINDOW = "15s"
 FULL_WINDOW = "10m"

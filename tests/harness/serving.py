@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 
 from service import SERVICE_NAME
-from service.processes import ChildProcess, free_port, http_ok
+from tests.harness.processes import ChildProcess, free_port, http_ok
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SERVICE = "service.service:ModelService"
 
 __all__ = ["REPO", "SERVICE", "Server", "clean_environ", "copy_home", "free_port"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from service.backends import (
+from tests.harness.backends import (
     Phoenix,
     Prometheus,
     find_binary,
@@ -20,7 +20,7 @@ from service.backends import (
     render_rules,
     write_yaml,
 )
-from service.processes import free_port_run, preferred_port
+from tests.harness.processes import free_port_run, preferred_port
 
 PHOENIX_PROJECT = "model-monitor-demo"
 WORKERS = 2

@@ -1,0 +1,1 @@
+"""``make demo``: the demo models' data, a live run against real servers, and its chart."""
