@@ -13,14 +13,20 @@ BentoML stamps its spans with ``service.instance.id`` = that index (1, 2, … on
 replica alike) unless ``OTEL_RESOURCE_ATTRIBUTES`` says otherwise;
 :func:`share_instance_id_with_spans` says otherwise, so a worker's spans and metrics
 carry the same, unique id.
+
+A bento records the model tags it was built with in its ``bento.yaml``, but BentoML
+resolves a ``BentoModel`` class attribute again at serve time (``name`` means
+``name:latest`` in the local store), so :func:`bento_model_tags` reads them back.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
+import yaml
 from opentelemetry.sdk.environment_variables import OTEL_RESOURCE_ATTRIBUTES
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID
 from opentelemetry.sdk.trace import TracerProvider
@@ -101,3 +107,32 @@ def tracing_config(otlp: OTLPSettings, *, sample_rate: float) -> dict[str, Any]:
             otlp={"protocol": protocol, "endpoint": otlp.traces_endpoint},
         )
     return config
+
+
+BENTO_FILE = "bento.yaml"
+"""BentoML's description of a built bento, one level above its ``src/`` directory."""
+
+
+def bento_model_tags(source: Path | None = None) -> list[str]:
+    """The model tags this code's bento was built with; empty when not run from a bento.
+
+    ``bentoml serve <tag>`` imports the service from ``<bento>/src``; ``source`` is
+    this package's directory (``<bento>/src/service``) unless given.
+    """
+    package = source if source is not None else Path(__file__).resolve().parent
+    bento_file = package.parent.parent / BENTO_FILE
+    if package.parent.name != "src" or not bento_file.is_file():
+        return []
+    try:
+        info = yaml.safe_load(bento_file.read_text(encoding="utf-8"))
+        # BentoML 1.4 lists a service's models under services[].models; models: stays [].
+        entries = [*(info.get("models") or ())]
+        for service in info.get("services") or ():
+            entries.extend(service.get("models") or ())
+        tags = [str(entry["tag"]) for entry in entries]
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError) as exc:
+        raise BentoMLInternalsChanged(
+            f"{bento_file}: no readable services[].models[].tag list; update "
+            "service/bentoml_internals.py for this BentoML version"
+        ) from exc
+    return list(dict.fromkeys(tags))

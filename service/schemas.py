@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from instrumentation import ModelSpec
+from instrumentation.spec import MAX_GROUP_VALUE_LENGTH
 
 FeatureValue = int | float | str | bool
 
@@ -94,3 +97,76 @@ class FeedbackResponse(BaseModel):
 
     results: list[LabelResult]
     counts: dict[str, int]
+
+
+def features_schema(spec: ModelSpec) -> dict[str, Any]:
+    """JSON schema of one instance's ``features`` for ``spec``: names, types, ranges, categories.
+
+    Documentation for clients and fuzzers: requests are still checked by the spec
+    (``ModelSpec.validate_features``), whose errors name the field. Categories are
+    listed as examples, not an enum: an unseen category is accepted and counted as
+    drift.
+    """
+    properties: dict[str, Any] = {}
+    for feature in spec.features:
+        if feature.kind == "category":
+            known = ", ".join(feature.categories)
+            properties[feature.name] = {
+                "type": "string",
+                "description": f"category; seen in training: {known}" if known else "category",
+                **({"examples": list(feature.categories)} if feature.categories else {}),
+            }
+            continue
+        number: dict[str, Any] = {"type": "number"}
+        if feature.minimum is not None:
+            number["minimum"] = feature.minimum
+        if feature.maximum is not None:
+            number["maximum"] = feature.maximum
+        properties[feature.name] = number
+    return {
+        "properties": properties,
+        "required": [f.name for f in spec.features],
+        "additionalProperties": False,
+    }
+
+
+def groups_schema(spec: ModelSpec) -> dict[str, Any]:
+    """JSON schema of one instance's ``groups``: the spec's sensitive attributes, each optional."""
+    value = {"anyOf": [{"type": "string", "maxLength": MAX_GROUP_VALUE_LENGTH}, {"type": "null"}]}
+    return {
+        "properties": {attribute: value for attribute in spec.sensitive_attributes},
+        "additionalProperties": False,
+    }
+
+
+def predict_request_for(spec: ModelSpec) -> type[PredictRequest]:
+    """``PredictRequest`` whose OpenAPI schema shows ``spec``'s features and group keys."""
+    instance = create_model(
+        "Instance",
+        __base__=Instance,
+        __doc__=f"One row for {spec.name} to predict.",
+        features=(
+            dict[str, Any],
+            Field(
+                description=Instance.model_fields["features"].description,
+                json_schema_extra=features_schema(spec),
+            ),
+        ),
+        groups=(
+            dict[str, str | None],
+            Field(
+                default_factory=dict,
+                description=Instance.model_fields["groups"].description,
+                json_schema_extra=groups_schema(spec),
+            ),
+        ),
+    )
+    return create_model(
+        "PredictRequest",
+        __base__=PredictRequest,
+        __doc__=PredictRequest.__doc__,
+        instances=(
+            list[instance],  # type: ignore[valid-type]  # a class made at run time
+            Field(description=PredictRequest.model_fields["instances"].description),
+        ),
+    )

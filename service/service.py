@@ -1,21 +1,28 @@
 """The BentoML service: ``POST /predict``, ``POST /feedback``, ``GET /monitor``.
 
-Wiring only. To serve your own model, save it with ``service.train.save``'s two
-files (estimator + monitor spec) and set ``MONITOR_MODEL`` or change ``MODEL_TAG``.
+Wiring only. To serve your own model, save it with
+:func:`service.model_store.save_model` and set ``MONITOR_MODEL`` to its name
+(or tag) when you run or build; a built bento serves the model it was built with.
+
+What happens at import, and why: BentoML reads the worker count, the tracing
+options, the request schema and the model reference when the class is
+decorated, so the settings are read, the served model is resolved and loaded,
+and its spec checked against the estimator here. A bad setting or a model the
+service cannot serve then stops ``bentoml serve`` with one line (exit status 2)
+before any worker starts, instead of a worker that fails and restarts forever.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import threading
 from http import HTTPStatus
+from typing import Any
 
 import bentoml
-import joblib
-from bentoml.exceptions import BentoMLException, InvalidArgument
+from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from starlette.applications import Starlette
@@ -30,10 +37,7 @@ from instrumentation import (
     InvalidInput,
     ModelMonitor,
     ModelSpec,
-    MonitorConfig,
-    OTLPSettings,
     PredictionInput,
-    PrometheusEndpoint,
     build_meter_provider,
     flush_and_shutdown,
     new_instance_id,
@@ -42,11 +46,13 @@ from instrumentation import (
 from service import SERVICE_NAME, log_filters
 from service.auth import FeedbackTokenMiddleware
 from service.bentoml_internals import (
+    bento_model_tags,
     bentoml_tracer_provider,
     bentoml_worker_index,
     share_instance_id_with_spans,
     tracing_config,
 )
+from service.model_store import load_model
 from service.predictor import Predictor
 from service.schemas import (
     FeedbackRequest,
@@ -56,24 +62,67 @@ from service.schemas import (
     LabelResult,
     ModelInfo,
     Prediction,
-    PredictRequest,
     PredictResponse,
+    predict_request_for,
 )
-from service.train import DEFAULT_MODEL, MODEL_FILE, SPEC_FILE
+from service.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 log_filters.install()
 
-MODEL_TAG = os.environ.get("MONITOR_MODEL", DEFAULT_MODEL)
-"""The served model: a tag in the BentoML model store (``name`` means ``name:latest``)."""
 
-# Read at import so a bad value stops `bentoml serve` before any worker starts.
+class CannotServe(ValueError):
+    """The configured model cannot be served; the message says why and what to do."""
+
+
+def served_model_tag(settings: Settings, built_with: list[str]) -> str:
+    """The model tag to serve: the bento's own model, else ``MONITOR_MODEL`` (or the default).
+
+    A bento serves the model it was built with. ``MONITOR_MODEL`` naming another
+    model is refused rather than obeyed or ignored: every figure would otherwise
+    describe a model nobody built this bento for, with nothing to show it.
+    """
+    if not built_with:
+        return settings.model
+    if len(built_with) != 1:
+        raise CannotServe(f"this bento references {len(built_with)} models, expected 1")
+    (built,) = built_with
+    wanted = bentoml.Tag.from_taglike(settings.model)
+    own = bentoml.Tag.from_taglike(built)
+    same = wanted.name == own.name and wanted.version in (None, "latest", own.version)
+    if settings.model_from_env and not same:
+        raise CannotServe(
+            f"MONITOR_MODEL={settings.model!r}: this bento was built to serve {built} and "
+            "serves only that model; build a bento for the other one "
+            f"(MONITOR_MODEL={settings.model} bentoml build)"
+        )
+    return built
+
+
+def _load(settings: Settings) -> tuple[str, Any, ModelSpec]:
+    tag = served_model_tag(settings, bento_model_tags())
+    try:
+        stored = bentoml.models.get(tag)
+    except NotFound:
+        raise CannotServe(
+            f"MONITOR_MODEL={tag!r}: no such model in the BentoML model store "
+            f"({os.environ.get('BENTOML_HOME', '~/bentoml')}); save it first "
+            "(python -m service.train for the demo models, or service.model_store.save_model)"
+        ) from None
+    estimator, spec = load_model(stored)
+    Predictor(estimator, spec)  # names and classes checked once, before any worker starts
+    return str(stored.tag), estimator, spec
+
+
 try:
-    CONFIG = MonitorConfig.from_env(os.environ)
-    OTLP = OTLPSettings.from_env(os.environ)
+    SETTINGS = load_settings(os.environ)
+    MODEL_TAG, _ESTIMATOR, SPEC = _load(SETTINGS)
 except ConfigError as exc:
     # One line naming the variable, not a 60-line import traceback; exit status 2.
     print(f"model_monitor: bad configuration: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+except (CannotServe, ValueError) as exc:
+    print(f"model_monitor: cannot serve the model: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 INSTANCE_ID = new_instance_id()
 """This process's ``service.instance.id``, on its metrics and (via BentoML) its spans."""
@@ -109,37 +158,38 @@ monitor_app = Starlette(routes=[Route("/monitor", _snapshot, methods=["GET"])])
 @bentoml.asgi_app(monitor_app, path="/")
 @bentoml.service(
     name=SERVICE_NAME,
-    workers=CONFIG.workers,
-    tracing=tracing_config(OTLP, sample_rate=CONFIG.trace_sample_rate),
+    workers=SETTINGS.monitor.workers,
+    tracing=tracing_config(SETTINGS.otlp, sample_rate=SETTINGS.monitor.trace_sample_rate),
     http={"response": {"trace_id": True}},
 )
 class ModelService:
     """A scikit-learn model behind BentoML, monitored by ``instrumentation``."""
 
+    # What `bentoml build` records in the bento (and `bentoml export` ships).
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
-        stored = self.model_ref  # BentoML resolves the class attribute to the stored Model
-        with open(stored.path_of(SPEC_FILE), encoding="utf-8") as handle:
-            spec = ModelSpec.from_dict(json.load(handle)).with_version(stored.tag.version or "")
-        self.spec = spec
-        self.predictor = Predictor(joblib.load(stored.path_of(MODEL_FILE)), spec)
+        # Read per instance, not per process: an in-process test app starts a fresh
+        # instance per test, with that test's environment.
+        self.settings = settings = load_settings(os.environ)
+        self.spec = SPEC
+        self.predictor = Predictor(_ESTIMATOR, SPEC)
         self.instance_id = INSTANCE_ID
-        self.meter_provider = _meter_provider(self.instance_id)
+        self.meter_provider = _meter_provider(settings, self.instance_id)
         # The service (not the library) installs the global provider: BentoML's ASGI
         # middleware then also emits http.server.* metrics through it.
         metrics.set_meter_provider(self.meter_provider)
         self.tracer_provider = bentoml_tracer_provider()
         # `bentoml serve <tag>` runs from inside the bento: say where a relative store lands.
-        logger.info("prediction store: %s", CONFIG.store_url.describe())
+        logger.info("prediction store: %s", settings.monitor.store_url.describe())
         self.monitor = ModelMonitor(
-            spec,
-            open_store(CONFIG.store_url),
+            SPEC,
+            open_store(settings.monitor.store_url),
             tracer_provider=self.tracer_provider,
             meter_provider=self.meter_provider,
-            config=CONFIG,
+            config=settings.monitor,
             instance_id=self.instance_id,
-            gauge_lease_seconds=3 * OTLP.export_interval_s,
+            gauge_lease_seconds=3 * settings.otlp.export_interval_s,
         )
         self._stop = threading.Event()
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True)
@@ -153,15 +203,15 @@ class ModelService:
             except Exception:
                 logger.exception("housekeeping failed; will retry")
 
-    @bentoml.api(input_spec=PredictRequest)
+    @bentoml.api(input_spec=predict_request_for(SPEC))
     def predict(self, instances: list[Instance]) -> PredictResponse:
         """Predict each instance; every row gets a prediction id to send labels against."""
         if not instances:
             raise InvalidArgument("instances: expected at least 1 instance")
-        if len(instances) > CONFIG.max_batch:
+        cap = self.settings.monitor.max_batch
+        if len(instances) > cap:
             raise PayloadTooLarge(
-                f"instances: {len(instances)} given, at most {CONFIG.max_batch} per request "
-                "(MONITOR_MAX_BATCH)"
+                f"instances: {len(instances)} given, at most {cap} per request (MONITOR_MAX_BATCH)"
             )
         first_seen: dict[str, int] = {}
         for index, item in enumerate(instances):
@@ -212,10 +262,10 @@ class ModelService:
         """
         if not labels:
             raise InvalidArgument("labels: expected at least 1 label")
-        if len(labels) > CONFIG.max_batch:
+        cap = self.settings.monitor.max_batch
+        if len(labels) > cap:
             raise PayloadTooLarge(
-                f"labels: {len(labels)} given, at most {CONFIG.max_batch} per request "
-                "(MONITOR_MAX_BATCH)"
+                f"labels: {len(labels)} given, at most {cap} per request (MONITOR_MAX_BATCH)"
             )
         result = self.monitor.feedback([(item.prediction_id, item.label) for item in labels])
         return FeedbackResponse(
@@ -235,20 +285,7 @@ class ModelService:
         self.monitor.store.close()
 
 
-def prometheus_endpoint(worker_index: int | None) -> PrometheusEndpoint | None:
-    """This worker's scrape endpoint: ``MONITOR_PROMETHEUS_PORT + index - 1``, or None (off).
-
-    Outside a BentoML worker (index None, e.g. an in-process test app) it is the
-    first port.
-    """
-    if CONFIG.prometheus_port is None:
-        return None
-    return PrometheusEndpoint(
-        CONFIG.prometheus_host, CONFIG.prometheus_port + (worker_index or 1) - 1
-    )
-
-
-def _meter_provider(instance_id: str) -> MeterProvider:
+def _meter_provider(settings: Settings, instance_id: str) -> MeterProvider:
     """OTLP export as configured, plus this worker's scrape endpoint when one is asked for.
 
     A scrape port that cannot be bound is logged, not raised: telemetry never takes a
@@ -256,11 +293,11 @@ def _meter_provider(instance_id: str) -> MeterProvider:
     ``ModelMonitorTargetDown`` rule alerts on).
     """
     index = bentoml_worker_index()
-    endpoint = prometheus_endpoint(index)
+    endpoint = settings.prometheus_endpoint(index)
     if endpoint is not None:
         try:
             return build_meter_provider(
-                OTLP,
+                settings.otlp,
                 instance_id=instance_id,
                 default_service_name=SERVICE_NAME,
                 prometheus=endpoint,
@@ -269,20 +306,24 @@ def _meter_provider(instance_id: str) -> MeterProvider:
             logger.error(
                 "MONITOR_PROMETHEUS_PORT=%s: worker %s cannot serve metrics on %s:%s (%s); "
                 "it serves requests without a scrape endpoint",
-                CONFIG.prometheus_port,
+                settings.monitor.prometheus_port,
                 index or 1,
                 endpoint.host,
                 endpoint.port,
                 exc.strerror or exc,
             )
-    return build_meter_provider(OTLP, instance_id=instance_id, default_service_name=SERVICE_NAME)
+    return build_meter_provider(
+        settings.otlp, instance_id=instance_id, default_service_name=SERVICE_NAME
+    )
 
 
 def _feedback_token() -> str | None:
-    return CONFIG.feedback_token  # read per request: the live configuration
+    """The running service's token (checked before BentoML parses the body)."""
+    service: ModelService = bentoml.get_current_service()
+    return service.settings.monitor.feedback_token
 
 
 # asgi_app's decorator is typed as returning the class, hiding that this is a bentoml Service.
 ModelService.add_asgi_middleware(FeedbackTokenMiddleware, token=_feedback_token)  # type: ignore[attr-defined]
 
-__all__ = ["CONFIG", "ConfigError", "ModelService", "monitor_app"]
+__all__ = ["SETTINGS", "CannotServe", "ModelService", "monitor_app", "served_model_tag"]

@@ -14,7 +14,8 @@ import pytest
 from instrumentation import ModelSpec
 from instrumentation.metrics.drift import PSI_EPSILON
 from instrumentation.metrics.reference import ReferenceProfile
-from service.train import SPEC_FILE, train
+from service.model_store import SPEC_FILE
+from service.train import train
 from tests.harness.serving import REPO, clean_environ, copy_home
 
 from .conftest import StartServer

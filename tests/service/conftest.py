@@ -1,19 +1,18 @@
 """In-process API tests: the BentoML service as an ASGI app under Starlette's TestClient.
 
-``service.service`` reads its environment once, at import (``MODEL_TAG``, ``CONFIG``,
-``OTLP``), so the session fixture sets it first and imports the module once.
+``service.service`` resolves its model, worker count and tracing at import, so the
+session fixture sets the environment first and imports the module once.
 
 The ASGI app is built once per session too: BentoML's traffic middleware registers its
 Prometheus histograms in a process-global registry, so a second ``to_asgi()`` app fails
 with ``DuplicateTimeseries``. The app creates a new ``ModelService`` instance at every
 lifespan startup, so each test's ``TestClient(app)`` context still gets a fresh service
-on its own SQLite store. Per-test settings replace ``service.service.CONFIG``, which the
-service reads at construction (store) and per request (caps, token).
+on its own SQLite store. The instance reads its settings from the environment when it
+is constructed (``service.settings.load_settings``), so per-test settings are variables.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import sys
@@ -28,7 +27,7 @@ import pytest
 from service_roundtrip import service_env
 from starlette.exceptions import StarletteDeprecationWarning
 
-from instrumentation import SQLiteStore, StoreURL
+from instrumentation import SQLiteStore
 
 with warnings.catch_warnings():
     # starlette 1.x prefers the `httpx2` fork; plain httpx still works and is what we have.
@@ -91,16 +90,16 @@ def make_client(
     store_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[..., TestClient]]:
-    """Start the service on this test's store; keyword arguments override ``CONFIG`` fields."""
+    """Start the service on this test's store; keyword arguments are ``MONITOR_*`` variables.
+
+    ``make_client(MONITOR_MAX_BATCH="5")`` starts an instance whose settings read that.
+    """
     with ExitStack() as stack:
 
-        def make(**overrides: Any) -> TestClient:
-            config = dataclasses.replace(
-                service_module.CONFIG,
-                store_url=StoreURL.parse(f"sqlite:///{store_path}"),
-                **overrides,
-            )
-            monkeypatch.setattr(service_module, "CONFIG", config)
+        def make(**variables: str) -> TestClient:
+            monkeypatch.setenv("MONITOR_STORE_URL", f"sqlite:///{store_path}")
+            for name, value in variables.items():
+                monkeypatch.setenv(name, value)
             return stack.enter_context(TestClient(asgi_app))
 
         yield make

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import socket
-import types
 from collections.abc import Callable
 
 import httpx
@@ -12,37 +10,28 @@ import pytest
 from starlette.testclient import TestClient
 
 from instrumentation import PrometheusEndpoint
+from service.settings import load_settings
 from service.train import make_dataset
 from tests.harness.serving import free_port
 
 
-def test_each_worker_gets_the_port_after_the_previous_one(
-    service_module: types.ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    endpoint = service_module.prometheus_endpoint
-    monkeypatch.setattr(
-        service_module,
-        "CONFIG",
-        dataclasses.replace(service_module.CONFIG, prometheus_port=9464, prometheus_host="::1"),
-    )
+def test_each_worker_gets_the_port_after_the_previous_one() -> None:
+    settings = load_settings({"MONITOR_PROMETHEUS_PORT": "9464", "MONITOR_PROMETHEUS_HOST": "::1"})
 
-    assert [endpoint(i) for i in (None, 1, 2, 3)] == [
+    assert [settings.prometheus_endpoint(i) for i in (None, 1, 2, 3)] == [
         PrometheusEndpoint("::1", 9464),  # not in a BentoML worker: the first port
         PrometheusEndpoint("::1", 9464),
         PrometheusEndpoint("::1", 9465),
         PrometheusEndpoint("::1", 9466),
     ]
-    monkeypatch.setattr(
-        service_module, "CONFIG", dataclasses.replace(service_module.CONFIG, prometheus_port=None)
-    )
-    assert endpoint(2) is None
+    assert load_settings({}).prometheus_endpoint(2) is None
 
 
 def test_the_service_serves_its_metrics_on_the_configured_port(
     make_client: Callable[..., TestClient],
 ) -> None:
     port = free_port()
-    client = make_client(prometheus_port=port)
+    client = make_client(MONITOR_PROMETHEUS_PORT=str(port))
     instances, _ = make_dataset(3, seed=7)
 
     assert client.post("/predict", json={"instances": instances}).status_code == 200
@@ -63,7 +52,7 @@ def test_a_taken_port_is_logged_and_the_service_still_serves(
         blocker.listen()
         port = blocker.getsockname()[1]
 
-        client = make_client(prometheus_port=port)
+        client = make_client(MONITOR_PROMETHEUS_PORT=str(port))
         instances, _ = make_dataset(2, seed=8)
         response = client.post("/predict", json={"instances": instances})
 

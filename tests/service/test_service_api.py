@@ -278,7 +278,7 @@ def test_unknown_top_level_fields_are_rejected(
 def test_too_many_instances_get_a_413(
     make_client: Callable[..., TestClient], store: SQLiteStore
 ) -> None:
-    client = make_client(max_batch=5)
+    client = make_client(MONITOR_MAX_BATCH="5")
 
     response = client.post("/predict", json={"instances": _instances(6)})
 
@@ -357,9 +357,9 @@ def test_feedback_reports_a_status_per_item(client: TestClient, store: SQLiteSto
 def test_a_label_after_the_ttl_is_expired(
     make_client: Callable[..., TestClient], store: SQLiteStore
 ) -> None:
-    client = make_client(prediction_ttl=0.001)
+    client = make_client(MONITOR_PREDICTION_TTL="1s")
     (prediction,) = _predict(client, _instances(1))
-    time.sleep(0.01)
+    time.sleep(1.05)
 
     response = _feedback(client, [(prediction["prediction_id"], "fraud")])
 
@@ -371,7 +371,7 @@ def test_a_label_after_the_ttl_is_expired(
 def test_oversized_and_empty_feedback_is_refused_whole(
     make_client: Callable[..., TestClient], store: SQLiteStore
 ) -> None:
-    client = make_client(max_batch=5)
+    client = make_client(MONITOR_MAX_BATCH="5")
     ids = [p["prediction_id"] for p in _predict(client, _instances(5))]
     before = store.sum_aggregates(MODEL, _version(client), since_bucket=0)
 
@@ -414,7 +414,7 @@ def _version(client: TestClient) -> str:
 def test_with_a_token_set_unauthorised_feedback_gets_401_and_writes_nothing(
     make_client: Callable[..., TestClient], store: SQLiteStore, headers: dict[str, str]
 ) -> None:
-    client = make_client(feedback_token="s3cret")
+    client = make_client(MONITOR_FEEDBACK_TOKEN="s3cret")
     ids = [p["prediction_id"] for p in _predict(client, _instances(2))]  # no token needed here
     before = store.sum_aggregates(MODEL, _version(client), since_bucket=0)
 
@@ -435,7 +435,7 @@ def test_with_a_token_set_unauthorised_feedback_gets_401_and_writes_nothing(
 def test_with_a_token_set_the_token_is_checked_before_the_body(
     make_client: Callable[..., TestClient],
 ) -> None:
-    client = make_client(feedback_token="s3cret")
+    client = make_client(MONITOR_FEEDBACK_TOKEN="s3cret")
 
     refused = client.post(
         "/feedback", content=b"{not json", headers={"content-type": "application/json"}

@@ -1,0 +1,53 @@
+"""The service's configuration: one function reads it from an environment mapping.
+
+``load_settings(os.environ)`` is what the service calls; tests call it with their
+own mapping. A bad value raises :class:`~instrumentation.ConfigError` naming the
+variable and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from instrumentation import MonitorConfig, OTLPSettings, PrometheusEndpoint
+
+DEFAULT_MODEL = "fraud-detector"
+"""``MONITOR_MODEL`` when unset: the demo model ``python -m service.train`` saves."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment.
+
+    ``model`` is the model-store tag to serve (``name`` means ``name:latest``);
+    ``model_from_env`` says whether ``MONITOR_MODEL`` set it (a bento refuses one
+    that names another model than it was built with).
+    """
+
+    model: str
+    model_from_env: bool
+    monitor: MonitorConfig
+    otlp: OTLPSettings
+
+    def prometheus_endpoint(self, worker_index: int | None) -> PrometheusEndpoint | None:
+        """Worker ``i``'s scrape endpoint: ``MONITOR_PROMETHEUS_PORT + i - 1``, or None (off).
+
+        Outside a BentoML worker (index None, e.g. an in-process test app) it is the
+        first port.
+        """
+        port = self.monitor.prometheus_port
+        if port is None:
+            return None
+        return PrometheusEndpoint(self.monitor.prometheus_host, port + (worker_index or 1) - 1)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Read ``MONITOR_*`` and ``OTEL_*`` variables; raise ``ConfigError`` on a bad one."""
+    model = environ.get("MONITOR_MODEL", "").strip()
+    return Settings(
+        model=model or DEFAULT_MODEL,
+        model_from_env=bool(model),
+        monitor=MonitorConfig.from_env(environ),
+        otlp=OTLPSettings.from_env(environ),
+    )
