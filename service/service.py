@@ -65,38 +65,10 @@ from service.schemas import (
     PredictResponse,
     predict_request_for,
 )
-from service.settings import Settings, load_settings
+from service.settings import CannotServe, Settings, load_settings, served_model_tag
 
 logger = logging.getLogger(__name__)
 log_filters.install()
-
-
-class CannotServe(ValueError):
-    """The configured model cannot be served; the message says why and what to do."""
-
-
-def served_model_tag(settings: Settings, built_with: list[str]) -> str:
-    """The model tag to serve: the bento's own model, else ``MONITOR_MODEL`` (or the default).
-
-    A bento serves the model it was built with. ``MONITOR_MODEL`` naming another
-    model is refused rather than obeyed or ignored: every figure would otherwise
-    describe a model nobody built this bento for, with nothing to show it.
-    """
-    if not built_with:
-        return settings.model
-    if len(built_with) != 1:
-        raise CannotServe(f"this bento references {len(built_with)} models, expected 1")
-    (built,) = built_with
-    wanted = bentoml.Tag.from_taglike(settings.model)
-    own = bentoml.Tag.from_taglike(built)
-    same = wanted.name == own.name and wanted.version in (None, "latest", own.version)
-    if settings.model_from_env and not same:
-        raise CannotServe(
-            f"MONITOR_MODEL={settings.model!r}: this bento was built to serve {built} and "
-            "serves only that model; build a bento for the other one "
-            f"(MONITOR_MODEL={settings.model} bentoml build)"
-        )
-    return built
 
 
 def _load(settings: Settings) -> tuple[str, Any, ModelSpec]:
@@ -326,4 +298,4 @@ def _feedback_token() -> str | None:
 # asgi_app's decorator is typed as returning the class, hiding that this is a bentoml Service.
 ModelService.add_asgi_middleware(FeedbackTokenMiddleware, token=_feedback_token)  # type: ignore[attr-defined]
 
-__all__ = ["SETTINGS", "CannotServe", "ModelService", "monitor_app", "served_model_tag"]
+__all__ = ["SETTINGS", "ModelService", "monitor_app"]

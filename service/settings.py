@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import bentoml
+
 from instrumentation import MonitorConfig, OTLPSettings, PrometheusEndpoint
 
 DEFAULT_MODEL = "fraud-detector"
@@ -51,3 +53,31 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         monitor=MonitorConfig.from_env(environ),
         otlp=OTLPSettings.from_env(environ),
     )
+
+
+class CannotServe(ValueError):
+    """The configured model cannot be served; the message says why and what to do."""
+
+
+def served_model_tag(settings: Settings, built_with: list[str]) -> str:
+    """The model tag to serve: the bento's own model, else ``MONITOR_MODEL`` (or the default).
+
+    A bento serves the model it was built with. ``MONITOR_MODEL`` naming another
+    model is refused rather than obeyed or ignored: every figure would otherwise
+    describe a model nobody built this bento for, with nothing to show it.
+    """
+    if not built_with:
+        return settings.model
+    if len(built_with) != 1:
+        raise CannotServe(f"this bento references {len(built_with)} models, expected 1")
+    (built,) = built_with
+    wanted = bentoml.Tag.from_taglike(settings.model)
+    own = bentoml.Tag.from_taglike(built)
+    same = wanted.name == own.name and wanted.version in (None, "latest", own.version)
+    if settings.model_from_env and not same:
+        raise CannotServe(
+            f"MONITOR_MODEL={settings.model!r}: this bento was built to serve {built} and "
+            "serves only that model; build a bento for the other one "
+            f"(MONITOR_MODEL={settings.model} bentoml build)"
+        )
+    return built

@@ -14,6 +14,11 @@ from .otlp import OTLPReceiver
 
 StartServer = Callable[..., Server]
 
+SKLEARN_NAME_WARNINGS = (
+    "error:X does not have valid feature names:UserWarning,error:X has feature names:UserWarning"
+)
+"""Served models must get the columns they were fitted with: scikit-learn's warnings fail."""
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
@@ -52,6 +57,7 @@ def start_server(tmp_path: Path, trained_home: Path) -> Iterator[StartServer]:
         cwd: Path | None = None,
     ) -> Server:
         workdir = tmp_path / f"server-{len(servers)}"
+        env = {"PYTHONWARNINGS": SKLEARN_NAME_WARNINGS, **(env or {})}
         server = Server(workdir, trained_home, env, target=target, home=home, cwd=cwd)
         servers.append(server)
         server.start()

@@ -582,3 +582,24 @@ def test_regression_quality_through_the_api_equals_sklearn(
     ):
         assert quality[key]["value"] == pytest.approx(reference(y, values), rel=1e-9), key
         assert quality[key]["n"] == 300
+
+
+def test_docs_show_the_served_models_features_and_groups(client: TestClient) -> None:
+    schemas = client.get("/docs.json").json()["components"]["schemas"]
+    instance = schemas["Instance"]["properties"]
+
+    features = instance["features"]
+    assert features["required"] == [
+        "amount",
+        "hour",
+        "account_age_days",
+        "transactions_24h",
+        "merchant_category",
+        "channel",
+    ]
+    assert features["additionalProperties"] is False
+    assert features["properties"]["hour"] == {"type": "number", "minimum": 0.0, "maximum": 23.0}
+    assert features["properties"]["channel"]["examples"] == ["pos", "web", "app"]
+    groups = instance["groups"]
+    assert sorted(groups["properties"]) == ["age_band", "region"]
+    assert groups["additionalProperties"] is False
