@@ -1,4 +1,4 @@
-"""``service.model_store`` and ``service.predictor``: a user's own estimator, saved and called right."""
+"""``service.model_store`` and ``service.predictor``: your own estimator, saved and called."""
 
 from __future__ import annotations
 
