@@ -30,7 +30,8 @@ import httpx
 
 from demo.backends import DemoBackends
 from demo.chart import write_chart
-from service.train import DEFAULT_MODEL, Shift, make_dataset, save
+from demo.models import DEFAULT_MODEL, Shift, make_dataset
+from service.train import save
 from tests.harness.serving import REPO, Server
 
 LIVE_WINDOW = "15s"
