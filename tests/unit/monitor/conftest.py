@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import instrumentation.monitor as monitor_module
-from instrumentation import ModelMonitor, MonitorConfig, SQLiteStore
+from instrumentation import ModelMonitor, ModelSpec, MonitorConfig, SQLiteStore
 from tests.unit.monitor.monitor_support import BINARY, REGRESSION, Clock
 
 
@@ -61,41 +61,37 @@ def config() -> MonitorConfig:
 
 
 @pytest.fixture
-def monitor(
+def make_monitor(
     store: SQLiteStore,
     tracer_provider: TracerProvider,
     meter_provider: MeterProvider,
     clock: Clock,
     config: MonitorConfig,
-) -> ModelMonitor:
-    return ModelMonitor(
-        BINARY,
-        store,
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-        config=config,
-        instance_id="worker-a",
-        clock=clock,
-    )
+) -> Callable[[ModelSpec], ModelMonitor]:
+    """A monitor of ``spec`` on this test's providers, store, clock and config."""
+
+    def make(spec: ModelSpec) -> ModelMonitor:
+        return ModelMonitor(
+            spec,
+            store,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            config=config,
+            instance_id="worker-a",
+            clock=clock,
+        )
+
+    return make
 
 
 @pytest.fixture
-def regression_monitor(
-    store: SQLiteStore,
-    tracer_provider: TracerProvider,
-    meter_provider: MeterProvider,
-    clock: Clock,
-    config: MonitorConfig,
-) -> ModelMonitor:
-    return ModelMonitor(
-        REGRESSION,
-        store,
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-        config=config,
-        instance_id="worker-a",
-        clock=clock,
-    )
+def monitor(make_monitor: Callable[[ModelSpec], ModelMonitor]) -> ModelMonitor:
+    return make_monitor(BINARY)
+
+
+@pytest.fixture
+def regression_monitor(make_monitor: Callable[[ModelSpec], ModelMonitor]) -> ModelMonitor:
+    return make_monitor(REGRESSION)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import types
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -163,7 +164,10 @@ class CountingReports:
 
 
 def _gauges(
-    store: SQLiteStore, reports: CountingReports, clock: Clock, holder: str = "worker-a"
+    store: SQLiteStore,
+    reports: Callable[[], dict[str, Any]],
+    clock: Clock,
+    holder: str = "worker-a",
 ) -> WindowGauges:
     return WindowGauges(
         NoOpMeter("test"),
@@ -230,16 +234,7 @@ def test_a_failed_computation_is_logged_never_raised(
     def failing() -> dict[str, Any]:
         raise sqlite3.OperationalError("database is locked")
 
-    gauges = WindowGauges(
-        NoOpMeter("test"),
-        store,
-        lease="gauges:fraud-test",
-        holder="worker-a",
-        reports=failing,
-        attributes=MODEL_ATTRS,
-        clock=clock,
-        lease_seconds=30.0,
-    )
+    gauges = _gauges(store, failing, clock)
 
     assert gauges.observe("ml.quality.accuracy") == []
     (record,) = [r for r in caplog.records if r.name == "instrumentation._window_gauges"]
