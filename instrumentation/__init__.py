@@ -5,18 +5,22 @@ Framework-agnostic (no serving framework is imported here). The public face::
     from instrumentation import ModelMonitor, ModelSpec, SQLiteStore
 
 See ``ModelMonitor`` for the lifecycle of a prediction and of feedback.
+
+Everything meant for import is in ``__all__`` (a test pins it). Modules with a
+leading underscore are internal. The sub-packages ``metrics`` (pure metric math
+and the reference profile) and ``store`` (the store protocol and backends) may be
+imported for their own documented functions; the remaining modules (``monitor``,
+``spec``, ``telemetry``, ``prometheus``, ``config``, ``aggregates``) are
+implementation whose public names are re-exported here: import from here.
 """
 
 from __future__ import annotations
 
+from instrumentation._recording import PredictionInput, PredictionRecorder
 from instrumentation.config import ConfigError, MonitorConfig, StoreURL, Window
+from instrumentation.metrics.reference import ReferenceProfile, build_reference_profile
 from instrumentation.metrics.result import MetricValue
-from instrumentation.monitor import (
-    FeedbackResult,
-    ModelMonitor,
-    PredictionInput,
-    PredictionRecorder,
-)
+from instrumentation.monitor import FeedbackResult, ModelMonitor
 from instrumentation.prometheus import PrometheusEndpoint
 from instrumentation.spec import FeatureSpec, InvalidInput, ModelSpec
 from instrumentation.store import PredictionStore, SQLiteStore, open_store
@@ -46,10 +50,12 @@ __all__ = [
     "PredictionRecorder",
     "PredictionStore",
     "PrometheusEndpoint",
+    "ReferenceProfile",
     "SQLiteStore",
     "StoreURL",
     "Window",
     "build_meter_provider",
+    "build_reference_profile",
     "flush_and_shutdown",
     "new_instance_id",
     "open_store",

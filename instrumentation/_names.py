@@ -1,7 +1,8 @@
 """Every span, metric and attribute name of the library, each defined once.
 
 Dashboards, alert rules and clients depend on these strings: change one and you
-break them. Instrument and unit are given in each docstring.
+break them. Instrument and unit are given in each docstring; the window gauges
+are in ``_gauges.py``.
 """
 
 from __future__ import annotations
@@ -44,17 +45,8 @@ METRIC_LABEL_DELAY: Final = "ml.label.delay"
 METRIC_CONFUSION: Final = "ml.confusion"
 """Counter, ``{label}``: matched labels by ``ml.label.actual`` and ``ml.label.predicted``."""
 
-METRIC_QUALITY_PREFIX: Final = "ml.quality."
-"""Observable gauges ``ml.quality.<metric>``, attributes ``ml.window`` (+ class/average)."""
-
-METRIC_FAIRNESS_PREFIX: Final = "ml.fairness."
-"""Observable gauges ``ml.fairness.<metric>``, attrs ``ml.window``, ``ml.sensitive_attribute``."""
-
-METRIC_DRIFT_PREFIX: Final = "ml.drift."
-"""Observable gauges ``ml.drift.<statistic>``, attributes ``ml.window``, ``ml.feature``."""
-
-METRIC_ESTIMATED_PREFIX: Final = "ml.estimated."
-"""Observable gauges ``ml.estimated.<metric>``, attribute ``ml.window``."""
+# The window gauges (ml.quality.*, ml.fairness.*, ml.drift.*, ml.estimated.*) are a typed
+# table of their own, with unit and attributes: see instrumentation/_gauges.py.
 
 # --- attributes ------------------------------------------------------------
 
@@ -117,6 +109,3 @@ ATTR_FAIRNESS_AGG: Final = "ml.fairness.agg"
 
 ATTR_FEATURE: Final = "ml.feature"
 """Gauge attribute: the input feature (or ``__prediction__``) a drift figure is about."""
-
-ATTR_BOUND: Final = "ml.bound"
-"""Gauge attribute: ``value``, ``lower`` or ``upper`` of a figure's interval."""

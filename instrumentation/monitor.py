@@ -18,8 +18,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
@@ -27,11 +27,18 @@ from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.trace import Span, SpanContext, Status, StatusCode, TraceFlags
 
 from instrumentation import _names as names
+from instrumentation._instruments import Instruments
+from instrumentation._recording import (
+    NO_OUTPUTS,
+    NO_OUTPUTS_MESSAGE,
+    PredictionInput,
+    PredictionRecorder,
+    check_outputs,
+)
+from instrumentation._window_gauges import WindowGauges
 from instrumentation.aggregates import AggregateBook
 from instrumentation.config import MonitorConfig
-from instrumentation.instruments import Instruments
-from instrumentation.metrics.quality import sums_to_one
-from instrumentation.spec import MAX_MAGNITUDE, ModelSpec, within_magnitude
+from instrumentation.spec import ModelSpec
 from instrumentation.store.base import (
     FEEDBACK_STATUSES,
     MISSING_GROUP,
@@ -55,48 +62,11 @@ MAX_LINKS_PER_FEEDBACK = 128
 
 
 @dataclass(frozen=True)
-class PredictionInput:
-    """One row to predict: model features, an optional client id, sensitive group values."""
-
-    features: Mapping[str, Any]
-    id: str | None = None
-    groups: Mapping[str, str | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class FeedbackResult:
     """Per-item statuses, in request order, and their counts."""
 
     results: list[tuple[str, FeedbackStatus]]
     counts: dict[str, int]
-
-
-class PredictionRecorder:
-    """The live half of one prediction request, handed out by :meth:`ModelMonitor.predict`."""
-
-    def __init__(self, monitor: ModelMonitor, inputs: Sequence[PredictionInput], span: Span):
-        self._monitor = monitor
-        self._inputs = inputs
-        self.span = span
-        self.records: list[PredictionRecord] = []
-
-    def set_outputs(
-        self,
-        *,
-        labels: Sequence[str] | None = None,
-        scores: Sequence[Sequence[float]] | None = None,
-        values: Sequence[float] | None = None,
-    ) -> list[PredictionRecord]:
-        """Assign prediction ids and store every row durably; return the stored records.
-
-        Classifiers give ``labels`` (class names) and optionally ``scores`` (class
-        probabilities in ``spec.classes`` order); regressors give ``values``.
-        Raises :class:`DuplicatePredictionId` (nothing stored) on a reused client id.
-        """
-        self.records = self._monitor._store_predictions(
-            self._inputs, labels, scores, values, self.span
-        )
-        return self.records
 
 
 class ModelMonitor:
@@ -142,22 +112,46 @@ class ModelMonitor:
             names.INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider
         )
         meter = get_meter(names.INSTRUMENTATION_SCOPE, meter_provider=meter_provider)
-        self.instruments = Instruments(meter, self, lease_seconds=gauge_lease_seconds)
+        self.instruments = Instruments(meter)
+        self.window_gauges = WindowGauges(
+            meter,
+            store,
+            lease=f"gauges:{spec.name}",
+            holder=self.instance_id,
+            reports=self.window_reports,
+            attributes=self._attrs,
+            clock=clock,
+            lease_seconds=gauge_lease_seconds,
+        )
 
     # --- predictions -------------------------------------------------------
 
-    @contextmanager
-    def predict(self, inputs: Sequence[PredictionInput]) -> Iterator[PredictionRecorder]:
-        """Span + latency + counts around one prediction request.
+    def predict(
+        self, inputs: Sequence[PredictionInput]
+    ) -> AbstractContextManager[PredictionRecorder]:
+        """Validate the inputs, then span + latency + counts around one prediction request.
 
-        On an exception the span gets status ERROR and ``error.type``, the
-        latency and error are still recorded, and the exception propagates unchanged.
+        The block must call ``set_outputs`` once or raise. On an exception the span
+        gets status ERROR and ``error.type``, the latency and error are still
+        recorded, and the exception propagates unchanged. Leaving the block with
+        neither is recorded the same way, with ``error.type`` ``NoOutputs``.
+
+        Raises:
+            InvalidInput: a feature or group value is invalid (its message names the
+                field, ``instances[i].features.<name>``), raised here, before any span
+                or count: a client error is not a failed prediction.
         """
+        self.spec.validate_features([item.features for item in inputs])
+        self.spec.validate_groups([item.groups for item in inputs])
+        return self._recording(inputs)
+
+    @contextmanager
+    def _recording(self, inputs: Sequence[PredictionInput]) -> Iterator[PredictionRecorder]:
         start = time.perf_counter()
         with self._span(
             names.SPAN_PREDICT, {**self._attrs, names.ATTR_PREDICTION_COUNT: len(inputs)}
         ) as span:
-            recorder = PredictionRecorder(self, inputs, span)
+            recorder = PredictionRecorder(inputs, span, self._store_predictions)
             error_type: str | None = None
             try:
                 yield recorder
@@ -165,9 +159,18 @@ class ModelMonitor:
                 error_type = type(exc).__qualname__
                 self._safely(self._record_failure, span, exc, error_type)
                 raise
+            else:
+                if not recorder.recorded:
+                    error_type = NO_OUTPUTS
+                    self._safely(self._record_no_outputs, span)
             finally:
                 elapsed = time.perf_counter() - start
                 self._safely(self._record_request, elapsed, len(recorder.records), error_type)
+
+    def _record_no_outputs(self, span: Span) -> None:
+        logger.warning("%s (%s recorded as an error)", NO_OUTPUTS_MESSAGE, names.SPAN_PREDICT)
+        span.set_status(Status(StatusCode.ERROR, NO_OUTPUTS_MESSAGE))
+        span.set_attribute(names.ATTR_ERROR_TYPE, NO_OUTPUTS)
 
     def _record_failure(self, span: Span, exc: BaseException, error_type: str) -> None:
         span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
@@ -191,7 +194,7 @@ class ModelMonitor:
         values: Sequence[float] | None,
         span: Span,
     ) -> list[PredictionRecord]:
-        _check_outputs(self.spec, len(inputs), labels, scores, values)
+        check_outputs(self.spec, len(inputs), labels, scores, values)
         now = self.clock()
         context = span.get_span_context()
         trace_id = trace.format_trace_id(context.trace_id)
@@ -382,39 +385,6 @@ class ModelMonitor:
         except Exception:
             logger.exception(
                 "telemetry error in %s (request unaffected)", getattr(func, "__name__", func)
-            )
-
-
-def _check_outputs(
-    spec: ModelSpec,
-    n: int,
-    labels: Sequence[str] | None,
-    scores: Sequence[Sequence[float]] | None,
-    values: Sequence[float] | None,
-) -> None:
-    """Reject model outputs that would corrupt aggregates, before anything is stored."""
-    for name, seq in (("labels", labels), ("scores", scores), ("values", values)):
-        if seq is not None and len(seq) != n:
-            raise ValueError(f"set_outputs: {name} has {len(seq)} rows, expected {n}")
-    if spec.is_classifier and labels is None:
-        raise ValueError("set_outputs: a classifier must give labels")
-    if not spec.is_classifier and values is None:
-        raise ValueError("set_outputs: a regressor must give values")
-    for i, label in enumerate(labels or ()):
-        if label not in spec.classes:
-            raise ValueError(f"set_outputs: labels[{i}]={label!r} is not one of {spec.classes}")
-    k = len(spec.classes)
-    for i, row in enumerate(scores or ()):
-        ok = len(row) == k and all(0.0 <= p <= 1.0 for p in row)
-        if not ok or not sums_to_one(row):
-            raise ValueError(
-                f"set_outputs: scores[{i}] must be {k} probabilities in [0, 1] summing to 1"
-            )
-    for i, value in enumerate(values or ()):
-        if not within_magnitude(value):
-            raise ValueError(
-                f"set_outputs: values[{i}]={value!r} is not a finite number within "
-                f"±{MAX_MAGNITUDE:g} (aggregates could not sum its errors)"
             )
 
 

@@ -19,7 +19,6 @@ from instrumentation.aggregates.cells import Cells, CellWriter
 from instrumentation.aggregates.drift import DriftSection
 from instrumentation.aggregates.estimate import EstimateSection
 from instrumentation.aggregates.fairness import FairnessSection
-from instrumentation.aggregates.gauges import GaugePoint, gauge_points
 from instrumentation.aggregates.quality import QualitySection
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import (
@@ -42,7 +41,7 @@ class Section(Protocol):
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None: ...
 
-    def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]: ...
+    def report(self, cells: Cells) -> dict[str, Any]: ...
 
 
 class AggregateBook:
@@ -59,10 +58,9 @@ class AggregateBook:
     ) -> None:
         self.spec = spec
         self.bucket_seconds = bucket_seconds
-        self._fairness = FairnessSection(spec, min_group_samples=min_group_samples)
         self.sections: tuple[Section, ...] = (
             QualitySection(spec),
-            self._fairness,
+            FairnessSection(spec, min_group_samples=min_group_samples),
             DriftSection(spec, psi_threshold=psi_threshold, min_samples=min_drift_samples),
             EstimateSection(spec),
         )
@@ -108,36 +106,13 @@ class AggregateBook:
     def report(self, sums: Mapping[str, float]) -> dict[str, Any]:
         """One window's section of ``GET /monitor`` from its summed cells."""
         cells = Cells(sums)
-        built: dict[str, Any] = {
+        report: dict[str, Any] = {
             "n_predictions": cells.count("predictions"),
             "n_labels": cells.count("labels"),
         }
         for section in self.sections:
-            built[section.name] = section.report(cells, built)
-        return built
-
-    def gauge_names(self) -> list[tuple[str, str]]:
-        """Every gauge this book can report, with its unit (instruments are made once).
-
-        Figures get no unit (PSI or a ratio of rates is not a "ratio" in Prometheus'
-        sense, which would add a ``_ratio`` suffix); sample counts are ``{sample}``,
-        an annotation that adds no suffix either.
-        """
-        empty = gauge_points({"_": self.report({})}, include_undefined=True)
-        # Per-group fairness figures appear only once a group has rows: list them too.
-        groups = gauge_points(
-            {"_": {"fairness": self._fairness.example_report()}}, include_undefined=True
-        )
-        return sorted(
-            {
-                (name, "{sample}" if name.endswith(".samples") else "")
-                for name, _, _ in [*empty, *groups]
-            }
-        )
-
-    def gauge_points(self, windows: Mapping[str, Any]) -> list[GaugePoint]:
-        """Observations of every defined figure of every window."""
-        return gauge_points(windows)
+            report[section.name] = section.report(cells)
+        return report
 
 
-__all__ = ["AggregateBook", "GaugePoint"]
+__all__ = ["AggregateBook"]

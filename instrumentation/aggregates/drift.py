@@ -61,7 +61,7 @@ class DriftSection:
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Drift compares inputs and outputs only: nothing at label time."""
 
-    def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
+    def report(self, cells: Cells) -> dict[str, Any]:
         """The window's drift statistics against the training reference."""
 
         def one(kind: str, name: str, ref: reference.Reference) -> dict[str, Any]:

@@ -73,7 +73,7 @@ class EstimateSection:
             self._write("estimate_labelled", record, w)
             w.add("estimate_labelled", "confusion", str(label), record.label)
 
-    def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
+    def report(self, cells: Cells) -> dict[str, Any]:
         """Estimated figures for the window's predictions, and the estimate's realised error."""
         if not self.spec.is_classifier:
             return {}

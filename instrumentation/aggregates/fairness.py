@@ -18,7 +18,7 @@ from instrumentation.aggregates.quality import read_regression, target_offset, w
 from instrumentation.metrics import fairness, quality
 from instrumentation.metrics.result import MetricValue
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import Label, PredictionRecord, encode_key
+from instrumentation.store.base import Label, PredictionRecord
 
 
 class FairnessSection:
@@ -44,26 +44,10 @@ class FairnessSection:
                 kind = ("group_regression", attribute, group)
                 write_regression(w, kind, float(label), record.value, self._offset)
 
-    def example_report(self) -> dict[str, Any]:
-        """A report with one one-row group per attribute, naming every per-group figure.
-
-        A window's report lists a group only once it has labelled rows, so an empty
-        report names none of the per-group gauges; ``AggregateBook.gauge_names``
-        adds these (instruments are made once, before any data).
-        """
-        sums: dict[str, float] = {}
-        for attribute in self.spec.sensitive_attributes:
-            if self.spec.is_classifier:
-                cls = self.spec.classes[0]
-                sums[encode_key(("group_confusion", attribute, "_", cls, cls))] = 1.0
-            else:
-                sums[encode_key(("group_regression", attribute, "_", "n"))] = 1.0
-        return FairnessSection(self.spec, min_group_samples=1).report(Cells(sums), {})
-
     def _groups(self, cells: Cells, kind: str, attribute: str) -> list[str]:
         return sorted({rest[1] for rest, _ in cells.items(kind) if rest[0] == attribute})
 
-    def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
+    def report(self, cells: Cells) -> dict[str, Any]:
         """The window's fairness figures, by sensitive attribute."""
         out: dict[str, Any] = {}
         for attribute in self.spec.sensitive_attributes:

@@ -95,7 +95,7 @@ class QualitySection:
             w.add("calibration", cal_bin, "conf", amount=confidence)
             w.add("calibration", cal_bin, "correct", amount=float(record.label == actual))
 
-    def report(self, cells: Cells, built: dict[str, Any]) -> dict[str, Any]:
+    def report(self, cells: Cells) -> dict[str, Any]:
         """The window's quality figures."""
         if not self.spec.is_classifier:
             return quality.regression_quality(read_regression(cells, "regression"))

@@ -27,7 +27,6 @@ from instrumentation import (
     PredictionRecord,
     SQLiteStore,
 )
-from instrumentation.aggregates import AggregateBook
 from instrumentation.spec import Task
 
 CAP = 20
@@ -220,12 +219,17 @@ def test_admission_is_permanent_and_shared_by_every_connection(
     ],
 )
 def test_per_group_gauges_have_instruments_before_any_data(
-    task: Task, classes: tuple[str, ...], rates: tuple[str, ...]
+    task: Task, classes: tuple[str, ...], rates: tuple[str, ...], tmp_path: Path
 ) -> None:
-    # Instruments are created once, from an empty report; groups only appear with data,
-    # so the per-group gauges must be registered up front or they are never exported.
+    # Instruments are created once, before any data; groups only appear with data, so
+    # the per-group gauges must be registered up front or they are never exported.
     spec = ModelSpec("m", "v", task, (FeatureSpec("x", "number"),), classes, ("region",))
-    registered = dict(AggregateBook(spec).gauge_names())
+    store = SQLiteStore(tmp_path / "store.db")
+    provider = MeterProvider()
+    monitor = ModelMonitor(spec, store, meter_provider=provider)
+    registered = {i.name: i.unit for i in monitor.window_gauges.instruments}
+    provider.shutdown()
+    store.close()
     for rate in rates:
         assert registered[f"ml.fairness.{rate}"] == ""
         assert registered[f"ml.fairness.{rate}.samples"] == "{sample}"

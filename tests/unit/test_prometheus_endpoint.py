@@ -12,6 +12,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 
 from instrumentation import OTLPSettings, PrometheusEndpoint, build_meter_provider
+from instrumentation import _gauges as gauges
 from instrumentation import _names as names
 from instrumentation.prometheus import ScrapeEndpointReader
 from tests.harness.serving import free_port
@@ -67,13 +68,14 @@ def test_names_are_the_ones_prometheus_otlp_ingestion_gives(
     def accuracy_samples(options: CallbackOptions) -> list[Observation]:
         return [Observation(200, {**attrs, names.ATTR_WINDOW: "1h"})]
 
+    accuracy_figure = gauges.QUALITY_ACCURACY
     meter.create_observable_gauge(
-        names.METRIC_QUALITY_PREFIX + "accuracy", callbacks=[accuracy], unit=""
+        accuracy_figure.value.name, callbacks=[accuracy], unit=accuracy_figure.value.unit
     )
     meter.create_observable_gauge(
-        names.METRIC_QUALITY_PREFIX + "accuracy.samples",
+        accuracy_figure.samples.name,
         callbacks=[accuracy_samples],
-        unit="{sample}",
+        unit=accuracy_figure.samples.unit,
     )
 
     text = scrape(port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 import types
@@ -30,6 +31,54 @@ def test_all_is_sorted_and_equals_the_public_names() -> None:
     assert instrumentation.__all__ == public
     for name in instrumentation.__all__:
         assert getattr(instrumentation, name).__module__.startswith("instrumentation.")
+
+
+PUBLIC_NAMES = [
+    "ConfigError",
+    "DuplicatePredictionId",
+    "FeatureSpec",
+    "FeedbackResult",
+    "InvalidInput",
+    "MetricValue",
+    "ModelMonitor",
+    "ModelSpec",
+    "MonitorConfig",
+    "OTLPSettings",
+    "PredictionInput",
+    "PredictionRecord",
+    "PredictionRecorder",
+    "PredictionStore",
+    "PrometheusEndpoint",
+    "ReferenceProfile",
+    "SQLiteStore",
+    "StoreURL",
+    "Window",
+    "build_meter_provider",
+    "build_reference_profile",
+    "flush_and_shutdown",
+    "new_instance_id",
+    "open_store",
+]
+"""The surface, spelled out: adding or removing a public name is a decision, not a side effect."""
+
+
+def test_the_public_surface_is_exactly_these_names() -> None:
+    assert instrumentation.__all__ == PUBLIC_NAMES
+
+
+def test_everything_the_readme_tells_people_to_import_is_public() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    imported = {
+        name.strip()
+        for names in re.findall(r"^from instrumentation import ([^(\n]+)$", readme, re.M)
+        for name in names.split(",")
+    }
+    # Prose names a function by its dotted path (``instrumentation.metrics.reference.x``).
+    dotted = set(re.findall(r"`instrumentation(?:\.[a-z_]+)+\.([A-Za-z_]+)`", readme))
+
+    assert imported, "the scan must see the README's imports"
+    assert dotted, "the scan must see the README's dotted names"
+    assert imported | dotted <= set(instrumentation.__all__)
 
 
 def test_star_import_gives_exactly_all() -> None:

@@ -1,0 +1,419 @@
+"""Every window gauge of the library, each spelled once: the typed table the exporter reads.
+
+A report figure ``{"value", "n", "lower", "upper"}`` is exported as a :class:`Figure`:
+a value gauge, a ``.samples`` gauge with its ``n`` (so alert rules can require
+enough samples) and, for rates with a Wilson interval, ``.lower`` / ``.upper``.
+Figures have no unit (PSI or a ratio of rates is not a "ratio" in Prometheus'
+sense, which would add a ``_ratio`` suffix); sample counts are ``{sample}``, an
+annotation that adds no suffix either.
+
+The per-section mappings (``QUALITY``, ``FAIRNESS_GROUP``…) take a report key to
+its figure; ``aggregates/gauges.py`` flattens reports through them only, and
+``tests/unit/test_gauge_table.py`` renders reports of every task to prove the
+table and the reports agree both ways. Every gauge also carries
+``ml.model.name`` and ``ml.model.version`` (not listed per entry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from instrumentation import _names as names
+
+UNIT_FIGURE: Final = ""
+"""Unit of a figure's value and interval bounds (dimensionless, no Prometheus suffix)."""
+
+UNIT_SAMPLES: Final = "{sample}"
+"""Unit of a figure's ``.samples`` gauge."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gauge:
+    """One observable gauge: full name, unit, description and the attribute keys it carries."""
+
+    name: str
+    unit: str
+    description: str
+    attributes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """The gauges of one report figure: value and samples, and its interval where it has one."""
+
+    value: Gauge
+    samples: Gauge
+    lower: Gauge | None = None
+    upper: Gauge | None = None
+
+    @property
+    def gauges(self) -> tuple[Gauge, ...]:
+        """Each gauge of the figure, value first."""
+        return tuple(g for g in (self.value, self.lower, self.upper, self.samples) if g)
+
+
+def _figure(
+    name: str,
+    samples: str,
+    description: str,
+    attributes: tuple[str, ...],
+    *,
+    lower: str | None = None,
+    upper: str | None = None,
+) -> Figure:
+    """A figure from its full gauge names (each written out where the table is read)."""
+
+    def bound(full: str | None, which: str) -> Gauge | None:
+        if full is None:
+            return None
+        text = f"{which} bound of the 95% Wilson interval of {name}."
+        return Gauge(full, UNIT_FIGURE, text, attributes)
+
+    return Figure(
+        Gauge(name, UNIT_FIGURE, description, attributes),
+        Gauge(samples, UNIT_SAMPLES, f"Samples behind {name}.", attributes),
+        bound(lower, "Lower"),
+        bound(upper, "Upper"),
+    )
+
+
+# Attribute sets (beyond model name and version), by the shape of the report node.
+_WINDOW = (names.ATTR_WINDOW,)
+_PER_CLASS = (names.ATTR_WINDOW, names.ATTR_CLASS, names.ATTR_AVERAGE)
+_GROUP = (names.ATTR_WINDOW, names.ATTR_SENSITIVE_ATTRIBUTE, names.ATTR_GROUP, names.ATTR_CLASS)
+_REGRESSION_GROUP = (names.ATTR_WINDOW, names.ATTR_SENSITIVE_ATTRIBUTE, names.ATTR_GROUP)
+_DISPARITY = (
+    names.ATTR_WINDOW,
+    names.ATTR_SENSITIVE_ATTRIBUTE,
+    names.ATTR_CLASS,
+    names.ATTR_FAIRNESS_METHOD,
+)
+_ODDS = (*_DISPARITY, names.ATTR_FAIRNESS_AGG)
+_FEATURE = (names.ATTR_WINDOW, names.ATTR_FEATURE)
+
+# --- ml.quality.* : realised quality from matched labels ------------------------------------
+
+QUALITY_ACCURACY: Final = _figure(
+    "ml.quality.accuracy",
+    "ml.quality.accuracy.samples",
+    "Share of labelled predictions that were right.",
+    _WINDOW,
+    lower="ml.quality.accuracy.lower",
+    upper="ml.quality.accuracy.upper",
+)
+QUALITY_PRECISION: Final = _figure(
+    "ml.quality.precision",
+    "ml.quality.precision.samples",
+    "Precision per class (ml.class) or averaged (ml.average).",
+    _PER_CLASS,
+    lower="ml.quality.precision.lower",
+    upper="ml.quality.precision.upper",
+)
+QUALITY_RECALL: Final = _figure(
+    "ml.quality.recall",
+    "ml.quality.recall.samples",
+    "Recall per class (ml.class) or averaged (ml.average).",
+    _PER_CLASS,
+    lower="ml.quality.recall.lower",
+    upper="ml.quality.recall.upper",
+)
+QUALITY_F1: Final = _figure(
+    "ml.quality.f1",
+    "ml.quality.f1.samples",
+    "F1 per class (ml.class) or averaged (ml.average).",
+    _PER_CLASS,
+)
+QUALITY_LOG_LOSS: Final = _figure(
+    "ml.quality.log_loss", "ml.quality.log_loss.samples", "Mean log loss of scored rows.", _WINDOW
+)
+QUALITY_BRIER_SCORE: Final = _figure(
+    "ml.quality.brier_score",
+    "ml.quality.brier_score.samples",
+    "Mean Brier score of scored rows.",
+    _WINDOW,
+)
+QUALITY_ROC_AUC: Final = _figure(
+    "ml.quality.roc_auc",
+    "ml.quality.roc_auc.samples",
+    "ROC AUC from binned scores (one-vs-rest macro for multiclass).",
+    _WINDOW,
+)
+QUALITY_EXPECTED_CALIBRATION_ERROR: Final = _figure(
+    "ml.quality.expected_calibration_error",
+    "ml.quality.expected_calibration_error.samples",
+    "Expected calibration error of the predicted class's score.",
+    _WINDOW,
+)
+QUALITY_MAE: Final = _figure(
+    "ml.quality.mae", "ml.quality.mae.samples", "Mean absolute error.", _WINDOW
+)
+QUALITY_RMSE: Final = _figure(
+    "ml.quality.rmse", "ml.quality.rmse.samples", "Root mean squared error.", _WINDOW
+)
+QUALITY_MAPE: Final = _figure(
+    "ml.quality.mape", "ml.quality.mape.samples", "Mean absolute percentage error.", _WINDOW
+)
+QUALITY_R2: Final = _figure(
+    "ml.quality.r2", "ml.quality.r2.samples", "Coefficient of determination.", _WINDOW
+)
+
+# --- ml.fairness.* : per-group rates and disparities ----------------------------------------
+
+FAIRNESS_SELECTION_RATE: Final = _figure(
+    "ml.fairness.selection_rate",
+    "ml.fairness.selection_rate.samples",
+    "Share of a group predicted positive.",
+    _GROUP,
+    lower="ml.fairness.selection_rate.lower",
+    upper="ml.fairness.selection_rate.upper",
+)
+FAIRNESS_ACCURACY: Final = _figure(
+    "ml.fairness.accuracy",
+    "ml.fairness.accuracy.samples",
+    "Accuracy within a group.",
+    _GROUP,
+    lower="ml.fairness.accuracy.lower",
+    upper="ml.fairness.accuracy.upper",
+)
+FAIRNESS_PRECISION: Final = _figure(
+    "ml.fairness.precision",
+    "ml.fairness.precision.samples",
+    "Precision within a group.",
+    _GROUP,
+    lower="ml.fairness.precision.lower",
+    upper="ml.fairness.precision.upper",
+)
+FAIRNESS_TPR: Final = _figure(
+    "ml.fairness.tpr",
+    "ml.fairness.tpr.samples",
+    "True positive rate within a group.",
+    _GROUP,
+    lower="ml.fairness.tpr.lower",
+    upper="ml.fairness.tpr.upper",
+)
+FAIRNESS_FPR: Final = _figure(
+    "ml.fairness.fpr",
+    "ml.fairness.fpr.samples",
+    "False positive rate within a group.",
+    _GROUP,
+    lower="ml.fairness.fpr.lower",
+    upper="ml.fairness.fpr.upper",
+)
+FAIRNESS_MAE: Final = _figure(
+    "ml.fairness.mae", "ml.fairness.mae.samples", "MAE within a group.", _REGRESSION_GROUP
+)
+FAIRNESS_RMSE: Final = _figure(
+    "ml.fairness.rmse", "ml.fairness.rmse.samples", "RMSE within a group.", _REGRESSION_GROUP
+)
+FAIRNESS_MAPE: Final = _figure(
+    "ml.fairness.mape", "ml.fairness.mape.samples", "MAPE within a group.", _REGRESSION_GROUP
+)
+FAIRNESS_R2: Final = _figure(
+    "ml.fairness.r2", "ml.fairness.r2.samples", "R² within a group.", _REGRESSION_GROUP
+)
+FAIRNESS_DEMOGRAPHIC_PARITY_DIFFERENCE: Final = _figure(
+    "ml.fairness.demographic_parity_difference",
+    "ml.fairness.demographic_parity_difference.samples",
+    "fairlearn demographic_parity_difference (by ml.fairness.method).",
+    _DISPARITY,
+)
+FAIRNESS_DEMOGRAPHIC_PARITY_RATIO: Final = _figure(
+    "ml.fairness.demographic_parity_ratio",
+    "ml.fairness.demographic_parity_ratio.samples",
+    "fairlearn demographic_parity_ratio (by ml.fairness.method).",
+    _DISPARITY,
+)
+FAIRNESS_EQUALIZED_ODDS_DIFFERENCE: Final = _figure(
+    "ml.fairness.equalized_odds_difference",
+    "ml.fairness.equalized_odds_difference.samples",
+    "fairlearn equalized_odds_difference (by ml.fairness.agg and method).",
+    _ODDS,
+)
+FAIRNESS_EQUALIZED_ODDS_RATIO: Final = _figure(
+    "ml.fairness.equalized_odds_ratio",
+    "ml.fairness.equalized_odds_ratio.samples",
+    "fairlearn equalized_odds_ratio (by ml.fairness.agg and method).",
+    _ODDS,
+)
+FAIRNESS_EQUAL_OPPORTUNITY_DIFFERENCE: Final = _figure(
+    "ml.fairness.equal_opportunity_difference",
+    "ml.fairness.equal_opportunity_difference.samples",
+    "fairlearn equal_opportunity_difference (by ml.fairness.method).",
+    _DISPARITY,
+)
+FAIRNESS_EQUAL_OPPORTUNITY_RATIO: Final = _figure(
+    "ml.fairness.equal_opportunity_ratio",
+    "ml.fairness.equal_opportunity_ratio.samples",
+    "fairlearn equal_opportunity_ratio (by ml.fairness.method).",
+    _DISPARITY,
+)
+FAIRNESS_MAE_DIFFERENCE: Final = _figure(
+    "ml.fairness.mae_difference",
+    "ml.fairness.mae_difference.samples",
+    "Largest minus smallest group MAE.",
+    (names.ATTR_WINDOW, names.ATTR_SENSITIVE_ATTRIBUTE),
+)
+
+# --- ml.drift.* : serve-time distributions against the training reference --------------------
+
+DRIFT_PSI: Final = _figure(
+    "ml.drift.psi", "ml.drift.psi.samples", "Population stability index.", _FEATURE
+)
+DRIFT_JS_DISTANCE: Final = _figure(
+    "ml.drift.js_distance",
+    "ml.drift.js_distance.samples",
+    "Jensen-Shannon distance on the reference bins.",
+    _FEATURE,
+)
+DRIFT_KS: Final = _figure(
+    "ml.drift.ks", "ml.drift.ks.samples", "Binned Kolmogorov-Smirnov statistic.", _FEATURE
+)
+DRIFT_DRIFTED: Final = Gauge(
+    "ml.drift.drifted", UNIT_FIGURE, "1 when PSI is over its threshold, else 0.", _FEATURE
+)
+
+# --- ml.estimated.* : performance from calibrated scores, before labels ---------------------
+
+ESTIMATED_ACCURACY: Final = _figure(
+    "ml.estimated.accuracy",
+    "ml.estimated.accuracy.samples",
+    "Accuracy estimated from scores (CBPE).",
+    _WINDOW,
+    lower="ml.estimated.accuracy.lower",
+    upper="ml.estimated.accuracy.upper",
+)
+ESTIMATED_PRECISION: Final = _figure(
+    "ml.estimated.precision",
+    "ml.estimated.precision.samples",
+    "Precision estimated from scores, per class or averaged.",
+    _PER_CLASS,
+)
+ESTIMATED_RECALL: Final = _figure(
+    "ml.estimated.recall",
+    "ml.estimated.recall.samples",
+    "Recall estimated from scores, per class or averaged.",
+    _PER_CLASS,
+)
+ESTIMATED_F1: Final = _figure(
+    "ml.estimated.f1",
+    "ml.estimated.f1.samples",
+    "F1 estimated from scores, per class or averaged.",
+    _PER_CLASS,
+)
+ESTIMATED_ERROR_ACCURACY: Final = Gauge(
+    "ml.estimated.error.accuracy",
+    UNIT_FIGURE,
+    "Estimated minus realised accuracy of the window's labelled scored rows.",
+    _WINDOW,
+)
+ESTIMATED_ERROR_PRECISION: Final = Gauge(
+    "ml.estimated.error.precision",
+    UNIT_FIGURE,
+    "Estimated minus realised precision, per class or macro.",
+    _PER_CLASS,
+)
+ESTIMATED_ERROR_RECALL: Final = Gauge(
+    "ml.estimated.error.recall",
+    UNIT_FIGURE,
+    "Estimated minus realised recall, per class or macro.",
+    _PER_CLASS,
+)
+ESTIMATED_ERROR_F1: Final = Gauge(
+    "ml.estimated.error.f1",
+    UNIT_FIGURE,
+    "Estimated minus realised F1, per class or macro.",
+    _PER_CLASS,
+)
+
+# --- lookups by report key (what aggregates/gauges.py reads) ---------------------------------
+
+QUALITY: Final[Mapping[str, Figure]] = MappingProxyType(
+    {
+        "accuracy": QUALITY_ACCURACY,
+        "precision": QUALITY_PRECISION,
+        "recall": QUALITY_RECALL,
+        "f1": QUALITY_F1,
+        "log_loss": QUALITY_LOG_LOSS,
+        "brier_score": QUALITY_BRIER_SCORE,
+        "roc_auc": QUALITY_ROC_AUC,
+        "expected_calibration_error": QUALITY_EXPECTED_CALIBRATION_ERROR,
+        "mae": QUALITY_MAE,
+        "rmse": QUALITY_RMSE,
+        "mape": QUALITY_MAPE,
+        "r2": QUALITY_R2,
+    }
+)
+"""``quality`` report key → figure."""
+
+FAIRNESS_GROUP: Final[Mapping[str, Figure]] = MappingProxyType(
+    {
+        "selection_rate": FAIRNESS_SELECTION_RATE,
+        "accuracy": FAIRNESS_ACCURACY,
+        "precision": FAIRNESS_PRECISION,
+        "tpr": FAIRNESS_TPR,
+        "fpr": FAIRNESS_FPR,
+        "mae": FAIRNESS_MAE,
+        "rmse": FAIRNESS_RMSE,
+        "mape": FAIRNESS_MAPE,
+        "r2": FAIRNESS_R2,
+    }
+)
+"""Key of a group's report under ``fairness.<attribute>.groups.<group>`` → figure."""
+
+FAIRNESS_DISPARITY: Final[Mapping[str, Figure]] = MappingProxyType(
+    {
+        "demographic_parity_difference": FAIRNESS_DEMOGRAPHIC_PARITY_DIFFERENCE,
+        "demographic_parity_ratio": FAIRNESS_DEMOGRAPHIC_PARITY_RATIO,
+        "equalized_odds_difference": FAIRNESS_EQUALIZED_ODDS_DIFFERENCE,
+        "equalized_odds_ratio": FAIRNESS_EQUALIZED_ODDS_RATIO,
+        "equal_opportunity_difference": FAIRNESS_EQUAL_OPPORTUNITY_DIFFERENCE,
+        "equal_opportunity_ratio": FAIRNESS_EQUAL_OPPORTUNITY_RATIO,
+        "mae_difference": FAIRNESS_MAE_DIFFERENCE,
+    }
+)
+"""Key under ``fairness.<attribute>.disparities`` → figure."""
+
+DRIFT: Final[Mapping[str, Figure]] = MappingProxyType(
+    {"psi": DRIFT_PSI, "js_distance": DRIFT_JS_DISTANCE, "ks": DRIFT_KS}
+)
+"""Statistic of a feature's or output's drift report → figure (``drifted``: DRIFT_DRIFTED)."""
+
+ESTIMATED: Final[Mapping[str, Figure]] = MappingProxyType(
+    {
+        "accuracy": ESTIMATED_ACCURACY,
+        "precision": ESTIMATED_PRECISION,
+        "recall": ESTIMATED_RECALL,
+        "f1": ESTIMATED_F1,
+    }
+)
+"""``estimated`` report key → figure."""
+
+ESTIMATED_ERROR: Final[Mapping[str, Gauge]] = MappingProxyType(
+    {
+        "accuracy": ESTIMATED_ERROR_ACCURACY,
+        "precision": ESTIMATED_ERROR_PRECISION,
+        "recall": ESTIMATED_ERROR_RECALL,
+        "f1": ESTIMATED_ERROR_F1,
+    }
+)
+"""Key under ``estimated.error`` → gauge (a plain difference: no samples, no interval)."""
+
+_FIGURES = (
+    *QUALITY.values(),
+    *FAIRNESS_GROUP.values(),
+    *FAIRNESS_DISPARITY.values(),
+    *DRIFT.values(),
+    *ESTIMATED.values(),
+)
+
+GAUGES: Final[tuple[Gauge, ...]] = tuple(
+    sorted(
+        {g for figure in _FIGURES for g in figure.gauges}
+        | {DRIFT_DRIFTED, *ESTIMATED_ERROR.values()},
+        key=lambda g: g.name,
+    )
+)
+"""Every window gauge, by name: the instruments ``WindowGauges`` registers."""

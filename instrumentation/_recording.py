@@ -1,0 +1,126 @@
+"""One prediction's lifecycle: its inputs, the recorder that takes its outputs once, their checks.
+
+``ModelMonitor.predict`` validates the inputs, opens the span and hands out a
+:class:`PredictionRecorder`; the block must call :meth:`~PredictionRecorder.set_outputs`
+exactly once or raise. Leaving it with neither is recorded as an error of type
+``NO_OUTPUTS`` (span status ERROR, ``ml.prediction.errors``), never a success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from opentelemetry.trace import Span
+
+from instrumentation.metrics.quality import sums_to_one
+from instrumentation.spec import MAX_MAGNITUDE, ModelSpec, within_magnitude
+from instrumentation.store.base import PredictionRecord
+
+SET_OUTPUTS_TWICE_ERROR: Final = "set_outputs: outputs were already recorded for this prediction"
+"""``RuntimeError`` text of a second ``set_outputs`` on one recorder."""
+
+NO_OUTPUTS: Final = "NoOutputs"
+"""``error.type`` of a prediction block left without outputs and without an exception."""
+
+NO_OUTPUTS_MESSAGE: Final = "the prediction block ended without set_outputs or an exception"
+"""Span status description (and log text) of a ``NO_OUTPUTS`` prediction."""
+
+StoreOutputs = Callable[
+    [
+        Sequence["PredictionInput"],
+        Sequence[str] | None,
+        Sequence[Sequence[float]] | None,
+        Sequence[float] | None,
+        Span,
+    ],
+    list[PredictionRecord],
+]
+"""How a recorder stores its outputs (``ModelMonitor._store_predictions``)."""
+
+
+@dataclass(frozen=True)
+class PredictionInput:
+    """One row to predict: model features, an optional client id, sensitive group values."""
+
+    features: Mapping[str, Any]
+    id: str | None = None
+    groups: Mapping[str, str | None] = field(default_factory=dict)
+
+
+class PredictionRecorder:
+    """The live half of one prediction request, handed out by ``ModelMonitor.predict``.
+
+    It accepts outputs exactly once::
+
+        with monitor.predict(inputs) as rec:
+            records = rec.set_outputs(labels=["fraud"], scores=[[0.1, 0.9]])
+            rec.set_outputs(labels=["legit"])  # RuntimeError(SET_OUTPUTS_TWICE_ERROR)
+    """
+
+    def __init__(self, inputs: Sequence[PredictionInput], span: Span, store: StoreOutputs) -> None:
+        self._inputs = inputs
+        self._store = store
+        self.span = span
+        self.records: list[PredictionRecord] = []
+        self.recorded = False
+        """True once ``set_outputs`` has stored this prediction's rows."""
+
+    def set_outputs(
+        self,
+        *,
+        labels: Sequence[str] | None = None,
+        scores: Sequence[Sequence[float]] | None = None,
+        values: Sequence[float] | None = None,
+    ) -> list[PredictionRecord]:
+        """Assign prediction ids and store every row durably; return the stored records.
+
+        Classifiers give ``labels`` (class names) and optionally ``scores`` (class
+        probabilities in ``spec.classes`` order); regressors give ``values``.
+
+        Raises:
+            RuntimeError: ``SET_OUTPUTS_TWICE_ERROR``, outputs were already stored.
+            ValueError: outputs that do not fit the model (nothing stored; see
+                :func:`check_outputs`).
+            DuplicatePredictionId: a reused client id (nothing stored).
+        """
+        if self.recorded:
+            raise RuntimeError(SET_OUTPUTS_TWICE_ERROR)
+        # Marked only once stored: a call that raised stored nothing, so it is no output.
+        self.records = self._store(self._inputs, labels, scores, values, self.span)
+        self.recorded = True
+        return self.records
+
+
+def check_outputs(
+    spec: ModelSpec,
+    n: int,
+    labels: Sequence[str] | None,
+    scores: Sequence[Sequence[float]] | None,
+    values: Sequence[float] | None,
+) -> None:
+    """Reject model outputs that would corrupt aggregates, before anything is stored."""
+    for name, seq in (("labels", labels), ("scores", scores), ("values", values)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"set_outputs: {name} has {len(seq)} rows, expected {n}")
+    if spec.is_classifier and labels is None:
+        raise ValueError("set_outputs: a classifier must give labels")
+    if not spec.is_classifier and values is None:
+        raise ValueError("set_outputs: a regressor must give values")
+    for i, label in enumerate(labels or ()):
+        if label not in spec.classes:
+            raise ValueError(f"set_outputs: labels[{i}]={label!r} is not one of {spec.classes}")
+    k = len(spec.classes)
+    for i, row in enumerate(scores or ()):
+        ok = len(row) == k and all(0.0 <= p <= 1.0 for p in row)
+        if not ok or not sums_to_one(row):
+            raise ValueError(
+                f"set_outputs: scores[{i}] must be {k} probabilities in [0, 1] summing to 1"
+            )
+    for i, value in enumerate(values or ()):
+        if not within_magnitude(value):
+            raise ValueError(
+                f"set_outputs: values[{i}]={value!r} is not a finite number within "
+                f"±{MAX_MAGNITUDE:g} (aggregates could not sum its errors)"
+            )

@@ -1,0 +1,143 @@
+"""The gauge table and the reports agree both ways: no figure without a gauge, no idle gauge.
+
+Reports of a binary, a multiclass and a regression model are rendered with data in
+every section (per-group fairness, drift of features and outputs, the estimate and
+its realised error), flattened, and the emitted names, units and attribute keys
+compared with ``instrumentation._gauges``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pytest
+
+from instrumentation import FeatureSpec, ModelSpec, PredictionRecord, build_reference_profile
+from instrumentation import _gauges as table
+from instrumentation.aggregates import AggregateBook
+from instrumentation.aggregates.gauges import NO_GAUGE_ERROR, GaugePoint, gauge_points
+from instrumentation.spec import Task
+from instrumentation.store.base import Increments, encode_key
+
+CLASSES: dict[Task, tuple[str, ...]] = {
+    "binary": ("legit", "fraud"),
+    "multiclass": ("a", "b", "c"),
+    "regression": (),
+}
+
+
+def _spec(task: Task, rng: np.random.Generator) -> ModelSpec:
+    n = 300
+    classes = CLASSES[task]
+    outputs: dict[str, Any] = {}
+    if task == "regression":
+        outputs["predicted_value"] = rng.normal(size=n)
+    else:
+        outputs["predicted_label"] = list(rng.choice(classes, n))
+    if task == "binary":
+        outputs["predicted_score"] = rng.uniform(size=n)
+    profile = build_reference_profile(
+        {"x": rng.normal(size=n), "channel": rng.choice(["web", "pos"], n)},
+        numeric=["x"],
+        categorical=["channel"],
+        **outputs,
+    )
+    features = (FeatureSpec("x", "number"), FeatureSpec("channel", "category", ("web", "pos")))
+    return ModelSpec("m", "v", task, features, classes, ("region",), reference=profile.to_dict())
+
+
+def _rendered(task: Task) -> list[GaugePoint]:
+    """Gauge points of one window holding 200 labelled predictions in two groups."""
+    rng = np.random.default_rng(7)
+    spec = _spec(task, rng)
+    book = AggregateBook(spec, min_group_samples=5, min_drift_samples=5)
+    increments = Increments()
+    for i in range(200):
+        if spec.is_classifier:
+            scores = rng.dirichlet(np.ones(len(spec.classes)))
+            label: str | None = spec.classes[int(np.argmax(scores))]
+            value, truth = None, spec.classes[int(rng.integers(len(spec.classes)))]
+        else:
+            scores, label = None, None
+            value = float(rng.normal())
+            truth = value + float(rng.normal())
+        record = PredictionRecord(
+            prediction_id=str(i),
+            version="v",
+            created=0.0,
+            label=label,
+            value=value,
+            scores=tuple(float(p) for p in scores) if scores is not None else None,
+            groups={"region": "north" if i % 2 else "south"},
+            trace_id="0" * 32,
+            span_id="0" * 16,
+        )
+        features = {"x": float(rng.normal()), "channel": str(rng.choice(["web", "pos"]))}
+        book.add_prediction(record, features, 0, increments)
+        book.add_label(record, truth, 0.0, increments)
+    sums: dict[str, float] = defaultdict(float)
+    for (_, _, key), amount in increments.cells.items():
+        sums[encode_key(key)] += amount
+    return gauge_points({"1h": book.report(sums)})
+
+
+@pytest.fixture(scope="module")
+def emitted() -> dict[str, set[str]]:
+    """Attribute keys emitted per gauge name, over every task."""
+    keys: dict[str, set[str]] = defaultdict(set)
+    for task in CLASSES:
+        for name, _, attrs in _rendered(task):
+            keys[name] |= set(attrs)
+    return keys
+
+
+def test_every_report_figure_has_a_table_entry_and_every_entry_is_reported(
+    emitted: dict[str, set[str]],
+) -> None:
+    assert sorted(emitted) == sorted(g.name for g in table.GAUGES)
+
+
+def test_each_gauge_carries_exactly_the_attribute_keys_its_entry_lists(
+    emitted: dict[str, set[str]],
+) -> None:
+    for gauge in table.GAUGES:
+        assert emitted[gauge.name] == set(gauge.attributes), gauge.name
+
+
+def test_units_and_names_follow_the_conventions() -> None:
+    names = [g.name for g in table.GAUGES]
+    assert len(names) == len(set(names)) == 93
+    for gauge in table.GAUGES:
+        assert gauge.unit == ("{sample}" if gauge.name.endswith(".samples") else ""), gauge.name
+        assert gauge.name.startswith(("ml.quality.", "ml.fairness.", "ml.drift.", "ml.estimated."))
+        assert gauge.description
+    # A few names dashboards and alert rules read, spelled out.
+    assert {
+        "ml.quality.accuracy",
+        "ml.quality.accuracy.lower",
+        "ml.quality.f1",
+        "ml.fairness.equalized_odds_difference",
+        "ml.fairness.selection_rate.samples",
+        "ml.drift.psi",
+        "ml.estimated.error.accuracy",
+    } <= set(names)
+
+
+def test_every_gauge_constant_is_in_the_table() -> None:
+    constants = [
+        value
+        for name, value in vars(table).items()
+        if name.isupper() and isinstance(value, table.Figure | table.Gauge)
+    ]
+    gauges = {g for c in constants for g in (c.gauges if isinstance(c, table.Figure) else [c])}
+    assert gauges == set(table.GAUGES)
+
+
+def test_a_report_figure_without_an_entry_fails_loudly() -> None:
+    figure = {"value": 0.5, "n": 10, "lower": None, "upper": None}
+    with pytest.raises(KeyError) as raised:
+        gauge_points({"1h": {"quality": {"balanced_accuracy": figure}}})
+
+    assert raised.value.args[0] == NO_GAUGE_ERROR.format(where="quality", key="balanced_accuracy")
