@@ -108,7 +108,7 @@ def many_groups(spec: ModelSpec, repeats: int) -> None:
             for predicted in spec.classes
         }
         cells = Cells(sums)
-        seconds = median_seconds(lambda cells=cells: section.report(cells, {}), repeats=repeats)
+        seconds = median_seconds(lambda cells=cells: section.report(cells), repeats=repeats)
         per_group = per_group or seconds / groups
         print(f"{groups:>6} {seconds * 1e3:12.2f} {seconds / groups / per_group:14.2f}")
 

@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from instrumentation import FeatureSpec, ModelSpec
-from instrumentation.metrics.reference import build_reference_profile
+from instrumentation import FeatureSpec, ModelSpec, build_reference_profile
 from instrumentation.spec import Task
 from service.predictor import Predictor
 

@@ -195,14 +195,13 @@ class ModelService:
             if item.id is not None:
                 first_seen[item.id] = index
         rows = [item.features for item in instances]
-        try:
-            self.spec.validate_features(rows)
-            self.spec.validate_groups([item.groups for item in instances])
-        except InvalidInput as exc:
-            raise InvalidArgument(str(exc)) from None
         inputs = [PredictionInput(item.features, item.id, item.groups) for item in instances]
         try:
-            with self.monitor.predict(inputs) as rec:
+            recording = self.monitor.predict(inputs)  # validates features and groups first
+        except InvalidInput as exc:
+            raise InvalidArgument(str(exc)) from None
+        try:
+            with recording as rec:
                 if self.spec.is_classifier:
                     labels, scores = self.predictor.classify(rows)
                     records = rec.set_outputs(labels=labels, scores=scores)

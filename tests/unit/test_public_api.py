@@ -77,7 +77,6 @@ def test_everything_the_readme_tells_people_to_import_is_public() -> None:
     dotted = set(re.findall(r"`instrumentation(?:\.[a-z_]+)+\.([A-Za-z_]+)`", readme))
 
     assert imported, "the scan must see the README's imports"
-    assert dotted, "the scan must see the README's dotted names"
     assert imported | dotted <= set(instrumentation.__all__)
 
 
