@@ -63,7 +63,7 @@ class Plan:
     connections: int
 
 
-QUICK = Plan(rows=(1, 32), workers=(2,), otlp=(False, True), rounds=3, seconds=5, warmup_s=2,
+QUICK = Plan(rows=(1, 32), workers=(2,), otlp=(False, True), rounds=5, seconds=3, warmup_s=2,
              connections=8)  # fmt: skip
 FULL = Plan(rows=(1, 32), workers=(1, 2), otlp=(False, True), rounds=5, seconds=10, warmup_s=3,
             connections=8)  # fmt: skip
@@ -294,7 +294,7 @@ def report(cells: Sequence[Cell], plan: Plan, command: str, elapsed_s: float) ->
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 workers only, 3 rounds of 5 s")
+    parser.add_argument("--quick", action="store_true", help="2 workers only, 5 rounds of 3 s")
     parser.add_argument("--rounds", type=int, help="rounds per variant and cell")
     parser.add_argument("--seconds", type=float, help="wrk duration of one round")
     parser.add_argument(
