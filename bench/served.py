@@ -12,7 +12,7 @@ error is reported and left out of the medians.
 Matrix: rows per request (1, 32) × workers (``MONITOR_WORKERS`` 1, 2) × OTLP export
 off / on (a gRPC receiver in this process; ``MONITOR_TRACE_SAMPLE_RATE=0.1``; the bare
 service then exports BentoML's own spans at the same rate). ``--quick`` covers the
-default deployment (2 workers) only, with shorter and fewer rounds: under 5 minutes.
+default deployment (2 workers) only, with shorter rounds: under 5 minutes.
 
 Writes its figures into ``bench/RESULTS.md`` (between markers; the rest is kept).
 """
@@ -87,6 +87,14 @@ class Cell:
         """Median of ``figure`` (``rps``, ``p50``, ``p99``) over the valid rounds, or None."""
         values = [getattr(r, figure) for r in self.valid(variant)]
         return statistics.median(values) if values else None
+
+    def paired(self) -> list[float]:
+        """Per-round req/s ratios (template round i / bare round i), both rounds valid."""
+        return [
+            t.rps / b.rps
+            for b, t in zip(self.rounds["bare"], self.rounds["template"], strict=False)
+            if b.valid and t.valid
+        ]
 
     def ratio(self, figure: str) -> float | None:
         """Template median over bare median for ``figure``."""
@@ -208,15 +216,19 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
 def table(cells: Sequence[Cell]) -> str:
     """The figures as a Markdown table: ratios first, medians beside them."""
     head = (
-        "| workers | OTLP | rows | req/s ×bare | p50 ×bare | p99 ×bare "
+        "| workers | OTLP | rows | req/s ×bare | per-round req/s ×bare (min–max) "
+        "| p50 ×bare | p99 ×bare "
         "| req/s bare / tmpl | p50 ms bare / tmpl | p99 ms bare / tmpl | valid rounds b / t |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 11]
     for c in cells:
         med = c.median
         lines.append(
             f"| {c.workers} | {'on' if c.otlp else 'off'} | {c.rows} "
-            f"| **{_fmt(c.ratio('rps'), digits=2)}** | **{_fmt(c.ratio('p50'), digits=2)}** "
+            f"| **{_fmt(c.ratio('rps'), digits=2)}** "
+            f"| {_fmt(min(c.paired(), default=None), digits=2)}–"
+            f"{_fmt(max(c.paired(), default=None), digits=2)} "
+            f"| **{_fmt(c.ratio('p50'), digits=2)}** "
             f"| **{_fmt(c.ratio('p99'), digits=2)}** "
             f"| {_fmt(med('bare', 'rps'))} / {_fmt(med('template', 'rps'))} "
             f"| {_fmt(med('bare', 'p50'), 1e3, 2)} / {_fmt(med('template', 'p50'), 1e3, 2)} "
@@ -253,8 +265,10 @@ def machine() -> str:
         ),
         platform.processor() or "unknown",
     )
+    load = Path("/proc/loadavg").read_text().split()[:3]
     return (
-        f"- `nproc`: {nproc} ({cpu}); shared with other jobs while measuring\n"
+        f"- `nproc`: {nproc} ({cpu}); shared with other jobs while measuring "
+        f"(load average at the end: {' '.join(load)})\n"
         f"- `python -V`: Python {platform.python_version()}\n"
         f"- bentoml {bentoml.__version__}; {(wrk.stdout or wrk.stderr).splitlines()[0]}"
     )
