@@ -9,7 +9,7 @@ PHOENIX_VENV ?= .venv-phoenix
 PHOENIX_REQUIREMENTS := deploy/phoenix-requirements.txt
 PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench build services phoenix clean
+.PHONY: demo test test-fast lint format bench bench-tools bench-profile build services phoenix clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,8 +52,22 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
-	$(PY) -m bench.run_all
+## make bench: served overhead (template vs bare BentoML, real servers, wrk), then the
+## in-process benches; writes bench/RESULTS.md. `make bench BENCH_ARGS=--quick`: under 5 min.
+bench: $(STAMP) bench-tools
+	$(PY) -m bench.run_all $(BENCH_ARGS)
+
+## py-spy on one template worker under wrk load; writes "Where the time goes" in bench/RESULTS.md.
+bench-profile: $(STAMP) bench-tools
+	$(PY) -m bench.profile_served $(PROFILE_ARGS)
+
+## wrk (Debian) for the served benchmark, installed when missing.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=""; [[ $$(id -u) -eq 0 ]] || SUDO="sudo"; \
+	  echo "installing wrk (Debian package)"; \
+	  $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; }; }
 
 build: $(STAMP)
 	$(PY) -m service.train
