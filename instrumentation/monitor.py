@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from instrumentation.store.base import (
     MISSING_GROUP,
     FeedbackStatus,
     Increments,
+    LabelOutcome,
     PredictionRecord,
     PredictionStore,
     bucket_of,
@@ -253,25 +255,34 @@ class ModelMonitor:
             counts: dict[str, int] = dict.fromkeys(FEEDBACK_STATUSES, 0)
             for outcome in outcomes:
                 counts[outcome.status] += 1
-            matched = [o.record for o in outcomes if o.status == "matched" and o.record]
-            self._safely(self._record_feedback, span, matched, counts, now)
+            self._safely(self._record_feedback, span, outcomes, now)
         return FeedbackResult([(o.prediction_id, o.status) for o in outcomes], counts)
 
-    def _record_feedback(
-        self, span: Span, matched: list[PredictionRecord], counts: dict[str, int], now: float
-    ) -> None:
-        for status, count in counts.items():
-            if count:
-                self.instruments.feedback.add(
-                    count, {**self._attrs, names.ATTR_FEEDBACK_STATUS: status}
-                )
+    def _record_feedback(self, span: Span, outcomes: list[LabelOutcome], now: float) -> None:
+        """Counters of one feedback request, each under the version of the prediction it counts.
+
+        A label for a prediction an earlier version made counts on that version's
+        series: after a deploy, late labels keep completing the old version's
+        confusion counts instead of landing on the new one's. Items without a stored
+        prediction (``unknown``) count under the serving version.
+        """
+        by_status: Counter[tuple[str, str]] = Counter(
+            (o.status, o.record.version if o.record is not None else self.spec.version)
+            for o in outcomes
+        )
+        for (status, version), count in by_status.items():
+            self.instruments.feedback.add(
+                count, {**self._version_attrs(version), names.ATTR_FEEDBACK_STATUS: status}
+            )
+        matched = [o.record for o in outcomes if o.status == "matched" and o.record]
         for record in matched:
-            self.instruments.label_delay.record(max(0.0, now - record.created), self._attrs)
+            attrs = self._version_attrs(record.version)
+            self.instruments.label_delay.record(max(0.0, now - record.created), attrs)
             if record.label is not None and record.feedback is not None:
                 self.instruments.confusion.add(
                     1,
                     {
-                        **self._attrs,
+                        **attrs,
                         names.ATTR_LABEL_ACTUAL: str(record.feedback),
                         names.ATTR_LABEL_PREDICTED: record.label,
                     },
@@ -354,6 +365,12 @@ class ModelMonitor:
         self.evict_expired()
         self.compact_aggregates()
         return True
+
+    def _version_attrs(self, version: str) -> dict[str, str]:
+        """The model attributes of ``version`` (this model's name; any of its versions)."""
+        if version == self.spec.version:
+            return self._attrs
+        return {**self._attrs, names.ATTR_MODEL_VERSION: version}
 
     @contextmanager
     def _span(self, name: str, attributes: dict[str, Any]) -> Iterator[Span]:
