@@ -142,6 +142,8 @@ _MIGRATIONS: Final = (
     """,
 )
 
+_Conn = psycopg.Connection[tuple[Any, ...]]
+
 _COLUMNS = ", ".join(RECORD_COLUMNS)
 _COLUMN_TYPES = (
     "text[]",
@@ -197,7 +199,7 @@ class PostgresStore:
         options: dict[str, Any] = {"autocommit": True, "application_name": "model-monitor"}
         if "connect_timeout" not in conninfo_to_dict(conninfo):
             options["connect_timeout"] = max(1, round(timeout))
-        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+        self._pool: ConnectionPool[_Conn] = ConnectionPool(
             conninfo,
             min_size=min_connections,
             max_size=max(min_connections, max_connections),
@@ -223,10 +225,7 @@ class PostgresStore:
     def _migrate(self) -> None:
         """Create or upgrade the schema; replicas starting together take turns."""
         with self._transaction() as conn:
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                (f"instrumentation.store.postgres:{self.schema}",),
-            )
+            _lock(conn, f"instrumentation.store.postgres:{self.schema}")
             conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
             conn.execute(
                 self._q(
@@ -253,7 +252,7 @@ class PostgresStore:
                 logger.info("store schema %s: version %d -> %d", self.schema, found, SCHEMA_VERSION)
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    def _transaction(self) -> Iterator[_Conn]:
         """A pooled connection inside ``BEGIN`` … ``COMMIT`` (rolled back on any error)."""
         with self._pool.connection() as conn, conn.transaction():
             yield conn
@@ -297,7 +296,7 @@ class PostgresStore:
 
     def _admit_groups(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        conn: _Conn,
         model: str,
         records: Sequence[PredictionRecord],
         max_values: int,
@@ -339,7 +338,7 @@ class PostgresStore:
 
     def _admit_new(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        conn: _Conn,
         model: str,
         attribute: str,
         values: list[str],
@@ -347,10 +346,7 @@ class PostgresStore:
         full: dict[tuple[str, str], int],
     ) -> set[tuple[str, str]]:
         """Admit the first of ``values`` that fit under the cap; return every admitted one."""
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-            (f"{self.schema}.group_values\x1f{model}\x1f{attribute}",),
-        )
+        _lock(conn, f"{self.schema}.group_values\x1f{model}\x1f{attribute}")
         stored = {
             v
             for (v,) in conn.execute(
@@ -412,7 +408,7 @@ class PostgresStore:
 
     def _select(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        conn: _Conn,
         model: str,
         ids: Sequence[str],
         *,
@@ -431,9 +427,7 @@ class PostgresStore:
         )
         return {r.prediction_id: r for r in map(record_from_row, rows)}
 
-    def _apply(
-        self, conn: psycopg.Connection[tuple[Any, ...]], model: str, increments: Increments
-    ) -> None:
+    def _apply(self, conn: _Conn, model: str, increments: Increments) -> None:
         cells = increments.encoded()
         if not cells:
             return
@@ -502,7 +496,7 @@ class PostgresStore:
 
     def _delete_batches(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        conn: _Conn,
         model: str,
         condition: str,
         args: tuple[Any, ...],
@@ -531,10 +525,7 @@ class PostgresStore:
         figure SQLite gives for the same data.
         """
         with self._transaction() as conn:
-            conn.execute(  # one compaction per model at a time, replicas included
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                (f"{self.schema}.compact\x1f{model}",),
-            )
+            _lock(conn, f"{self.schema}.compact\x1f{model}")  # one compaction per model at once
             dropped = conn.execute(
                 self._q(
                     "WITH gone AS (DELETE FROM {s}.aggregates WHERE model = %s AND bucket < %s "
@@ -580,6 +571,11 @@ class PostgresStore:
         self._pool.close()
 
 
-def _shard(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
+def _shard(conn: _Conn) -> int:
     """This connection's aggregate shard: unique among live connections up to ``SHARDS``."""
     return conn.info.backend_pid % SHARDS
+
+
+def _lock(conn: _Conn, name: str) -> None:
+    """Wait for the advisory lock ``name`` (every replica's), held until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
