@@ -7,11 +7,14 @@ committed, and durable, before :meth:`PostgresStore.add_predictions` returns.
 Choices, and why:
 
 - **Bounded round trips.** A request's rows go in as column arrays through
-  ``unnest`` (one ``INSERT`` however many rows), its pre-summed increments as one
-  multi-row upsert, and the writes after the last read are sent in psycopg's
-  pipeline mode with the ``COMMIT``. A reused id is found by ``ON CONFLICT DO
-  NOTHING RETURNING`` (no exception, no savepoint), then the transaction is rolled
-  back, so nothing of the request stays.
+  ``unnest`` (one ``INSERT`` however many rows), and its pre-summed increments as
+  one multi-row upsert attached to that ``INSERT`` as a CTE: one statement. Once
+  the batch's group values are all known (they soon are), it runs in autocommit,
+  its own transaction: one round trip and one commit per request. A label request
+  takes four (``BEGIN``, the locking read, the update with its cells, ``COMMIT``).
+  A reused id fails the statement as a whole (a unique violation), so nothing of
+  the request stays. psycopg's pipeline mode was tried and measured slower here
+  (about 2x per request on loopback): there are too few statements to overlap.
 - **Exactly-once join.** :meth:`~PostgresStore.apply_labels` locks the rows it
   labels (``SELECT … FOR UPDATE``) before deciding; a replica handling the same
   label at the same instant waits for that commit, reads the label and reports
@@ -46,6 +49,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -265,68 +269,84 @@ class PostgresStore:
         *,
         max_group_values: int,
     ) -> list[PredictionRecord]:
-        """Insert the records and their increments in one transaction (see the protocol)."""
+        """Insert the records and their increments atomically (see the protocol).
+
+        Once every group value of the batch is known from the cache, that is one
+        statement in autocommit: one round trip, its own transaction. Otherwise the
+        admission of new values and the rows share a transaction.
+        """
         known: set[tuple[str, str, str]] = set()
         full: dict[tuple[str, str], int] = {}
-        with self._transaction() as conn:
-            admitted = self._admit_groups(conn, model, records, max_group_values, known, full)
-            capped = [with_capped_groups(r, admitted) for r in records]
-            rows = [record_row(r) for r in capped]
-            columns: list[list[Any]] = (
-                [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in RECORD_COLUMNS]
-            )
-            arrays = ", ".join(f"%s::{t}" for t in _COLUMN_TYPES)
-            with conn.pipeline():
-                inserted = conn.execute(
-                    self._q(
-                        f"INSERT INTO {{s}}.predictions (model, {_COLUMNS}) "
-                        f"SELECT %s, r.* FROM unnest({arrays}) AS r ORDER BY 1, 2 "
-                        "ON CONFLICT (model, prediction_id) DO NOTHING RETURNING prediction_id"
-                    ),
+        pairs = group_pairs(records)
+        unsure = self._unsure_groups(model, pairs, max_group_values)
+        try:
+            with (
+                self._pool.connection() as conn,
+                conn.transaction() if unsure else contextlib.nullcontext(),
+            ):
+                admitted = {(a, v) for a, v in pairs if (model, a, v) in self._admitted}
+                if unsure:
+                    admitted |= self._admit_groups(
+                        conn, model, unsure, max_group_values, known, full
+                    )
+                capped = [with_capped_groups(r, admitted) for r in records]
+                rows = [record_row(r) for r in capped]
+                columns = [list(c) for c in zip(*rows, strict=True)] or [[] for _ in RECORD_COLUMNS]
+                arrays = ", ".join(f"%b::{t}" for t in _COLUMN_TYPES)
+                self._with_cells(
+                    conn,
+                    model,
+                    increments,
+                    f"INSERT INTO {{s}}.predictions (model, {_COLUMNS}) "
+                    f"SELECT %s, r.* FROM unnest({arrays}) AS r ORDER BY 1, 2",
                     (model, *columns),
                 )
-                self._apply(conn, model, increments)
-                written = {pid for (pid,) in inserted.fetchall()}
-            if len(written) < len(records):
-                ids = [r.prediction_id for r in records]
-                raise DuplicatePredictionId(first_reused_id(ids, set(ids) - written))
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.table_name != "predictions":
+                raise
+            # Nothing was written (the statement, and any transaction, rolled back).
+            ids = [r.prediction_id for r in records]
+            stored = self.get_predictions(model, ids)
+            raise DuplicatePredictionId(first_reused_id(ids, stored)) from None
         self._admitted |= known
         self._full.update(full)
         return capped
+
+    def _unsure_groups(
+        self, model: str, pairs: list[tuple[str, str]], max_values: int
+    ) -> list[tuple[str, str]]:
+        """The pairs the cache cannot decide: neither known admitted nor of a full attribute."""
+        return [
+            (a, v)
+            for a, v in pairs
+            if (model, a, v) not in self._admitted
+            and self._full.get((model, a), max_values + 1) > max_values
+        ]
 
     def _admit_groups(
         self,
         conn: _Conn,
         model: str,
-        records: Sequence[PredictionRecord],
+        unsure: list[tuple[str, str]],
         max_values: int,
         known: set[tuple[str, str, str]],
         full: dict[tuple[str, str], int],
     ) -> set[tuple[str, str]]:
-        """The batch's ``(attribute, value)`` pairs within the cap, admitting new ones in order.
+        """Which ``unsure`` pairs are within the cap, admitting new ones in order.
 
-        One query finds which of the batch's uncached values are admitted already;
-        an attribute with new values is then decided under an advisory lock of its
-        own, so two replicas never both admit the last place. ``known`` and ``full``
-        collect what the caller may cache once the transaction commits.
+        One query finds which are admitted already; an attribute with new values is
+        then decided under an advisory lock of its own, so two replicas never both
+        admit the last place. ``known`` and ``full`` collect what the caller may
+        cache once the transaction commits.
         """
-        pairs = group_pairs(records)
-        admitted = {(a, v) for a, v in pairs if (model, a, v) in self._admitted}
-        unsure = [
-            (a, v)
-            for a, v in pairs
-            if (a, v) not in admitted and self._full.get((model, a), max_values + 1) > max_values
-        ]
-        if not unsure:
-            return admitted
         rows = conn.execute(
             self._q(
                 "SELECT attribute, value FROM {s}.group_values WHERE model = %s "
-                "AND (attribute, value) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+                "AND (attribute, value) IN (SELECT * FROM unnest(%b::text[], %b::text[]))"
             ),
             (model, [a for a, _ in unsure], [v for _, v in unsure]),
         ).fetchall()
-        admitted.update((a, v) for a, v in rows)
+        admitted: set[tuple[str, str]] = {(a, v) for a, v in rows}
         new: dict[str, list[str]] = {}
         for a, v in unsure:
             if (a, v) not in admitted:
@@ -359,7 +379,7 @@ class PostgresStore:
             conn.execute(
                 self._q(
                     "INSERT INTO {s}.group_values (model, attribute, value) "
-                    "SELECT %s, %s, v FROM unnest(%s::text[]) AS v"
+                    "SELECT %s, %s, v FROM unnest(%b::text[]) AS v"
                 ),
                 (model, attribute, fresh),
             )
@@ -382,23 +402,21 @@ class PostgresStore:
             outcomes, matched, increments = join_labels(
                 records, labels, now=now, ttl=ttl, aggregate=aggregate
             )
-            with conn.pipeline():
-                if matched:
-                    conn.execute(
-                        self._q(
-                            "UPDATE {s}.predictions AS p SET feedback = u.feedback, "
-                            "feedback_at = %s FROM unnest(%s::text[], %s::text[]) "
-                            "AS u(prediction_id, feedback) "
-                            "WHERE p.model = %s AND p.prediction_id = u.prediction_id"
-                        ),
-                        (
-                            now,
-                            [pid for pid, _ in matched],
-                            [encode_label(label) for _, label in matched],
-                            model,
-                        ),
-                    )
-                self._apply(conn, model, increments)
+            if matched or increments:
+                self._with_cells(
+                    conn,
+                    model,
+                    increments,
+                    "UPDATE {s}.predictions AS p SET feedback = u.feedback, feedback_at = %s "
+                    "FROM unnest(%b::text[], %b::text[]) AS u(prediction_id, feedback) "
+                    "WHERE p.model = %s AND p.prediction_id = u.prediction_id",
+                    (
+                        now,
+                        [pid for pid, _ in matched],
+                        [encode_label(label) for _, label in matched],
+                        model,
+                    ),
+                )
         return outcomes
 
     def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
@@ -427,28 +445,36 @@ class PostgresStore:
         )
         return {r.prediction_id: r for r in map(record_from_row, rows)}
 
-    def _apply(self, conn: _Conn, model: str, increments: Increments) -> None:
+    def _with_cells(
+        self,
+        conn: _Conn,
+        model: str,
+        increments: Increments,
+        statement: str,
+        args: tuple[Any, ...],
+    ) -> None:
+        """Run ``statement`` with the increments' upsert attached: one round trip for both.
+
+        The upsert is a CTE that nothing reads, which PostgreSQL runs to completion
+        after the main statement: rows, then cells, in every writer. Cells are locked
+        in ``(version, bucket, key)`` order, in this connection's shard.
+        """
         cells = increments.encoded()
         if not cells:
+            conn.execute(self._q(statement), args)
             return
-        versions, buckets, keys, amounts = zip(*cells, strict=True)
+        versions, buckets, keys, amounts = (list(c) for c in zip(*cells, strict=True))
         conn.execute(
             self._q(
-                "INSERT INTO {s}.aggregates (model, version, bucket, key, shard, value) "
+                "WITH cells AS (INSERT INTO {s}.aggregates "
+                "(model, version, bucket, key, shard, value) "
                 "SELECT %s, c.version, c.bucket, c.key, %s, c.value "
-                "FROM unnest(%s::text[], %s::int8[], %s::text[], %s::float8[]) "
+                "FROM unnest(%b::text[], %b::int8[], %b::text[], %b::float8[]) "
                 "AS c(version, bucket, key, value) ORDER BY c.version, c.bucket, c.key "
                 "ON CONFLICT (model, version, bucket, key, shard) "
-                "DO UPDATE SET value = aggregates.value + excluded.value"
+                "DO UPDATE SET value = aggregates.value + excluded.value) " + statement
             ),
-            (
-                model,
-                _shard(conn),
-                list(versions),
-                list(buckets),
-                list(keys),
-                list(amounts),
-            ),
+            (model, _shard(conn), versions, buckets, keys, amounts, *args),
         )
 
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
