@@ -7,15 +7,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 import pytest
 
 import instrumentation.store.postgres as postgres
 from instrumentation import StoreURL, open_store
+from instrumentation.store.base import Increments
 from instrumentation.store.postgres import NEWER_SCHEMA, SCHEMA_VERSION, PostgresStore, pool_size
 from tests.harness.postgres import PostgresCluster
-from tests.unit.store.contract import T0, add, count_labels, record
+from tests.unit.store.contract import BUCKET, T0, add, count_labels, record
 
 
 @pytest.fixture
@@ -153,3 +155,43 @@ def test_the_password_never_reaches_logs_or_repr() -> None:
     url = StoreURL.parse("postgresql://app:s3cret@db.internal/ml?schema=fraud")
 
     assert "s3cret" not in url.describe() + repr(url)
+
+
+def test_a_request_costs_a_bounded_number_of_statements(
+    postgres_cluster: PostgresCluster,
+    schema: str,
+    opened: list[PostgresStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = PostgresStore(postgres_cluster.url(), schema=schema)
+    opened.append(store)
+    add(store, [record("warm", groups={"region": "north"})])  # admits "north", cached
+    statements: list[str] = []
+    transactions: list[object] = []
+    execute, transaction = psycopg.Connection.execute, psycopg.Connection.transaction
+
+    def counted_execute(self: psycopg.Connection[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        statements.append(str(query))
+        return execute(self, query, *args, **kw)
+
+    def counted_transaction(self: psycopg.Connection[Any], *args: Any, **kw: Any) -> Any:
+        transactions.append(self)
+        return transaction(self, *args, **kw)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted_execute)
+    monkeypatch.setattr(psycopg.Connection, "transaction", counted_transaction)
+    increments = Increments()
+    for minute in range(3):
+        for key in range(10):
+            increments.add("v1", BUCKET + 60 * minute, ("cell", str(key)), 1.0)
+    rows = [record(f"p{i}", groups={"region": "north"}) for i in range(200)]
+
+    store.add_predictions("m", rows, increments, max_group_values=5)
+
+    assert (len(statements), len(transactions)) == (1, 0)  # autocommit: one round trip
+    statements.clear()
+    store.apply_labels(
+        "m", [(f"p{i}", "fraud") for i in range(200)], now=T0, ttl=60, aggregate=count_labels
+    )
+    assert (len(statements), len(transactions)) == (2, 1)  # locking read; update with cells
+    assert store.sum_aggregates("m", "v1", since_bucket=0)['["labels"]'] == 200.0
