@@ -439,7 +439,7 @@ class PostgresStore:
         rows = conn.execute(
             self._q(
                 f"SELECT {_COLUMNS} FROM {{s}}.predictions "
-                f"WHERE model = %s AND prediction_id = ANY(%s){suffix}"
+                f"WHERE model = %s AND prediction_id = ANY(%b){suffix}"
             ),
             (model, list(dict.fromkeys(ids))),
         )

@@ -94,7 +94,13 @@ class PostgresCluster:
     def start(self) -> Self:
         """``initdb`` (once) and start the server; return when it accepts connections."""
         if self._as_root:
-            entry = pwd.getpwnam(_SERVER_USER)
+            try:
+                entry = pwd.getpwnam(_SERVER_USER)
+            except KeyError:
+                raise RuntimeError(
+                    f"running as root, and no {_SERVER_USER!r} user to run the server as "
+                    "(initdb refuses root); the Debian postgresql package creates it"
+                ) from None
             os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
         if not self.datadir.exists():
             subprocess.run(

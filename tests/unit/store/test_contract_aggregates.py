@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from instrumentation.store.base import Increments, PredictionStore
-from tests.unit.store.contract import Backend, predictions, record
+from tests.unit.store.contract import Backend, count_labels, predictions, record
 
 HOUR = 3600
 H0 = 1_800_000_000 - 1_800_000_000 % HOUR  # an hour-aligned start
@@ -97,3 +99,31 @@ def test_buckets_older_than_drop_before_are_deleted(backend: Backend) -> None:
 
     assert removed == 60 * 3
     assert store.sum_aggregates("m", "v1", since_bucket=0) == pytest.approx(kept, abs=1e-9)
+
+
+def test_replicas_writing_the_same_cells_at_once_lose_no_increment(backend: Backend) -> None:
+    replicas = [backend.open() for _ in range(4)]
+    barrier = threading.Barrier(len(replicas))
+    keys = [("predictions",), ("confusion", "a", "b"), ("score", "sum"), ("drift", "f", "1")]
+
+    def write(index: int) -> None:
+        barrier.wait(timeout=30)
+        for n in range(20):
+            increments = Increments()
+            # Each replica walks the same cells in another order: the store sorts them.
+            for key in keys if index % 2 else keys[::-1]:
+                for minute in range(3):
+                    increments.add("v1", H0 + 60 * minute, key, 1.0)
+            replicas[index].add_predictions(
+                "m", [record(f"{index}-{n}")], increments, max_group_values=9
+            )
+            replicas[index].apply_labels(
+                "m", [(f"{index}-{n}", "fraud")], now=H0, ttl=1e9, aggregate=count_labels
+            )
+
+    with ThreadPoolExecutor(len(replicas)) as pool:
+        list(pool.map(write, range(len(replicas))))
+
+    sums = replicas[0].sum_aggregates("m", "v1", since_bucket=0)
+    assert sums['["labels"]'] == 80.0
+    assert sums['["predictions"]'] == sums['["drift","f","1"]'] == 4 * 20 * 3.0
