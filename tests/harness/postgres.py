@@ -80,6 +80,7 @@ class PostgresCluster:
         Not under pytest's ``tmp_path``: that lives in a root-only directory that the
         ``postgres`` user cannot enter.
         """
+        find_bindir()  # before making a directory that would then be left behind
         workdir = Path(tempfile.mkdtemp(prefix="monitor-pg-"))
         cluster = cls(workdir)
         try:
