@@ -4,15 +4,27 @@
 # start their own instances on 127.0.0.1, so no package daemon is started here.
 #   prometheus               /usr/bin/prometheus, /usr/bin/promtool  (2.42 on Debian 12)
 #   prometheus-alertmanager  /usr/bin/prometheus-alertmanager, /usr/bin/amtool  (0.25)
+#   postgresql               initdb, pg_ctl, postgres in /usr/lib/postgresql/<major>/bin (15);
+#                            the store tests start a private cluster from them
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
+# The server binaries are off PATH on Debian: look where tests/harness/postgres.py looks.
+have_postgres() {
+  local dir
+  for dir in "$(pg_config --bindir 2>/dev/null)" /usr/lib/postgresql/*/bin; do
+    [[ -x $dir/initdb && -x $dir/pg_ctl && -x $dir/postgres ]] && return 0
+  done
+  return 1
+}
 { have prometheus && have promtool; } || need+=(prometheus)
 { have prometheus-alertmanager && have amtool; } || need+=(prometheus-alertmanager)
+have_postgres || need+=(postgresql)
 # (to come as backends are added: redis-server)
 if ((${#need[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-  # Keep the packages' own services from starting (they would listen on all interfaces).
+  # Keep the packages' own services from starting (they would listen on all interfaces;
+  # postgresql's main cluster is created but stays stopped).
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod 755 /usr/sbin/policy-rc.d

@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 DEFAULT_STORE_URL = "sqlite:///.monitor/store.db"
 """Embedded default: an SQLite file under ``./.monitor/`` shared by all workers of a host."""
@@ -80,32 +82,97 @@ def _port(env: Mapping[str, str], variable: str, *, processes: int) -> int | Non
     return value
 
 
+STORE_URL_HELP: Final = (
+    "expected sqlite:///<path> (relative, or absolute with sqlite:////abs/path) or "
+    "postgresql://user:password@host:port/database[?sslmode=...&schema=...] (postgres:// too)"
+)
+"""What ``MONITOR_STORE_URL`` accepts, quoted by every store-URL error."""
+
+DEFAULT_POSTGRES_SCHEMA: Final = "monitor"
+"""PostgreSQL schema holding the store's tables unless the URL says ``schema=...``."""
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _redacted(text: str) -> str:
+    """``text`` with any password (``user:password@`` or ``password=``) replaced by ``***``."""
+    text = re.sub(r"^([a-z]+://[^:/?#@]*):[^@/?#]*@", r"\1:***@", text)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", text)
+
+
 @dataclass(frozen=True)
 class StoreURL:
-    """A parsed ``MONITOR_STORE_URL``: ``sqlite:///relative/path`` or ``sqlite:////abs/path``.
+    """A parsed ``MONITOR_STORE_URL``: an SQLite file or a PostgreSQL database.
 
-    SQLite is the one store this version ships; a Redis URL gets a clear error.
+    ``sqlite:///relative/path`` or ``sqlite:////abs/path`` sets :attr:`path`;
+    ``postgresql://user:password@host:port/database?sslmode=require`` (libpq URL
+    syntax, ``postgres://`` too) sets :attr:`conninfo`, the URL handed to libpq with
+    the library's own ``schema=`` parameter taken out into :attr:`schema`. The
+    password never appears in :meth:`describe`, in ``repr`` or in an error.
+
+    >>> StoreURL.parse("postgresql://app:secret@db:5432/ml?schema=fraud").describe()
+    'postgresql://app:***@db:5432/ml (schema fraud)'
     """
 
-    path: Path
+    path: Path | None = None
+    conninfo: str | None = field(default=None, repr=False)
+    schema: str | None = None
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when the URL names a PostgreSQL database."""
+        return self.conninfo is not None
 
     @classmethod
     def parse(cls, text: str, *, variable: str = "MONITOR_STORE_URL") -> StoreURL:
         """Check a store URL; raise :class:`ConfigError` naming ``variable`` otherwise."""
+        shown = _redacted(text)
         if text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
             return cls(Path(text[len("sqlite:///") :]))
+        if text.startswith(_POSTGRES_SCHEMES):
+            return cls._parse_postgres(text, variable=variable, shown=shown)
         if text.startswith(("redis://", "rediss://")):
             raise ConfigError(
-                f"{variable}={text!r}: the redis store is not available in this version; "
-                "expected sqlite:///<path>"
+                f"{variable}={shown!r}: the redis store is not available in this version; "
+                f"{STORE_URL_HELP}"
             )
-        raise ConfigError(
-            f"{variable}={text!r}: expected sqlite:///<path> (relative, or absolute with "
-            "sqlite:////abs/path)"
-        )
+        raise ConfigError(f"{variable}={shown!r}: {STORE_URL_HELP}")
+
+    @classmethod
+    def _parse_postgres(cls, text: str, *, variable: str, shown: str) -> StoreURL:
+        parts = urlsplit(text)
+        try:
+            parts.port  # noqa: B018 -- raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(
+                f"{variable}={shown!r}: the port is not a number; {STORE_URL_HELP}"
+            ) from None
+        database = parts.path.lstrip("/")
+        if not database or "/" in database:
+            raise ConfigError(f"{variable}={shown!r}: no database name; {STORE_URL_HELP}")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schema = DEFAULT_POSTGRES_SCHEMA
+        for name, value in query:
+            if name == "schema":
+                schema = value
+        if not _SCHEMA_NAME.match(schema):
+            raise ConfigError(
+                f"{variable}={shown!r}: schema {schema!r} must be lower-case letters, digits "
+                "and _ (at most 63, not starting with a digit)"
+            )
+        libpq_query = urlencode([(n, v) for n, v in query if n != "schema"])
+        # Rebuilt by hand: urlunsplit drops the empty host of postgresql:///db (a local socket).
+        conninfo = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        conninfo += f"?{libpq_query}" if libpq_query else ""
+        return cls(conninfo=conninfo, schema=schema)
 
     def describe(self) -> str:
-        """Where the store is, for logs: the absolute path of the database file."""
+        """Where the store is, for logs: the file's absolute path, or the URL without password."""
+        if self.conninfo is not None:
+            parts = urlsplit(_redacted(self.conninfo))  # the query may hold sslkey paths: left out
+            return f"{parts.scheme}://{parts.netloc}{parts.path} (schema {self.schema})"
+        assert self.path is not None  # one of the two is always set by parse
         return str(self.path.resolve())
 
 

@@ -156,7 +156,7 @@ class ModelService:
         logger.info("prediction store: %s", settings.monitor.store_url.describe())
         self.monitor = ModelMonitor(
             SPEC,
-            open_store(settings.monitor.store_url),
+            open_store(settings.monitor.store_url, workers=settings.monitor.workers),
             tracer_provider=self.tracer_provider,
             meter_provider=self.meter_provider,
             config=settings.monitor,

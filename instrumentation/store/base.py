@@ -1,8 +1,10 @@
 """The store protocol: where predictions wait for their labels, and where additive aggregates live.
 
 The store is the single source of truth shared by every worker process (and, with
-Redis, every replica): process memory never holds state another worker needs.
-Everything written in one call is written atomically or not at all.
+PostgreSQL, every replica): process memory never holds state another worker needs.
+Everything written in one call is written atomically or not at all. What every store
+decides the same way (a feedback item's status, which group values are capped, which
+id of a batch was reused, how a row is encoded) lives here, once.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol
 
 from instrumentation.metrics import fairness
@@ -198,8 +200,151 @@ def label_status(
     return "matched"
 
 
+def join_labels(
+    records: Mapping[str, PredictionRecord],
+    labels: Sequence[tuple[str, Label | None]],
+    *,
+    now: float,
+    ttl: float,
+    aggregate: LabelAggregator,
+) -> tuple[list[LabelOutcome], list[tuple[str, Label]], Increments]:
+    """Decide every feedback item of a request against the rows it names.
+
+    Args:
+        records: the stored rows of the request's ids, read (and locked, where the
+            store can) inside the transaction that will write the result.
+        labels: ``(prediction id, canonical label or None)`` in request order.
+        now: the time of the join (``feedback_at``, the label buckets, TTL checks).
+        ttl: how long a prediction waits for its label, in seconds.
+        aggregate: adds one matched label's increments.
+
+    Returns:
+        The outcomes in request order, the ``(id, label)`` pairs to write as
+        feedback, and the increments of the matched labels. A later item for an id
+        matched earlier in the same request sees that label (``duplicate`` or
+        ``conflict``), so a request matches each prediction at most once.
+    """
+    records = dict(records)
+    outcomes: list[LabelOutcome] = []
+    matched: list[tuple[str, Label]] = []
+    increments = Increments()
+    for pid, label in labels:
+        record = records.get(pid)
+        status = label_status(record, label, now=now, ttl=ttl)
+        if status == "matched" and record is not None and label is not None:
+            if not aggregate_one(aggregate, record, label, now, increments):
+                outcomes.append(LabelOutcome(pid, "invalid", record))
+                continue
+            record = replace(record, feedback=label, feedback_at=now)
+            records[pid] = record
+            matched.append((pid, label))
+        outcomes.append(LabelOutcome(pid, status, record))
+    return outcomes, matched, increments
+
+
+def first_reused_id(ids: Sequence[str], stored: Collection[str]) -> str:
+    """The id :class:`DuplicatePredictionId` names: the first already stored or repeated.
+
+    ``stored`` holds the ids of the batch found in the store before it was written.
+    """
+    seen: set[str] = set()
+    for pid in ids:
+        if pid in stored or pid in seen:
+            return pid
+        seen.add(pid)
+    return "?"  # the store saw a conflict its caller cannot place (a concurrent writer)
+
+
+def group_pairs(records: Sequence[PredictionRecord]) -> list[tuple[str, str]]:
+    """Every ``(attribute, value)`` a batch names, once, in order; reserved values left out.
+
+    First come, first admitted: stores admit new values in this order until the cap.
+    """
+    pairs: dict[tuple[str, str], None] = {}
+    for record in records:
+        for attribute, value in record.groups.items():
+            if value not in (MISSING_GROUP, OVERFLOW_GROUP):
+                pairs[(attribute, value)] = None
+    return list(pairs)
+
+
+def with_capped_groups(
+    record: PredictionRecord, admitted: Container[tuple[str, str]]
+) -> PredictionRecord:
+    """``record`` with each group value not ``admitted`` moved to the overflow bucket."""
+    groups = {
+        attribute: (
+            value
+            if value in (MISSING_GROUP, OVERFLOW_GROUP) or (attribute, value) in admitted
+            else OVERFLOW_GROUP
+        )
+        for attribute, value in record.groups.items()
+    }
+    return record if groups == dict(record.groups) else replace(record, groups=groups)
+
+
+RECORD_COLUMNS: Final = (
+    "prediction_id",
+    "version",
+    "created",
+    "label",
+    "value",
+    "scores",
+    "groups",
+    "trace_id",
+    "span_id",
+    "feedback",
+    "feedback_at",
+)
+"""The stored columns of a prediction row, in the order :func:`record_row` gives them."""
+
+
+def record_row(r: PredictionRecord) -> tuple[Any, ...]:
+    """A record as column values (JSON text for scores, groups and labels)."""
+    return (
+        r.prediction_id,
+        r.version,
+        r.created,
+        r.label,
+        r.value,
+        json.dumps(list(r.scores)) if r.scores is not None else None,
+        json.dumps(dict(r.groups), sort_keys=True),
+        r.trace_id,
+        r.span_id,
+        encode_label(r.feedback) if r.feedback is not None else None,
+        r.feedback_at,
+    )
+
+
+def encode_label(label: Label) -> str:
+    """A label as stored: JSON, so a class name and a number stay apart."""
+    return json.dumps(label)
+
+
+def record_from_row(row: Sequence[Any]) -> PredictionRecord:
+    """Inverse of :func:`record_row`."""
+    (pid, version, created, label, value, scores, groups, trace_id, span_id, fb, fb_at) = row
+    return PredictionRecord(
+        prediction_id=pid,
+        version=version,
+        created=created,
+        label=label,
+        value=value,
+        scores=tuple(json.loads(scores)) if scores is not None else None,
+        groups=json.loads(groups),
+        trace_id=trace_id,
+        span_id=span_id,
+        feedback=json.loads(fb) if fb is not None else None,
+        feedback_at=fb_at,
+    )
+
+
 class PredictionStore(Protocol):
-    """What the monitor needs from a store. Shipped: :class:`~instrumentation.SQLiteStore`."""
+    """What the monitor needs from a store.
+
+    Shipped: :class:`~instrumentation.SQLiteStore` (one host) and
+    :class:`~instrumentation.store.postgres.PostgresStore` (replicas on many hosts).
+    """
 
     def add_predictions(
         self,

@@ -14,28 +14,29 @@ stall in the request path every few hundred requests.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from instrumentation.store.base import (
-    MISSING_GROUP,
-    OVERFLOW_GROUP,
+    RECORD_COLUMNS,
     DuplicatePredictionId,
     Increments,
     Label,
     LabelAggregator,
     LabelOutcome,
     PredictionRecord,
-    aggregate_one,
-    label_status,
+    encode_label,
+    first_reused_id,
+    group_pairs,
+    join_labels,
+    record_from_row,
+    record_row,
+    with_capped_groups,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,10 +87,7 @@ INSERT INTO aggregates (model, version, bucket, key, value) VALUES (?, ?, ?, ?, 
 ON CONFLICT (model, version, bucket, key) DO UPDATE SET value = value + excluded.value
 """
 
-_COLUMNS = (
-    "prediction_id, version, created, label, value, scores, groups, trace_id, span_id, "
-    "feedback, feedback_at"
-)
+_COLUMNS = ", ".join(RECORD_COLUMNS)
 
 
 class SQLiteStore:
@@ -207,7 +205,8 @@ class SQLiteStore:
         """Insert the records and their increments in one transaction (see the protocol)."""
         known: set[tuple[str, str, str]] = set()
         with self._transaction() as cur:
-            capped = [self._cap_groups(cur, model, r, max_group_values, known) for r in records]
+            admitted = self._admit_groups(cur, model, records, max_group_values, known)
+            capped = [with_capped_groups(r, admitted) for r in records]
             # executemany keeps the rows inserted before the failing one; undo them first so
             # the error names an id that was really taken, not one this call just inserted.
             cur.execute("SAVEPOINT insert_predictions")
@@ -215,69 +214,54 @@ class SQLiteStore:
                 cur.executemany(
                     f"INSERT INTO predictions (model, {_COLUMNS}) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(model, *_row(r)) for r in capped],
+                    [(model, *record_row(r)) for r in capped],
                 )
             except sqlite3.IntegrityError:
                 cur.execute("ROLLBACK TO insert_predictions")
-                taken = self._existing_ids(cur, model, [r.prediction_id for r in records])
-                raise DuplicatePredictionId(taken[0] if taken else "?") from None
+                ids = [r.prediction_id for r in records]
+                raise DuplicatePredictionId(
+                    first_reused_id(ids, self._select(cur, model, ids))
+                ) from None
             self._apply(cur, model, increments)
         self._admitted |= known  # committed now: safe to skip the query next time
         return capped
 
-    def _existing_ids(self, cur: sqlite3.Cursor, model: str, ids: Sequence[str]) -> list[str]:
-        seen: set[str] = set()
-        taken: list[str] = []
-        for pid in ids:
-            if pid in seen:
-                taken.append(pid)
-            seen.add(pid)
-        found = self._select(cur, model, ids)
-        return [pid for pid in ids if pid in found] + taken
-
-    def _cap_groups(
+    def _admit_groups(
         self,
         cur: sqlite3.Cursor,
         model: str,
-        record: PredictionRecord,
+        records: Sequence[PredictionRecord],
         max_values: int,
         known: set[tuple[str, str, str]],
-    ) -> PredictionRecord:
-        """The record with over-cap group values moved to the overflow bucket.
+    ) -> set[tuple[str, str]]:
+        """The batch's ``(attribute, value)`` pairs within the cap, admitting new ones in order.
 
         Values this transaction admits or finds go to ``known``, cached only once it
-        commits: an earlier row of the same batch may have inserted one, and a batch
-        rolled back (a reused id) must leave neither the row nor the cache behind.
+        commits: a batch rolled back (a reused id) must leave neither the admission
+        nor the cache behind. The write lock (``BEGIN IMMEDIATE``) makes the count
+        and the insert one step across processes.
         """
-        groups: dict[str, str] = {}
-        for attribute, value in record.groups.items():
-            if (
-                value in (MISSING_GROUP, OVERFLOW_GROUP)
-                or (model, attribute, value) in self._admitted
-            ):
-                groups[attribute] = value
-                continue
-            stored = cur.execute(
-                "SELECT 1 FROM group_values WHERE model=? AND attribute=? AND value=?",
-                (model, attribute, value),
-            ).fetchone()
-            if stored is None:
-                (count,) = cur.execute(
-                    "SELECT COUNT(*) FROM group_values WHERE model=? AND attribute=?",
-                    (model, attribute),
-                ).fetchone()
-                if count >= max_values:
-                    groups[attribute] = OVERFLOW_GROUP
-                    continue
-                cur.execute(
-                    "INSERT INTO group_values (model, attribute, value) VALUES (?, ?, ?)",
+        admitted: set[tuple[str, str]] = set()
+        for attribute, value in group_pairs(records):
+            if (model, attribute, value) not in self._admitted:
+                stored = cur.execute(
+                    "SELECT 1 FROM group_values WHERE model=? AND attribute=? AND value=?",
                     (model, attribute, value),
-                )
-            known.add((model, attribute, value))
-            groups[attribute] = value
-        if groups == dict(record.groups):
-            return record
-        return replace(record, groups=groups)
+                ).fetchone()
+                if stored is None:
+                    (count,) = cur.execute(
+                        "SELECT COUNT(*) FROM group_values WHERE model=? AND attribute=?",
+                        (model, attribute),
+                    ).fetchone()
+                    if count >= max_values:
+                        continue
+                    cur.execute(
+                        "INSERT INTO group_values (model, attribute, value) VALUES (?, ?, ?)",
+                        (model, attribute, value),
+                    )
+                known.add((model, attribute, value))
+            admitted.add((attribute, value))
+        return admitted
 
     def apply_labels(
         self,
@@ -289,25 +273,16 @@ class SQLiteStore:
         aggregate: LabelAggregator,
     ) -> list[LabelOutcome]:
         """Join each label to its prediction in one transaction (see the protocol)."""
-        outcomes: list[LabelOutcome] = []
-        increments = Increments()
         with self._transaction() as cur:
             records = self._select(cur, model, [pid for pid, _ in labels])
-            for pid, label in labels:
-                record = records.get(pid)
-                status = label_status(record, label, now=now, ttl=ttl)
-                if status == "matched" and record is not None and label is not None:
-                    if not aggregate_one(aggregate, record, label, now, increments):
-                        outcomes.append(LabelOutcome(pid, "invalid", record))
-                        continue
-                    record = replace(record, feedback=label, feedback_at=now)
-                    records[pid] = record
-                    cur.execute(
-                        "UPDATE predictions SET feedback=?, feedback_at=? "
-                        "WHERE model=? AND prediction_id=?",
-                        (_encode_label(label), now, model, pid),
-                    )
-                outcomes.append(LabelOutcome(pid, status, record))
+            outcomes, matched, increments = join_labels(
+                records, labels, now=now, ttl=ttl, aggregate=aggregate
+            )
+            cur.executemany(
+                "UPDATE predictions SET feedback=?, feedback_at=? "
+                "WHERE model=? AND prediction_id=?",
+                [(encode_label(label), now, model, pid) for pid, label in matched],
+            )
             self._apply(cur, model, increments)
         return outcomes
 
@@ -327,7 +302,7 @@ class SQLiteStore:
                 f"SELECT {_COLUMNS} FROM predictions WHERE model=? AND prediction_id IN ({marks})",
                 (model, *chunk),
             ):
-                record = _record(row)
+                record = record_from_row(row)
                 found[record.prediction_id] = record
         return found
 
@@ -444,40 +419,3 @@ class SQLiteStore:
         for reader in readers:
             reader.close()
         self._readers = threading.local()
-
-
-def _row(r: PredictionRecord) -> tuple[Any, ...]:
-    return (
-        r.prediction_id,
-        r.version,
-        r.created,
-        r.label,
-        r.value,
-        json.dumps(list(r.scores)) if r.scores is not None else None,
-        json.dumps(dict(r.groups), sort_keys=True),
-        r.trace_id,
-        r.span_id,
-        _encode_label(r.feedback) if r.feedback is not None else None,
-        r.feedback_at,
-    )
-
-
-def _encode_label(label: Label) -> str:
-    return json.dumps(label)
-
-
-def _record(row: Sequence[Any]) -> PredictionRecord:
-    (pid, version, created, label, value, scores, groups, trace_id, span_id, fb, fb_at) = row
-    return PredictionRecord(
-        prediction_id=pid,
-        version=version,
-        created=created,
-        label=label,
-        value=value,
-        scores=tuple(json.loads(scores)) if scores is not None else None,
-        groups=json.loads(groups),
-        trace_id=trace_id,
-        span_id=span_id,
-        feedback=json.loads(fb) if fb is not None else None,
-        feedback_at=fb_at,
-    )

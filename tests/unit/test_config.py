@@ -28,7 +28,11 @@ from instrumentation import (
     new_instance_id,
     open_store,
 )
-from instrumentation.config import DURATION_HELP, parse_duration
+from instrumentation.config import (
+    DURATION_HELP,
+    STORE_URL_HELP,
+    parse_duration,
+)
 from instrumentation.telemetry import build_resource
 
 # --- MonitorConfig ------------------------------------------------------------------------------
@@ -135,9 +139,8 @@ def test_every_variable_is_read() -> None:
         ),
         (
             "MONITOR_STORE_URL",
-            "postgres://db/monitor",
-            "MONITOR_STORE_URL='postgres://db/monitor': expected sqlite:///<path> (relative, or "
-            "absolute with sqlite:////abs/path)",
+            "mysql://app:hunter2@db/monitor",
+            f"MONITOR_STORE_URL='mysql://app:***@db/monitor': {STORE_URL_HELP}",
         ),
         (
             "MONITOR_WINDOWS",
@@ -296,6 +299,71 @@ def test_bad_durations_name_the_variable(text: str) -> None:
 )
 def test_store_url_parse(text: str, path: str) -> None:
     assert StoreURL.parse(text) == StoreURL(Path(path))
+    assert not StoreURL.parse(text).is_postgres
+
+
+@pytest.mark.parametrize(
+    ("text", "conninfo", "schema", "described"),
+    [
+        (
+            "postgresql://app:s3cret@db.internal:5432/ml?sslmode=require",
+            "postgresql://app:s3cret@db.internal:5432/ml?sslmode=require",
+            "monitor",
+            "postgresql://app:***@db.internal:5432/ml (schema monitor)",
+        ),
+        (
+            "postgres://app@db/ml?schema=fraud_v2&connect_timeout=3",
+            "postgres://app@db/ml?connect_timeout=3",
+            "fraud_v2",
+            "postgres://app@db/ml (schema fraud_v2)",
+        ),
+        (
+            "postgresql:///ml?host=/run/postgresql&password=pw",
+            "postgresql:///ml?host=%2Frun%2Fpostgresql&password=pw",
+            "monitor",
+            "postgresql:///ml (schema monitor)",
+        ),
+    ],
+)
+def test_store_url_parses_postgres_urls_for_libpq(
+    text: str, conninfo: str, schema: str, described: str
+) -> None:
+    url = StoreURL.parse(text)
+
+    assert (url.is_postgres, url.path, url.conninfo, url.schema) == (True, None, conninfo, schema)
+    assert url.describe() == described
+    assert "s3cret" not in repr(url)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown", "problem"),
+    [
+        (
+            "postgresql://u:pw@db:port/ml",
+            "postgresql://u:***@db:port/ml",
+            "the port is not a number",
+        ),
+        ("postgresql://u:pw@db:5432", "postgresql://u:***@db:5432", "no database name"),
+        ("postgres://u@db/a/b?password=pw", "postgres://u@db/a/b?password=***", "no database name"),
+    ],
+)
+def test_bad_postgres_urls_name_the_variable_and_hide_the_password(
+    text: str, shown: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        StoreURL.parse(text)
+
+    assert str(raised.value) == f"MONITOR_STORE_URL={shown!r}: {problem}; {STORE_URL_HELP}"
+
+
+def test_a_postgres_schema_must_be_a_plain_identifier() -> None:
+    with pytest.raises(ConfigError) as raised:
+        StoreURL.parse("postgresql://u:pw@db/ml?schema=Fraud;drop")
+
+    assert str(raised.value) == (
+        "MONITOR_STORE_URL='postgresql://u:***@db/ml?schema=Fraud;drop': schema 'Fraud;drop' "
+        "must be lower-case letters, digits and _ (at most 63, not starting with a digit)"
+    )
 
 
 @pytest.mark.parametrize("text", ["sqlite:///", "sqlite://x.db", "mysql://db", "", "store.db"])
@@ -303,7 +371,7 @@ def test_store_url_rejects_other_schemes_naming_the_variable(text: str) -> None:
     with pytest.raises(ConfigError, match=r"^MONITOR_STORE_URL=") as raised:
         StoreURL.parse(text)
 
-    assert f"MONITOR_STORE_URL={text!r}: expected sqlite:///<path>" in str(raised.value)
+    assert str(raised.value) == f"MONITOR_STORE_URL={text!r}: {STORE_URL_HELP}"
     with pytest.raises(ConfigError, match=r"^OTHER_VAR="):
         StoreURL.parse(text, variable="OTHER_VAR")
 
@@ -545,7 +613,7 @@ def test_a_store_this_version_cannot_open_fails_at_start_up() -> None:
 
     assert str(raised.value) == (
         "MONITOR_STORE_URL='redis://cache:6379/0': the redis store is not available in this "
-        "version; expected sqlite:///<path>"
+        f"version; {STORE_URL_HELP}"
     )
 
 
