@@ -17,6 +17,7 @@ implementation whose public names are re-exported here: import from here.
 from __future__ import annotations
 
 from instrumentation._recording import PredictionInput, PredictionRecorder
+from instrumentation._spool import Spool
 from instrumentation.config import ConfigError, MonitorConfig, StoreURL, Window
 from instrumentation.metrics.reference import ReferenceProfile, build_reference_profile
 from instrumentation.metrics.result import MetricValue
@@ -24,7 +25,7 @@ from instrumentation.monitor import FeedbackResult, ModelMonitor
 from instrumentation.prometheus import PrometheusEndpoint
 from instrumentation.spec import FeatureSpec, InvalidInput, ModelSpec
 from instrumentation.store import PredictionStore, SQLiteStore, open_store
-from instrumentation.store.base import DuplicatePredictionId, PredictionRecord
+from instrumentation.store.base import DuplicatePredictionId, PredictionRecord, StoreUnavailable
 from instrumentation.telemetry import (
     OTLPSettings,
     build_meter_provider,
@@ -52,7 +53,9 @@ __all__ = [
     "PrometheusEndpoint",
     "ReferenceProfile",
     "SQLiteStore",
+    "Spool",
     "StoreURL",
+    "StoreUnavailable",
     "Window",
     "build_meter_provider",
     "build_reference_profile",

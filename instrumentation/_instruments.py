@@ -50,6 +50,21 @@ class Instruments:
             unit="{prediction}",
             description="Stored predictions dropped by TTL or row cap.",
         )
+        self.spooled = meter.create_counter(
+            names.METRIC_PREDICTIONS_SPOOLED,
+            unit="{prediction}",
+            description="Predictions spooled locally while the store could not take them.",
+        )
+        self.replayed = meter.create_counter(
+            names.METRIC_PREDICTIONS_REPLAYED,
+            unit="{prediction}",
+            description="Spooled predictions written to the store since.",
+        )
+        self.unrecorded = meter.create_counter(
+            names.METRIC_PREDICTIONS_UNRECORDED,
+            unit="{prediction}",
+            description="Predictions served but not recorded (no label can join them), by reason.",
+        )
         self.feedback = meter.create_counter(
             names.METRIC_FEEDBACK, unit="{label}", description="Feedback items by status."
         )

@@ -36,6 +36,15 @@ METRIC_PREDICTION_ERRORS: Final = "ml.prediction.errors"
 METRIC_PREDICTIONS_EVICTED: Final = "ml.predictions.evicted"
 """Counter, ``{prediction}``: stored predictions dropped by TTL or row cap before a label."""
 
+METRIC_PREDICTIONS_SPOOLED: Final = "ml.predictions.spooled"
+"""Counter, ``{prediction}``: predictions spooled locally (the store could not take them)."""
+
+METRIC_PREDICTIONS_REPLAYED: Final = "ml.predictions.replayed"
+"""Counter, ``{prediction}``: spooled predictions written to the store since."""
+
+METRIC_PREDICTIONS_UNRECORDED: Final = "ml.predictions.unrecorded"
+"""Counter, ``{prediction}``: served but not recorded, attribute ``ml.unrecorded.reason``."""
+
 METRIC_FEEDBACK: Final = "ml.feedback"
 """Counter, ``{label}``: feedback items by ``ml.feedback.status``."""
 
@@ -79,6 +88,9 @@ ATTR_FEEDBACK_MATCHED_IDS: Final = "ml.feedback.matched_ids"
 
 ATTR_FEEDBACK_LINKS_DROPPED: Final = "ml.feedback.links_dropped"
 """Span attribute: matched predictions beyond the link cap (not linked)."""
+
+ATTR_UNRECORDED_REASON: Final = "ml.unrecorded.reason"
+"""Metric attribute of ``ml.predictions.unrecorded``: ``spool_full``, ``no_spool``, ``id_taken``."""
 
 ATTR_LABEL_ACTUAL: Final = "ml.label.actual"
 """Metric attribute of ``ml.confusion``: the true class."""

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from opentelemetry.trace import Span
 
+from instrumentation._safekeeping import Kept, KeptRecords
 from instrumentation.metrics.quality import sums_to_one
 from instrumentation.spec import MAX_MAGNITUDE, ModelSpec, within_magnitude
 from instrumentation.store.base import PredictionRecord
@@ -35,7 +36,7 @@ StoreOutputs = Callable[
         Sequence[float] | None,
         Span,
     ],
-    list[PredictionRecord],
+    "KeptRecords",
 ]
 """How a recorder stores its outputs (``ModelMonitor._store_predictions``)."""
 
@@ -65,7 +66,11 @@ class PredictionRecorder:
         self.span = span
         self.records: list[PredictionRecord] = []
         self.recorded = False
-        """True once ``set_outputs`` has stored this prediction's rows."""
+        """True once ``set_outputs`` has taken this prediction's rows."""
+        self.kept: Kept | None = None
+        """Where the rows went: ``stored``; ``spooled`` (the store could not take them
+        now; replayed later, so labels can still join); ``unrecorded`` (served, but no
+        label can ever join them)."""
 
     def set_outputs(
         self,
@@ -88,7 +93,8 @@ class PredictionRecorder:
         if self.recorded:
             raise RuntimeError(SET_OUTPUTS_TWICE_ERROR)
         # Marked only once stored: a call that raised stored nothing, so it is no output.
-        self.records = self._store(self._inputs, labels, scores, values, self.span)
+        kept = self._store(self._inputs, labels, scores, values, self.span)
+        self.records, self.kept = kept.records, kept.kept
         self.recorded = True
         return self.records
 

@@ -14,6 +14,9 @@ from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 DEFAULT_STORE_URL = "sqlite:///.monitor/store.db"
+DEFAULT_SPOOL_DIR = ".monitor/spool"
+"""Where predictions wait when a PostgreSQL store cannot take them (local disk, a file per
+process); beside the database file for SQLite (``<store dir>/spool``)."""
 """Embedded default: an SQLite file under ``./.monitor/`` shared by all workers of a host."""
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -209,6 +212,9 @@ class MonitorConfig:
     psi_threshold: float = 0.2
     min_drift_samples: int = 100
     rollup_after: float = 7200.0
+    spool_dir: Path = Path(DEFAULT_SPOOL_DIR)
+    spool_max_bytes: int = 256 * 1024 * 1024
+    """Most the spool may hold on this host (~500k one-row predictions); past it: unrecorded."""
     bucket_seconds: int = 60
     prometheus_port: int | None = None
     """First port of the per-worker Prometheus scrape endpoints (worker i: port + i - 1)."""
@@ -234,11 +240,12 @@ class MonitorConfig:
                     f"MONITOR_BUCKET_SECONDS={bucket_seconds}"
                 )
         ttl_raw = env.get("MONITOR_PREDICTION_TTL", "").strip()
+        store_url = StoreURL.parse(env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL)
         workers = _int(env, "MONITOR_WORKERS", 2, minimum=1)
         return cls(
             workers=workers,
             trace_sample_rate=_float(env, "MONITOR_TRACE_SAMPLE_RATE", 1.0, low=0.0, high=1.0),
-            store_url=StoreURL.parse(env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL),
+            store_url=store_url,
             windows=windows,
             feedback_token=env.get("MONITOR_FEEDBACK_TOKEN", "").strip() or None,
             prediction_ttl=(
@@ -255,7 +262,22 @@ class MonitorConfig:
             psi_threshold=_float(env, "MONITOR_PSI_THRESHOLD", 0.2, low=1e-6, high=100.0),
             min_drift_samples=_int(env, "MONITOR_MIN_DRIFT_SAMPLES", 100, minimum=0),
             rollup_after=_duration(env, "MONITOR_ROLLUP_AFTER", 7200.0),
+            spool_dir=_spool_dir(env, store_url),
+            spool_max_bytes=_int(env, "MONITOR_SPOOL_MAX_BYTES", 256 * 1024 * 1024, minimum=0),
             bucket_seconds=bucket_seconds,
             prometheus_port=_port(env, "MONITOR_PROMETHEUS_PORT", processes=workers),
             prometheus_host=env.get("MONITOR_PROMETHEUS_HOST", "").strip() or "127.0.0.1",
         )
+
+
+def _spool_dir(env: Mapping[str, str], store_url: StoreURL) -> Path:
+    """``MONITOR_SPOOL_DIR``, else beside an SQLite file, else :data:`DEFAULT_SPOOL_DIR`.
+
+    Beside the file, two servers with their own stores never replay into each other's.
+    """
+    raw = env.get("MONITOR_SPOOL_DIR", "").strip()
+    if raw:
+        return Path(raw)
+    if store_url.path is not None:
+        return store_url.path.parent / "spool"
+    return Path(DEFAULT_SPOOL_DIR)

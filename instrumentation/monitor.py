@@ -36,6 +36,8 @@ from instrumentation._recording import (
     PredictionRecorder,
     check_outputs,
 )
+from instrumentation._safekeeping import KeptRecords, Safekeeper
+from instrumentation._spool import Spool
 from instrumentation._window_gauges import WindowGauges
 from instrumentation.aggregates import AggregateBook
 from instrumentation.config import MonitorConfig
@@ -44,11 +46,12 @@ from instrumentation.store.base import (
     FEEDBACK_STATUSES,
     MISSING_GROUP,
     FeedbackStatus,
-    Increments,
     LabelOutcome,
     PredictionRecord,
     PredictionStore,
+    StoreUnavailable,
     bucket_of,
+    is_unavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -83,6 +86,9 @@ class ModelMonitor:
         config: windows, TTL, caps (``MonitorConfig.from_env`` reads them).
         instance_id: this process's ``service.instance.id`` (gauge lease holder).
         clock: seconds since the epoch; injectable for tests.
+        spool: where predictions wait while the store cannot take them (see
+            :mod:`instrumentation._safekeeping`); without one they are counted as
+            unrecorded instead.
     """
 
     def __init__(
@@ -96,6 +102,7 @@ class ModelMonitor:
         instance_id: str | None = None,
         clock: Callable[[], float] = time.time,
         gauge_lease_seconds: float = 180.0,
+        spool: Spool | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -115,6 +122,15 @@ class ModelMonitor:
         )
         meter = get_meter(names.INSTRUMENTATION_SCOPE, meter_provider=meter_provider)
         self.instruments = Instruments(meter)
+        self.keeper = Safekeeper(
+            spec.name,
+            store,
+            spool,
+            book=self.book,
+            config=self.config,
+            instruments=self.instruments,
+            attributes=self._attrs,
+        )
         self.window_gauges = WindowGauges(
             meter,
             store,
@@ -195,7 +211,7 @@ class ModelMonitor:
         scores: Sequence[Sequence[float]] | None,
         values: Sequence[float] | None,
         span: Span,
-    ) -> list[PredictionRecord]:
+    ) -> KeptRecords:
         check_outputs(self.spec, len(inputs), labels, scores, values)
         now = self.clock()
         context = span.get_span_context()
@@ -215,16 +231,10 @@ class ModelMonitor:
             )
             for i, item in enumerate(inputs)
         ]
-        increments = Increments()
-        bucket = bucket_of(now, self.config.bucket_seconds)
-        for item, record in zip(inputs, records, strict=True):
-            self.book.add_prediction(record, item.features, bucket, increments)
-        stored = self.store.add_predictions(
-            self.spec.name, records, increments, max_group_values=self.config.max_group_values
-        )
-        ids = [r.prediction_id for r in stored]
+        kept = self.keeper.keep(records, [item.features for item in inputs])
+        ids = [r.prediction_id for r in kept.records]
         self._safely(span.set_attribute, names.ATTR_PREDICTION_IDS, ids[:MAX_IDS_ON_SPAN])
-        return stored
+        return kept
 
     def _groups(self, given: Mapping[str, str | None]) -> dict[str, str]:
         return {
@@ -241,17 +251,19 @@ class ModelMonitor:
         change aggregates. The span links to each matched prediction's span.
         """
         parsed = [(pid, self.spec.parse_label(label)) for pid, label in items]
+        self._labels_can_join()
         with self._span(
             names.SPAN_FEEDBACK, {**self._attrs, names.ATTR_FEEDBACK_COUNT: len(items)}
         ) as span:
             now = self.clock()
-            outcomes = self.store.apply_labels(
-                self.spec.name,
-                parsed,
-                now=now,
-                ttl=self.config.prediction_ttl,
-                aggregate=self.book.add_label,
-            )
+            with _unavailable_as(StoreUnavailable):
+                outcomes = self.store.apply_labels(
+                    self.spec.name,
+                    parsed,
+                    now=now,
+                    ttl=self.config.prediction_ttl,
+                    aggregate=self.book.add_label,
+                )
             counts: dict[str, int] = dict.fromkeys(FEEDBACK_STATUSES, 0)
             for outcome in outcomes:
                 counts[outcome.status] += 1
@@ -296,15 +308,43 @@ class ModelMonitor:
             names.ATTR_FEEDBACK_LINKS_DROPPED, max(0, len(matched) - MAX_LINKS_PER_FEEDBACK)
         )
 
+    def replay_spool(self) -> int:
+        """Write predictions spooled by this process (or a dead one) to the store; how many.
+
+        Call it on a timer (the service does, every second). Errors other than the
+        store still being unavailable propagate.
+        """
+        return self.keeper.replay()
+
+    def _labels_can_join(self) -> None:
+        """Replay this process's spool before a label is joined: its ids were acknowledged.
+
+        Raises:
+            StoreUnavailable: spooled predictions cannot reach the store yet.
+        """
+        spool = self.keeper.spool
+        if spool is None or not spool.pending:
+            return
+        self.replay_spool()
+        if spool.pending:
+            raise StoreUnavailable(
+                f"{spool.pending} spooled prediction(s) are not in the store yet"
+            )
+
     # --- snapshot and housekeeping -----------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Every window's figures, computed from the store now (the ``GET /monitor`` body)."""
-        return {
-            "model": {"name": self.spec.name, "version": self.spec.version, "task": self.spec.task},
-            "stored_predictions": self.store.count_predictions(self.spec.name),
-            "windows": self.window_reports(),
-        }
+        with _unavailable_as(StoreUnavailable):
+            return {
+                "model": {
+                    "name": self.spec.name,
+                    "version": self.spec.version,
+                    "task": self.spec.task,
+                },
+                "stored_predictions": self.store.count_predictions(self.spec.name),
+                "windows": self.window_reports(),
+            }
 
     def window_reports(self) -> dict[str, Any]:
         """Each configured window's report, from its summed buckets (what the gauges export)."""
@@ -412,3 +452,14 @@ def _span_context(record: PredictionRecord) -> SpanContext:
         is_remote=True,
         trace_flags=TraceFlags(TraceFlags.DEFAULT),
     )
+
+
+@contextmanager
+def _unavailable_as(kind: type[Exception]) -> Iterator[None]:
+    """Re-raise the store's "cannot work now" errors as ``kind``; anything else unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if is_unavailable(exc) and not isinstance(exc, kind):
+            raise kind(str(exc)) from exc
+        raise

@@ -54,6 +54,13 @@ class Prediction(BaseModel):
     label: str | None = None
     scores: dict[str, float] | None = None
     value: float | None = None
+    recorded: bool = Field(
+        default=True,
+        description=(
+            "False when the prediction could not be recorded (the store and the local "
+            "spool both failed): no label can join it."
+        ),
+    )
 
 
 class PredictResponse(BaseModel):

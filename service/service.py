@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -38,6 +39,8 @@ from instrumentation import (
     ModelMonitor,
     ModelSpec,
     PredictionInput,
+    Spool,
+    StoreUnavailable,
     build_meter_provider,
     flush_and_shutdown,
     new_instance_id,
@@ -100,6 +103,10 @@ INSTANCE_ID = new_instance_id()
 """This process's ``service.instance.id``, on its metrics and (via BentoML) its spans."""
 share_instance_id_with_spans(INSTANCE_ID)
 HOUSEKEEPING_SECONDS = 60.0
+REPLAY_SECONDS = 1.0
+"""How often a worker tries to write its spooled predictions to the store."""
+RETRY_AFTER_SECONDS = 5
+STORE_UNAVAILABLE = "the prediction store is unavailable; retry later"
 SHUTDOWN_FLUSH_SECONDS = 8.0
 """Most a worker waits for its last export at shutdown (Kubernetes grants 30 s in all)."""
 
@@ -116,10 +123,22 @@ class PayloadTooLarge(BentoMLException):
     error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
+def unavailable(exc: StoreUnavailable) -> JSONResponse:
+    """503 with ``Retry-After``: the store cannot answer now; the client should try again."""
+    return JSONResponse(
+        {"error": f"{STORE_UNAVAILABLE}: {exc}"},
+        status_code=HTTPStatus.SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _snapshot(request: Request) -> JSONResponse:
     service = bentoml.get_current_service()
-    # Summing a day of buckets is blocking database work: keep it off the event loop.
-    return JSONResponse(await run_in_threadpool(service.monitor.snapshot))
+    try:
+        # Summing a day of buckets is blocking database work: keep it off the event loop.
+        return JSONResponse(await run_in_threadpool(service.monitor.snapshot))
+    except StoreUnavailable as exc:
+        return unavailable(exc)
 
 
 # Mounted at the root: BentoML matches its own routes first, then this app's, so
@@ -154,6 +173,11 @@ class ModelService:
         self.tracer_provider = bentoml_tracer_provider()
         # `bentoml serve <tag>` runs from inside the bento: say where a relative store lands.
         logger.info("prediction store: %s", settings.monitor.store_url.describe())
+        self.spool = Spool(
+            settings.monitor.spool_dir,
+            owner=self.instance_id,
+            max_bytes=settings.monitor.spool_max_bytes,
+        )
         self.monitor = ModelMonitor(
             SPEC,
             open_store(settings.monitor.store_url, workers=settings.monitor.workers),
@@ -162,13 +186,23 @@ class ModelService:
             config=settings.monitor,
             instance_id=self.instance_id,
             gauge_lease_seconds=3 * settings.otlp.export_interval_s,
+            spool=self.spool,
         )
         self._stop = threading.Event()
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True)
         self._housekeeper.start()
 
     def _housekeeping(self) -> None:
-        while not self._stop.wait(HOUSEKEEPING_SECONDS):
+        """Replay the spool every second; evict and compact every minute (one worker)."""
+        next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        while not self._stop.wait(REPLAY_SECONDS):
+            try:
+                self.monitor.replay_spool()
+            except Exception:
+                logger.exception("replaying spooled predictions failed; will retry")
+            if time.monotonic() < next_housekeeping:
+                continue
+            next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
             try:
                 # The lease outlives two missed rounds, so one worker keeps the job.
                 self.monitor.housekeeping(lease_seconds=2.5 * HOUSEKEEPING_SECONDS)
@@ -211,6 +245,7 @@ class ModelService:
             index = next(i for i, item in enumerate(instances) if item.id == exc.prediction_id)
             raise Conflict(f"instances[{index}].id: {exc}; nothing was stored") from None
         classes = self.spec.classes
+        recorded = rec.kept != "unrecorded"
         return PredictResponse(
             model=ModelInfo(name=self.spec.name, version=self.spec.version),
             predictions=[
@@ -219,6 +254,7 @@ class ModelService:
                     label=r.label,
                     scores=dict(zip(classes, r.scores, strict=True)) if r.scores else None,
                     value=r.value,
+                    recorded=recorded,
                 )
                 for r in records
             ],
@@ -238,7 +274,11 @@ class ModelService:
             raise PayloadTooLarge(
                 f"labels: {len(labels)} given, at most {cap} per request (MONITOR_MAX_BATCH)"
             )
-        result = self.monitor.feedback([(item.prediction_id, item.label) for item in labels])
+        try:
+            result = self.monitor.feedback([(i.prediction_id, i.label) for i in labels])
+        except StoreUnavailable as exc:
+            # Nothing was joined: the label sender retries after Retry-After.
+            return unavailable(exc)  # type: ignore[return-value]  # BentoML passes a Response on
         return FeedbackResponse(
             results=[LabelResult(prediction_id=p, status=s) for p, s in result.results],
             counts=result.counts,
@@ -253,6 +293,7 @@ class ModelService:
             tracer_provider=self.tracer_provider,
             budget_s=SHUTDOWN_FLUSH_SECONDS,
         )
+        self.spool.close()  # entries left stay on disk: another worker replays them
         self.monitor.store.close()
 
 

@@ -73,6 +73,45 @@ class DuplicatePredictionId(ValueError):
         self.prediction_id = prediction_id
 
 
+class StoreUnavailable(RuntimeError):
+    """The store cannot take or give data right now; the request may be retried later.
+
+    Raised by :class:`~instrumentation.ModelMonitor` where no spool can stand in
+    (feedback, snapshots): a service answers 503 with ``Retry-After``.
+    """
+
+
+_UNAVAILABLE_TYPES: Final = frozenset(
+    {
+        # sqlite3: disk full, I/O error, read-only file, locked past the busy timeout,
+        # a file that cannot be opened (its directory gone).
+        ("sqlite3", "OperationalError"),
+        ("sqlite3", "DatabaseError"),  # exactly this class: a damaged file
+        # psycopg: connection refused or lost, server shutting down; pool exhausted.
+        ("psycopg", "OperationalError"),
+        ("psycopg", "InterfaceError"),
+        ("psycopg_pool", "PoolTimeout"),
+        ("psycopg_pool", "PoolClosed"),
+    }
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store cannot work now (rather than a bug or bad data).
+
+    Matched by class, without importing either driver: psycopg is optional.
+    ``sqlite3.IntegrityError`` and ``ProgrammingError`` are not unavailability.
+    """
+    if isinstance(exc, StoreUnavailable):
+        return True
+    for cls in type(exc).__mro__:
+        root = cls.__module__.split(".")[0]
+        if (root, cls.__name__) in _UNAVAILABLE_TYPES:
+            # A subclass of sqlite3.DatabaseError other than OperationalError is a bug.
+            return not (cls.__name__ == "DatabaseError" and cls is not type(exc))
+    return False
+
+
 @dataclass(frozen=True)
 class PredictionRecord:
     """One stored prediction, as it waits for its label.
@@ -109,6 +148,24 @@ class PredictionRecord:
             "feedback": self.feedback,
             "feedback_at": self.feedback_at,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PredictionRecord:
+        """Inverse of :meth:`to_json` (the spool keeps rows this way)."""
+        scores = data.get("scores")
+        return cls(
+            prediction_id=str(data["prediction_id"]),
+            version=str(data["version"]),
+            created=float(data["created"]),
+            label=data.get("label"),
+            value=data.get("value"),
+            scores=tuple(float(p) for p in scores) if scores is not None else None,
+            groups=dict(data.get("groups") or {}),
+            trace_id=str(data["trace_id"]),
+            span_id=str(data["span_id"]),
+            feedback=data.get("feedback"),
+            feedback_at=data.get("feedback_at"),
+        )
 
 
 @dataclass(frozen=True)

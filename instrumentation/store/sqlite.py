@@ -15,6 +15,7 @@ stall in the request path every few hundred requests.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -42,6 +43,7 @@ from instrumentation.store.base import (
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_BACKSTOP_PAGES = 10_000
+DELETED_FILE = "database file {path} was deleted or replaced; not writing into the lost file"
 """SQLite's own checkpoint stays on past this log size (~40 MB), should the thread lag."""
 
 _SCHEMA = """
@@ -117,6 +119,7 @@ class SQLiteStore:
         # need no query. (Values admitted by an uncommitted transaction are not cached.)
         self._admitted: set[tuple[str, str, str]] = set()
         self._conn = self._connect()
+        self._inode = os.stat(self.path).st_ino
         self._enable_wal()
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._transaction() as cur:
@@ -178,10 +181,24 @@ class SQLiteStore:
         finally:
             conn.close()
 
+    def _check_file(self) -> None:
+        """Refuse to write once the database file was deleted or replaced.
+
+        SQLite would go on writing into the unlinked file through its open handle:
+        every acknowledged prediction would vanish when the process ends.
+        """
+        try:
+            same = os.stat(self.path).st_ino == self._inode
+        except OSError:
+            same = False
+        if not same:
+            raise sqlite3.OperationalError(DELETED_FILE.format(path=self.path))
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error."""
         with self._lock:
+            self._check_file()
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:

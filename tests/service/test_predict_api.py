@@ -43,12 +43,13 @@ def test_predict_answers_every_instance_in_input_order(
     assert len(set(ids)) == 6
     labels, scores = Predictor(estimator, spec).classify([i["features"] for i in instances])
     for prediction, label, row in zip(predictions, labels, scores, strict=True):
-        assert set(prediction) == {"prediction_id", "label", "scores", "value"}
+        assert set(prediction) == {"prediction_id", "label", "scores", "value", "recorded"}
         assert list(prediction["scores"]) == CLASSES  # class order, not sklearn's sorted order
         assert list(prediction["scores"].values()) == pytest.approx(row, abs=1e-12)
         assert sum(prediction["scores"].values()) == pytest.approx(1.0, abs=1e-9)
         assert prediction["label"] == label == max(CLASSES, key=prediction["scores"].get)
         assert prediction["value"] is None
+        assert prediction["recorded"] is True
     stored = store.get_predictions(MODEL, ids)
     assert [stored[pid].groups for pid in ids] == [i["groups"] for i in instances]
     assert [stored[pid].label for pid in ids] == labels

@@ -95,6 +95,8 @@ def test_every_variable_is_read() -> None:
             "MONITOR_BUCKET_SECONDS": "30",
             "MONITOR_PROMETHEUS_PORT": "9464",
             "MONITOR_PROMETHEUS_HOST": "0.0.0.0",
+            "MONITOR_SPOOL_DIR": "/var/spool/monitor",
+            "MONITOR_SPOOL_MAX_BYTES": "1048576",
         }
     )
 
@@ -113,7 +115,17 @@ def test_every_variable_is_read() -> None:
         bucket_seconds=30,
         prometheus_port=9464,
         prometheus_host="0.0.0.0",
+        spool_dir=Path("/var/spool/monitor"),
+        spool_max_bytes=1048576,
     )
+
+
+def test_the_spool_sits_beside_an_sqlite_store_unless_told() -> None:
+    assert MonitorConfig.from_env({}).spool_dir == Path(".monitor/spool")
+    sqlite = MonitorConfig.from_env({"MONITOR_STORE_URL": "sqlite:////srv/m/store.db"})
+    assert sqlite.spool_dir == Path("/srv/m/spool")
+    postgres = MonitorConfig.from_env({"MONITOR_STORE_URL": "postgresql://u@db:5432/monitor"})
+    assert postgres.spool_dir == Path(".monitor/spool")
 
 
 @pytest.mark.parametrize(
