@@ -26,7 +26,6 @@ each example's time (:data:`DEADLINE_MS`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -151,26 +150,20 @@ def _reject_constant(name: str) -> None:
     raise AssertionError(f"/monitor sent {name}, which is not JSON")
 
 
-@pytest.fixture
-def check_answer() -> Iterator[Callable[[Case, httpx.Response], None]]:
+def check_answer(case: Case, response: httpx.Response) -> None:
     """The checks every fuzzed answer must pass, whatever the operation."""
-
-    def check(case: Case, response: httpx.Response) -> None:
-        assert response.status_code < 500, f"{response.status_code}: {response.text}"
-        if response.status_code == 200:
-            case.validate_response(response, checks=[response_schema_conformance])
-        else:
-            assert 400 <= response.status_code < 500, response.status_code
-            assert_names_the_problem(response)
-
-    yield check
+    assert response.status_code < 500, f"{response.status_code}: {response.text}"
+    if response.status_code == 200:
+        case.validate_response(response, checks=[response_schema_conformance])
+    else:
+        assert 400 <= response.status_code < 500, response.status_code
+        assert_names_the_problem(response)
 
 
 @pytest.mark.parametrize("mode", MODES, ids=str)
 def test_fuzzed_predictions_get_a_200_or_a_4xx_naming_the_field(
     client: TestClient,
     openapi: Any,
-    check_answer: Callable[[Case, httpx.Response], None],
     mode: GenerationMode,
 ) -> None:
     taken: set[str] = set()
@@ -211,7 +204,6 @@ def test_fuzzed_predictions_get_a_200_or_a_4xx_naming_the_field(
 def test_fuzzed_feedback_gets_a_status_per_label_or_a_4xx_naming_the_field(
     client: TestClient,
     openapi: Any,
-    check_answer: Callable[[Case, httpx.Response], None],
     mode: GenerationMode,
 ) -> None:
     # Real predictions, so that fuzzed labels also reach matched / duplicate / conflict /
