@@ -55,6 +55,7 @@ from service.bentoml_internals import (
     share_instance_id_with_spans,
     tracing_config,
 )
+from service.body_limit import BodyLimitMiddleware
 from service.model_store import load_model
 from service.predictor import Predictor
 from service.schemas import (
@@ -337,5 +338,8 @@ def _feedback_token() -> str | None:
 
 # asgi_app's decorator is typed as returning the class, hiding that this is a bentoml Service.
 ModelService.add_asgi_middleware(FeedbackTokenMiddleware, token=_feedback_token)  # type: ignore[attr-defined]
+ModelService.add_asgi_middleware(  # type: ignore[attr-defined]
+    BodyLimitMiddleware, limit=lambda: bentoml.get_current_service().settings.max_body_bytes
+)
 
 __all__ = ["SETTINGS", "ModelService", "monitor_app"]

@@ -12,10 +12,20 @@ from dataclasses import dataclass
 
 import bentoml
 
-from instrumentation import MonitorConfig, OTLPSettings, PrometheusEndpoint
+from instrumentation import ConfigError, MonitorConfig, OTLPSettings, PrometheusEndpoint
 
 DEFAULT_MODEL = "fraud-detector"
 """``MONITOR_MODEL`` when unset: the demo model ``python -m service.train`` saves."""
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+"""``MONITOR_MAX_BODY_BYTES`` when unset: 4 MiB.
+
+Sized from the batch cap: ``MONITOR_MAX_BATCH`` (1000) rows of up to 4 KiB each, about
+20 times a demo row (~200 bytes with its groups), room for a hundred numeric features
+with an id and group values. Parsed, a body takes about six times its size, so one
+request holds ~25 MB at most before ``MONITOR_MAX_BATCH`` can even be checked. Raise it
+for wide models.
+"""
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,8 @@ class Settings:
     model_from_env: bool
     monitor: MonitorConfig
     otlp: OTLPSettings
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Largest request body accepted (``MONITOR_MAX_BODY_BYTES``); larger ones get a 413."""
 
     def prometheus_endpoint(self, worker_index: int | None) -> PrometheusEndpoint | None:
         """Worker ``i``'s scrape endpoint: ``MONITOR_PROMETHEUS_PORT + i - 1``, or None (off).
@@ -52,7 +64,22 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         model_from_env=bool(model),
         monitor=MonitorConfig.from_env(environ),
         otlp=OTLPSettings.from_env(environ),
+        max_body_bytes=_positive_int(environ, "MONITOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
     )
+
+
+def _positive_int(environ: Mapping[str, str], variable: str, default: int) -> int:
+    """A whole number >= 1 from ``variable``, or ``default`` when unset or blank."""
+    raw = environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{variable}={raw!r}: expected a whole number >= 1")
+    return value
 
 
 class CannotServe(ValueError):
