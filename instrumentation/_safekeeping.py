@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 Kept = Literal["stored", "spooled", "unrecorded"]
 """What became of one request's rows."""
 
+PROBE_ID: Final = "__model_monitor_probe__"
+"""A prediction id no client can have (ids are at most 128 characters; this is a read)."""
+
 LOG_EVERY_SECONDS: Final = 10.0
 """A store outage logs once per this many seconds, not once per request."""
 
@@ -77,6 +80,8 @@ class Safekeeper:
         self.instruments = instruments
         self.attributes = dict(attributes)
         self._logged_at = float("-inf")
+        self._down: BaseException | None = None
+        """Why the store failed last; None while it works. Set, predictions skip it."""
 
     def increments(
         self, records: Sequence[PredictionRecord], features: Sequence[Mapping[str, Any]]
@@ -94,9 +99,15 @@ class Safekeeper:
     ) -> KeptRecords:
         """Store ``records`` (atomically with their cells), or spool them, or count them.
 
+        While the store is known to be down, requests do not try it (each attempt
+        could wait out a connection timeout): they go aside at once, until
+        :meth:`replay` finds it working again.
+
         Raises:
             DuplicatePredictionId: a client id is already stored (nothing written).
         """
+        if self._down is not None:
+            return KeptRecords(records, self._aside(records, features, self._down))
         try:
             stored = self.store.add_predictions(
                 self.model,
@@ -110,6 +121,7 @@ class Safekeeper:
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
+            self._down = exc
             return KeptRecords(records, self._aside(records, features, exc))
 
     def _aside(
@@ -151,7 +163,8 @@ class Safekeeper:
         drops that row alone (counted as unrecorded, reason ``id_taken``, and
         logged); the rest of its request is stored.
         """
-        if self.spool is None:
+        if self.spool is None or not (self.spool.pending or self.spool.host_pending()):
+            self._probe()
             return 0
         written = 0
 
@@ -161,12 +174,27 @@ class Safekeeper:
             written += self._replay_entry(records, entry["features"])
 
         outcome = self.spool.replay(apply)
+        if outcome.pending == 0:
+            self._down = None
         if written:
             self.instruments.replayed.add(written, self.attributes)
             logger.info(
                 "replayed %d spooled prediction(s); %d entries left", written, outcome.pending
             )
         return written
+
+    def _probe(self) -> None:
+        """Clear the down mark once the store answers a read again."""
+        if self._down is None:
+            return
+        try:
+            self.store.get_predictions(self.model, [PROBE_ID])
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            return
+        logger.info("prediction store answers again")
+        self._down = None
 
     def _replay_entry(
         self, records: list[PredictionRecord], features: list[Mapping[str, Any]]

@@ -46,6 +46,7 @@ from instrumentation import (
     new_instance_id,
     open_store,
 )
+from instrumentation.store import DeferredStore
 from service import SERVICE_NAME, log_filters
 from service.auth import FeedbackTokenMiddleware
 from service.bentoml_internals import (
@@ -107,6 +108,8 @@ HOUSEKEEPING_SECONDS = 60.0
 REPLAY_SECONDS = 1.0
 """How often a worker tries to write its spooled predictions to the store."""
 RETRY_AFTER_SECONDS = 5
+STORE_OPEN_WAIT_SECONDS = 5.0
+"""Most a worker's start waits for its store; a store still down then is opened later."""
 STORE_UNAVAILABLE = "the prediction store is unavailable; retry later"
 SHUTDOWN_FLUSH_SECONDS = 8.0
 """Most a worker waits for its last export at shutdown (Kubernetes grants 30 s in all)."""
@@ -179,9 +182,16 @@ class ModelService:
             owner=self.instance_id,
             max_bytes=settings.monitor.spool_max_bytes,
         )
+        # Opened in the background: a store that is down at start-up costs no worker.
+        # Waiting a little keeps the usual start (store up) free of a spooled first request.
+        store = open_store(
+            settings.monitor.store_url, workers=settings.monitor.workers, deferred=True
+        )
+        if isinstance(store, DeferredStore) and not store.wait_open(STORE_OPEN_WAIT_SECONDS):
+            logger.error("prediction store not open yet; serving, spooling until it is")
         self.monitor = ModelMonitor(
             SPEC,
-            open_store(settings.monitor.store_url, workers=settings.monitor.workers),
+            store,
             tracer_provider=self.tracer_provider,
             meter_provider=self.meter_provider,
             config=settings.monitor,

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from instrumentation.config import DEFAULT_POSTGRES_SCHEMA, StoreURL
 from instrumentation.store.base import PredictionStore
+from instrumentation.store.deferred import DeferredStore
 from instrumentation.store.sqlite import SQLiteStore
 
 
 def open_store(
-    url: StoreURL, *, workers: int = 1, connections: int | None = None
+    url: StoreURL,
+    *,
+    workers: int = 1,
+    connections: int | None = None,
+    deferred: bool = False,
 ) -> PredictionStore:
     """The store a ``MONITOR_STORE_URL`` names.
 
@@ -19,7 +24,15 @@ def open_store(
         connections: PostgreSQL connections one replica may open in all (default
             :data:`~instrumentation.store.postgres.CONNECTIONS_PER_REPLICA`); each
             worker's pool gets :func:`~instrumentation.store.postgres.pool_size`.
+        deferred: open it on a background thread, retried until it opens; calls
+            raise ``StoreUnavailable`` meanwhile (:class:`DeferredStore`), so a store
+            that is down at start-up delays nothing.
     """
+    if deferred:
+        return DeferredStore(
+            lambda: open_store(url, workers=workers, connections=connections),
+            describe=url.describe(),
+        )
     if url.conninfo is not None:
         # Imported here: psycopg is only loaded where PostgreSQL is used.
         from instrumentation.store import postgres
@@ -35,4 +48,4 @@ def open_store(
     return SQLiteStore(url.path)
 
 
-__all__ = ["PredictionStore", "SQLiteStore", "open_store"]
+__all__ = ["DeferredStore", "PredictionStore", "SQLiteStore", "open_store"]
