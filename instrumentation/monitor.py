@@ -343,8 +343,14 @@ class ModelMonitor:
                     "task": self.spec.task,
                 },
                 "stored_predictions": self.store.count_predictions(self.spec.name),
+                "spooled_requests": self._spooled_requests(),
                 "windows": self.window_reports(),
             }
+
+    def _spooled_requests(self) -> int:
+        """Requests waiting in this host's spool for the store (0 without a spool)."""
+        spool = self.keeper.spool
+        return spool.host_pending() if spool is not None else 0
 
     def window_reports(self) -> dict[str, Any]:
         """Each configured window's report, from its summed buckets (what the gauges export)."""

@@ -256,9 +256,24 @@ class PostgresStore:
                 logger.info("store schema %s: version %d -> %d", self.schema, found, SCHEMA_VERSION)
 
     @contextmanager
+    def _connection(self) -> Iterator[_Conn]:
+        """A pooled connection; a lost one makes the pool check all its idle ones.
+
+        After a server restart every idle connection in the pool is dead: without the
+        check, each would fail one request in turn before the pool replaced it.
+        """
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError:
+            with contextlib.suppress(Exception):
+                self._pool.check()
+            raise
+
+    @contextmanager
     def _transaction(self) -> Iterator[_Conn]:
         """A pooled connection inside ``BEGIN`` … ``COMMIT`` (rolled back on any error)."""
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             yield conn
 
     def add_predictions(
@@ -281,7 +296,7 @@ class PostgresStore:
         unsure = self._unsure_groups(model, pairs, max_group_values)
         try:
             with (
-                self._pool.connection() as conn,
+                self._connection() as conn,
                 conn.transaction() if unsure else contextlib.nullcontext(),
             ):
                 admitted = {(a, v) for a, v in pairs if (model, a, v) in self._admitted}
@@ -421,7 +436,7 @@ class PostgresStore:
 
     def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
         """Stored records by id."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return self._select(conn, model, ids, lock=False)
 
     def _select(
@@ -479,7 +494,7 @@ class PostgresStore:
 
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
         """Sum every cell, over its shards, over the buckets of a window."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 self._q(
                     "SELECT key, SUM(value) FROM {s}.aggregates "
@@ -491,7 +506,7 @@ class PostgresStore:
 
     def count_predictions(self, model: str) -> int:
         """Rows stored for ``model``."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 self._q("SELECT count(*) FROM {s}.predictions WHERE model = %s"), (model,)
             ).fetchone()
@@ -505,7 +520,7 @@ class PostgresStore:
         As in SQLite, the cap's boundary is read first: an evictor working from an
         old boundary can only delete fewer rows, never one of the newest.
         """
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             boundary = conn.execute(
                 self._q(
                     "SELECT created, prediction_id FROM {s}.predictions WHERE model = %s "
@@ -580,7 +595,7 @@ class PostgresStore:
 
     def try_lease(self, name: str, holder: str, *, now: float, duration: float) -> bool:
         """Take the lease if free or expired, renew it if ours: one conditional upsert."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 self._q(
                     "INSERT INTO {s}.leases AS l (name, holder, expires) VALUES (%s, %s, %s) "

@@ -161,8 +161,8 @@ class PostgresCluster:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def stop(self) -> None:
-        """Fast shutdown (clients disconnected, no wait), then remove the directory."""
+    def stop_server(self) -> None:
+        """Fast shutdown (clients disconnected, no wait), keeping the data: :meth:`start` again."""
         if self.process is not None and self.process.proc is not None:
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 subprocess.run(
@@ -174,6 +174,10 @@ class PostgresCluster:
                     check=False,
                 )
             self.process.stop()
+
+    def stop(self) -> None:
+        """Shut the server down and remove the directory, data and all."""
+        self.stop_server()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_tail(self) -> str:

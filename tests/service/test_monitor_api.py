@@ -41,7 +41,8 @@ def test_monitor_snapshot_shape(client: TestClient, trained_home: Path) -> None:
     assert empty.status_code == 200
     body = empty.json()
 
-    assert set(body) == {"model", "stored_predictions", "windows"}
+    assert set(body) == {"model", "stored_predictions", "spooled_requests", "windows"}
+    assert body["spooled_requests"] == 0
     assert body["model"] == {
         "name": MODEL,
         "version": stored_model(trained_home, MODEL)[1].version,

@@ -37,7 +37,8 @@ def test_snapshot_counts_per_window_and_windows_only_sum_their_buckets(
 
     snapshot = monitor.snapshot()
 
-    assert set(snapshot) == {"model", "stored_predictions", "windows"}
+    assert set(snapshot) == {"model", "stored_predictions", "spooled_requests", "windows"}
+    assert snapshot["spooled_requests"] == 0
     assert snapshot["model"] == {"name": "fraud-test", "version": "v1", "task": "binary"}
     assert snapshot["stored_predictions"] == 3
     assert list(snapshot["windows"]) == ["5m", "1h", "24h"]
