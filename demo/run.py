@@ -41,6 +41,7 @@ from demo.report import (
 )
 from demo.traffic import LabelPipeline, Stats, predict_batch
 from service.train import save
+from tests.harness.postgres import PostgresCluster
 from tests.harness.serving import REPO, Server
 
 
@@ -83,13 +84,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         backends = stack.enter_context(
             DemoBackends(workdir, user_otel=user_otel, window=LIVE_WINDOW)
         )
-        print(f"serving with 2 workers (store {workdir / 'store.db'}) ...", flush=True)
-        server = stack.enter_context(Server(workdir, home, {**env, **backends.env}, home=home))
-        client = stack.enter_context(server.client())
-        print(f"listening on {server.base_url}: POST /predict, POST /feedback, GET /monitor")
+        env = {**env, **backends.env}
+        if args.replicas == 1:
+            print(f"serving with 2 workers (store {workdir / 'store.db'}) ...", flush=True)
+            server = stack.enter_context(Server(workdir, home, env, home=home))
+            client = label_client = stack.enter_context(server.client())
+            print(f"listening on {server.base_url}: POST /predict, POST /feedback, GET /monitor")
+        else:
+            client, label_client = _replicas(stack, workdir, home, tag, env)
         for line in backends.lines:
             print(f"  {line}")
-        _traffic(args, client, stats, history, backends.watch_alerts)
+        _traffic(args, client, label_client, stats, history, backends.watch_alerts)
         history["backends"] = backends.summary()
         if args.hold > 0:
             print(f"\nholding for {args.hold:.0f}s so you can browse the URLs above (Ctrl-C ends)")
@@ -98,15 +103,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return _finish(history, stats, out)
 
 
+def _replicas(
+    stack: contextlib.ExitStack, workdir: Path, home: Path, tag: str, env: dict[str, str]
+) -> tuple[httpx.Client, httpx.Client]:
+    """Two replicas on a private PostgreSQL: predictions go to A, labels to B."""
+    cluster = stack.enter_context(PostgresCluster.start_new())
+    url = cluster.create_database("monitor")
+    print(f"PostgreSQL on 127.0.0.1:{cluster.port} (private cluster, removed at the end)")
+    servers = []
+    for name in ("a", "b"):
+        replica_home = model_home(home, tag, workdir / f"home-{name}")
+        replica_env = {
+            **env,
+            "MONITOR_STORE_URL": url,
+            "MONITOR_SPOOL_DIR": str(workdir / f"spool-{name}"),
+        }
+        servers.append(
+            stack.enter_context(
+                Server(workdir / f"replica-{name}", home, replica_env, home=replica_home)
+            )
+        )
+    a, b = servers
+    print(f"replica A {a.base_url} takes predictions and GET /monitor; replica B {b.base_url}")
+    print("takes the labels: every label joins a prediction the other replica made")
+    return stack.enter_context(a.client()), stack.enter_context(b.client())
+
+
+def model_home(home: Path, tag: str, dest: Path) -> Path:
+    """A BENTOML_HOME of its own holding only the model ``tag`` (one per replica)."""
+    name, version = tag.split(":")
+    shutil.copytree(home / "models" / name / version, dest / "models" / name / version)
+    (dest / "models" / name / "latest").write_text(version)
+    return dest
+
+
 def _traffic(
     args: argparse.Namespace,
     client: httpx.Client,
+    label_client: httpx.Client,
     stats: Stats,
     history: dict[str, Any],
     watch_alerts: Callable[[float], list[str]],
 ) -> None:
     """The three phases, then the last labels; records into ``history``."""
-    labels = LabelPipeline(client, stats, delay=args.label_delay, seed=args.seed).start()
+    labels = LabelPipeline(label_client, stats, delay=args.label_delay, seed=args.seed).start()
     started = time.monotonic()
     print(TABLE_LEGEND)
     print(TABLE_HEADER)
@@ -206,6 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--hold", type=float, default=0.0, help="seconds to keep serving after the run"
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: two replicas on a private PostgreSQL (predictions to one, labels to the other)",
     )
     args = parser.parse_args(argv)
     history = run(args)
