@@ -34,6 +34,7 @@ def load(path: Path) -> Any:
 COMPOSE = load(COMPOSE_FILE)
 COLLECTOR = load(COLLECTOR_FILE)
 SERVICES: dict[str, Any] = COMPOSE["services"]
+REPLICAS = ("model-service-a", "model-service-b")
 
 
 # --- reading compose ---------------------------------------------------------------
@@ -137,7 +138,8 @@ def test_metric_expiration_outlives_two_export_intervals() -> None:
     match = re.fullmatch(r"(\d+)([smh])", raw)
     assert match, raw
     expiration_s = int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
-    interval_s = int(SERVICES["model-service"]["environment"]["OTEL_METRIC_EXPORT_INTERVAL"]) / 1000
+    env = SERVICES[REPLICAS[0]]["environment"]
+    interval_s = int(env["OTEL_METRIC_EXPORT_INTERVAL"]) / 1000
     assert expiration_s >= 2 * interval_s
 
 
@@ -171,8 +173,9 @@ def test_published_ports_are_on_loopback_and_distinct() -> None:
     assert len(set(host_ports)) == len(host_ports), host_ports
 
 
-def test_service_exports_to_the_collector() -> None:
-    service = SERVICES["model-service"]
+@pytest.mark.parametrize("replica", REPLICAS)
+def test_service_exports_to_the_collector(replica: str) -> None:
+    service = SERVICES[replica]
     env = service["environment"]
     host, port = address(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
     assert host == COLLECTOR_SERVICE
@@ -185,16 +188,31 @@ def test_service_exports_to_the_collector() -> None:
     assert host_file(COLLECTOR_SERVICE, config) == COLLECTOR_FILE.resolve()
 
 
-def test_prediction_store_is_on_a_volume_the_service_user_owns() -> None:
-    url = SERVICES["model-service"]["environment"]["MONITOR_STORE_URL"]
-    assert url.startswith("sqlite:////"), url
-    directory = str(PurePosixPath(url.removeprefix("sqlite:///")).parent)
-    (volume,) = [s for s, t in mounts("model-service") if t == directory]
+def test_replicas_share_one_postgres_and_differ_only_in_spool_and_port() -> None:
+    a, b = (SERVICES[r] for r in REPLICAS)
+    assert a["environment"] == b["environment"]
+    url = urlsplit(a["environment"]["MONITOR_STORE_URL"])
+    assert url.scheme == "postgresql" and url.hostname in SERVICES
+    database = SERVICES[url.hostname]
+    assert url.username == database["environment"]["POSTGRES_USER"]
+    assert url.path == "/" + database["environment"]["POSTGRES_DB"]
+    for replica in REPLICAS:
+        assert SERVICES[replica]["depends_on"][url.hostname] == {"condition": "service_healthy"}
+    assert a["ports"] != b["ports"]
+
+
+@pytest.mark.parametrize("replica", REPLICAS)
+def test_each_replica_spools_on_a_volume_the_service_user_owns(replica: str) -> None:
+    directory = SERVICES[replica]["environment"]["MONITOR_SPOOL_DIR"]
+    (volume,) = [s for s, t in mounts(replica) if t == directory]
     assert volume in COMPOSE["volumes"]
-    init = SERVICES["model-service"]["depends_on"]
+    init = SERVICES[replica]["depends_on"]
     (init_service,) = [s for s in init if any(v == volume for v, _ in mounts(s))]
     assert init[init_service] == {"condition": "service_completed_successfully"}
-    assert SERVICES[init_service]["command"][:3] == ["chown", "-R", "1034:1034"]
+    chown = SERVICES[init_service]["command"]
+    assert chown[:3] == ["chown", "-R", "1034:1034"]
+    (target,) = [t for v, t in mounts(init_service) if v == volume]
+    assert target in chown[3:]
 
 
 # --- Prometheus, Alertmanager, Grafana as compose wires them --------------------------
