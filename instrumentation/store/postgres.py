@@ -80,7 +80,7 @@ from instrumentation.store.base import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The schema this code writes; a store with a newer one refuses to open."""
 
 SHARDS: Final = 8
@@ -144,7 +144,18 @@ _MIGRATIONS: Final = (
         expires double precision NOT NULL
     )
     """,
+    # 2: the model versions a store has seen (for per-version reports), as in SQLite.
+    """
+    CREATE TABLE {s}.model_versions (
+        model text NOT NULL,
+        version text NOT NULL,
+        spec text,
+        first_seen double precision,
+        PRIMARY KEY (model, version)
+    )
+    """,
 )
+"""``_MIGRATIONS[i]`` takes a schema from version ``i`` to ``i + 1``, in one transaction."""
 
 _Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 from instrumentation.store.base import (
     RECORD_COLUMNS,
@@ -45,6 +46,15 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_BACKSTOP_PAGES = 10_000
 DELETED_FILE = "database file {path} was deleted or replaced; not writing into the lost file"
 """SQLite's own checkpoint stays on past this log size (~40 MB), should the thread lag."""
+
+SCHEMA_VERSION: Final = 2
+"""The schema this code writes (``PRAGMA user_version``); a newer store is refused."""
+
+NEWER_SCHEMA: Final = (
+    "the store {path} is at schema version {found}, newer than the highest this release "
+    "knows ({known}): upgrade the library, or point MONITOR_STORE_URL at another file"
+)
+"""Raised (as :class:`RuntimeError`) when an older release opens a migrated store."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -83,6 +93,22 @@ CREATE TABLE IF NOT EXISTS leases (
     expires REAL NOT NULL
 );
 """
+"""Schema version 1. Stores it made carry no version marker: ``user_version`` 0."""
+
+_MIGRATIONS: Final = (
+    _SCHEMA,
+    # 2: the model versions a store has seen (for per-version reports).
+    """
+    CREATE TABLE IF NOT EXISTS model_versions (
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        spec TEXT,
+        first_seen REAL,
+        PRIMARY KEY (model, version)
+    ) WITHOUT ROWID;
+    """,
+)
+"""``_MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``."""
 
 _UPSERT_AGGREGATE = """
 INSERT INTO aggregates (model, version, bucket, key, value) VALUES (?, ?, ?, ?, ?)
@@ -90,6 +116,21 @@ ON CONFLICT (model, version, bucket, key) DO UPDATE SET value = value + excluded
 """
 
 _COLUMNS = ", ".join(RECORD_COLUMNS)
+
+
+def _schema_version(cur: sqlite3.Cursor) -> int:
+    """The store's schema version: 0 for a new file, 1 for one without a marker.
+
+    Version 1 wrote no marker (``user_version`` stayed 0); its ``predictions``
+    table tells such a store from an empty file.
+    """
+    (marked,) = cur.execute("PRAGMA user_version").fetchone()
+    if marked:
+        return int(marked)
+    legacy = cur.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='predictions'"
+    ).fetchone()
+    return 1 if legacy is not None else 0
 
 
 class SQLiteStore:
@@ -122,10 +163,11 @@ class SQLiteStore:
         self._inode = os.stat(self.path).st_ino
         self._enable_wal()
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self._transaction() as cur:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
+        try:
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
         self._closed = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if checkpoint_seconds is not None:
@@ -137,6 +179,32 @@ class SQLiteStore:
                 daemon=True,
             )
             self._checkpointer.start()
+
+    def _migrate(self) -> None:
+        """Create the schema, or bring an older store's up to :data:`SCHEMA_VERSION`.
+
+        One ``BEGIN IMMEDIATE`` transaction holds the write lock from reading the
+        version to writing the new one: processes opening an old file together
+        take turns, the first migrates, the others find it done. ``user_version``
+        lives in the file header and commits (or rolls back) with the tables.
+
+        Raises:
+            RuntimeError: the store is newer than this code (:data:`NEWER_SCHEMA`).
+        """
+        with self._transaction() as cur:
+            found = _schema_version(cur)
+            if found > SCHEMA_VERSION:
+                raise RuntimeError(
+                    NEWER_SCHEMA.format(path=self.path, found=found, known=SCHEMA_VERSION)
+                )
+            for script in _MIGRATIONS[found:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+            if found < SCHEMA_VERSION:
+                cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        if 0 < found < SCHEMA_VERSION:
+            logger.info("store %s: schema version %d -> %d", self.path, found, SCHEMA_VERSION)
 
     def _enable_wal(self) -> None:
         """Switch the file to WAL, retrying while another process opens it too.

@@ -61,6 +61,7 @@ def test_replicas_starting_together_create_the_schema_once(
         "aggregates",
         "group_values",
         "leases",
+        "model_versions",
         "predictions",
         "schema_version",
     ]
