@@ -42,17 +42,26 @@ class Gauge:
 
 @dataclass(frozen=True, slots=True)
 class Figure:
-    """The gauges of one report figure: value and samples, and its interval where it has one."""
+    """The gauges of one report figure: value and samples, and its interval where it has one.
+
+    A difference between two versions also has ``baseline_samples``: the ``n`` of the
+    version it is compared with.
+    """
 
     value: Gauge
     samples: Gauge
     lower: Gauge | None = None
     upper: Gauge | None = None
+    baseline_samples: Gauge | None = None
 
     @property
     def gauges(self) -> tuple[Gauge, ...]:
         """Each gauge of the figure, value first."""
-        return tuple(g for g in (self.value, self.lower, self.upper, self.samples) if g)
+        return tuple(
+            g
+            for g in (self.value, self.lower, self.upper, self.samples, self.baseline_samples)
+            if g
+        )
 
 
 def _figure(
@@ -401,12 +410,84 @@ ESTIMATED_ERROR: Final[Mapping[str, Gauge]] = MappingProxyType(
 )
 """Key under ``estimated.error`` → gauge (a plain difference: no samples, no interval)."""
 
+# --- ml.compare.* : the serving version minus the previous one ------------------------------
+
+_COMPARE = (names.ATTR_WINDOW, names.ATTR_COMPARE_BASELINE)
+_COMPARE_CLASS = (*_COMPARE, names.ATTR_CLASS)
+
+
+def _difference(name: str, description: str, interval: str, *, per_class: bool) -> Figure:
+    """A version difference: value, 95% interval, and the samples of each side."""
+    attributes = _COMPARE_CLASS if per_class else _COMPARE
+    return Figure(
+        Gauge(name, UNIT_FIGURE, description, attributes),
+        Gauge(
+            f"{name}.samples",
+            UNIT_SAMPLES,
+            f"Samples of the serving version behind {name}.",
+            attributes,
+        ),
+        Gauge(f"{name}.lower", UNIT_FIGURE, f"Lower bound of {name} ({interval}).", attributes),
+        Gauge(f"{name}.upper", UNIT_FIGURE, f"Upper bound of {name} ({interval}).", attributes),
+        Gauge(
+            f"{name}.baseline.samples",
+            UNIT_SAMPLES,
+            f"Samples of the baseline version behind {name}.",
+            attributes,
+        ),
+    )
+
+
+_NEWCOMBE = "95% Newcombe hybrid score interval"
+COMPARE_ACCURACY: Final = _difference(
+    "ml.compare.accuracy",
+    "Accuracy of the serving version minus the baseline's.",
+    _NEWCOMBE,
+    per_class=False,
+)
+COMPARE_RECALL: Final = _difference(
+    "ml.compare.recall",
+    "Recall per class (ml.class), serving minus baseline.",
+    _NEWCOMBE,
+    per_class=True,
+)
+COMPARE_PRECISION: Final = _difference(
+    "ml.compare.precision",
+    "Precision per class (ml.class), serving minus baseline.",
+    _NEWCOMBE,
+    per_class=True,
+)
+COMPARE_SELECTION_RATE: Final = _difference(
+    "ml.compare.selection_rate",
+    "Share of labelled rows predicted as each class (ml.class), serving minus baseline.",
+    _NEWCOMBE,
+    per_class=True,
+)
+COMPARE_MAE: Final = _difference(
+    "ml.compare.mae",
+    "Mean absolute error of the serving version minus the baseline's.",
+    "95% normal interval, unequal variances",
+    per_class=False,
+)
+
+COMPARE: Final[Mapping[str, Figure]] = MappingProxyType(
+    {
+        "accuracy": COMPARE_ACCURACY,
+        "recall": COMPARE_RECALL,
+        "precision": COMPARE_PRECISION,
+        "selection_rate": COMPARE_SELECTION_RATE,
+        "mae": COMPARE_MAE,
+    }
+)
+"""Key of a window of ``comparison`` → figure (per-class ones under ``per_class``)."""
+
 _FIGURES = (
     *QUALITY.values(),
     *FAIRNESS_GROUP.values(),
     *FAIRNESS_DISPARITY.values(),
     *DRIFT.values(),
     *ESTIMATED.values(),
+    *COMPARE.values(),
 )
 
 GAUGES: Final[tuple[Gauge, ...]] = tuple(

@@ -92,6 +92,10 @@ ATTR_FEEDBACK_LINKS_DROPPED: Final = "ml.feedback.links_dropped"
 ATTR_UNRECORDED_REASON: Final = "ml.unrecorded.reason"
 """Metric attribute of ``ml.predictions.unrecorded``: ``spool_full``, ``no_spool``, ``id_taken``."""
 
+ATTR_COMPARE_BASELINE: Final = "ml.compare.baseline_version"
+"""Gauge attribute of ``ml.compare.*``: the version the serving one (``ml.model.version``) is
+compared with; the figure is serving minus baseline."""
+
 ATTR_LABEL_ACTUAL: Final = "ml.label.actual"
 """Metric attribute of ``ml.confusion``: the true class."""
 

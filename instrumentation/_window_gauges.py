@@ -12,12 +12,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from instrumentation._gauges import GAUGES, Gauge
-from instrumentation.aggregates.gauges import gauge_points
+from instrumentation.aggregates.gauges import GaugePoint
 from instrumentation.store.base import PredictionStore
 
 logger = logging.getLogger(__name__)
@@ -34,10 +34,12 @@ GaugeSnapshot = dict[str, list[Observation]]
 class WindowGauges:
     """One observable gauge per entry of the gauge table, one computation per collection.
 
-    ``reports`` returns every window's report (``ModelMonitor.window_reports``)::
+    ``points`` returns every observation of one collection (``ModelMonitor.gauge_points``:
+    each version's window figures and the version comparison, a point's attributes
+    naming its version)::
 
         gauges = WindowGauges(meter, store, lease="gauges:fraud", holder=instance_id,
-                              reports=monitor.window_reports, attributes=model_attrs,
+                              points=monitor.gauge_points, attributes={"ml.model.name": …},
                               clock=time.time, lease_seconds=180.0)
 
     **One snapshot per collection, whatever the callback order.** A collection
@@ -63,7 +65,7 @@ class WindowGauges:
         *,
         lease: str,
         holder: str,
-        reports: Callable[[], Mapping[str, Any]],
+        points: Callable[[], Iterable[GaugePoint]],
         attributes: Mapping[str, str],
         clock: Callable[[], float],
         lease_seconds: float,
@@ -72,7 +74,7 @@ class WindowGauges:
         self._store = store
         self._lease = lease
         self._holder = holder
-        self._reports = reports
+        self._points = points
         self._attributes = dict(attributes)
         self._clock = clock
         self._lease_seconds = lease_seconds
@@ -116,7 +118,7 @@ class WindowGauges:
             if not holder:
                 return {}
             snapshot: GaugeSnapshot = {}
-            for name, value, attrs in gauge_points(self._reports()):
+            for name, value, attrs in self._points():
                 observation = Observation(value, {**self._attributes, **attrs})
                 snapshot.setdefault(name, []).append(observation)
             return snapshot

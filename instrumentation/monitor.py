@@ -36,10 +36,12 @@ from instrumentation._recording import (
     PredictionRecorder,
     check_outputs,
 )
+from instrumentation._reports import VersionReports
 from instrumentation._safekeeping import KeptRecords, Safekeeper
 from instrumentation._spool import Spool
 from instrumentation._window_gauges import WindowGauges
 from instrumentation.aggregates import AggregateBook
+from instrumentation.aggregates.gauges import GaugePoint, comparison_points, gauge_points
 from instrumentation.config import MonitorConfig
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import (
@@ -109,12 +111,9 @@ class ModelMonitor:
         self.config = config or MonitorConfig()
         self.instance_id = instance_id or uuid.uuid4().hex
         self.clock = clock
-        self.book = AggregateBook(
-            spec,
-            min_group_samples=self.config.min_group_samples,
-            psi_threshold=self.config.psi_threshold,
-            min_drift_samples=self.config.min_drift_samples,
-            bucket_seconds=self.config.bucket_seconds,
+        self.book = self._make_book(spec)
+        self.reports = VersionReports(
+            spec, store, self.config, book=self.book, make_book=self._make_book, clock=clock
         )
         self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}
         self._tracer = trace.get_tracer(
@@ -136,8 +135,8 @@ class ModelMonitor:
             store,
             lease=f"gauges:{spec.name}",
             holder=self.instance_id,
-            reports=self.window_reports,
-            attributes=self._attrs,
+            points=self.gauge_points,
+            attributes={names.ATTR_MODEL_NAME: spec.name},
             clock=clock,
             lease_seconds=gauge_lease_seconds,
         )
@@ -333,10 +332,25 @@ class ModelMonitor:
 
     # --- snapshot and housekeeping -----------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """Every window's figures, computed from the store now (the ``GET /monitor`` body)."""
+    def _make_book(self, spec: ModelSpec) -> AggregateBook:
+        return AggregateBook(
+            spec,
+            min_group_samples=self.config.min_group_samples,
+            psi_threshold=self.config.psi_threshold,
+            min_drift_samples=self.config.min_drift_samples,
+            bucket_seconds=self.config.bucket_seconds,
+        )
+
+    def snapshot(self, *, compare: tuple[str, str] | None = None) -> dict[str, Any]:
+        """Every window's figures, computed from the store now (the ``GET /monitor`` body).
+
+        ``windows`` is the serving version's; ``versions`` holds every version with
+        data in the longest window (newest first); ``comparison`` sets the serving
+        version against the previous one, or ``compare`` = (version, baseline).
+        """
         with _unavailable_as(StoreUnavailable):
-            return {
+            versions = self.reports.all_windows()
+            body: dict[str, Any] = {
                 "model": {
                     "name": self.spec.name,
                     "version": self.spec.version,
@@ -344,8 +358,21 @@ class ModelMonitor:
                 },
                 "stored_predictions": self.store.count_predictions(self.spec.name),
                 "spooled_requests": self._spooled_requests(),
-                "windows": self.window_reports(),
+                "windows": versions[self.spec.version],
+                "versions": {v: {"windows": w} for v, w in versions.items()},
             }
+            baseline = self.reports.baseline(list(versions))
+            pair = compare or ((self.spec.version, baseline) if baseline else None)
+            if pair is not None:
+                try:
+                    body["comparison"] = self.reports.compare(*pair)
+                except ValueError as exc:
+                    body["comparison"] = {
+                        "version": pair[0],
+                        "baseline": pair[1],
+                        "error": str(exc),
+                    }
+            return body
 
     def _spooled_requests(self) -> int:
         """Requests waiting in this host's spool for the store (0 without a spool)."""
@@ -353,17 +380,28 @@ class ModelMonitor:
         return spool.host_pending() if spool is not None else 0
 
     def window_reports(self) -> dict[str, Any]:
-        """Each configured window's report, from its summed buckets (what the gauges export)."""
-        now = self.clock()
-        windows: dict[str, Any] = {}
-        width = self.config.bucket_seconds
-        for window in self.config.windows:
-            # The buckets that start inside (now - window, now]: data is never older than
-            # the window, and a bucket leaves it as soon as its start does.
-            since = bucket_of(now - window.seconds, width) + width
-            sums = self.store.sum_aggregates(self.spec.name, self.spec.version, since_bucket=since)
-            windows[window.name] = self.book.report(sums)
-        return windows
+        """The serving version's report for each configured window."""
+        return self.reports.windows()
+
+    def gauge_points(self) -> list[GaugePoint]:
+        """What the window gauges export: every version's figures, and the comparison."""
+        versions = self.reports.all_windows()
+        points = [
+            (name, value, {names.ATTR_MODEL_VERSION: version, **attrs})
+            for version, windows in versions.items()
+            for name, value, attrs in gauge_points(windows)
+        ]
+        baseline = self.reports.baseline(list(versions))
+        if baseline is not None:
+            try:
+                comparison = self.reports.compare(self.spec.version, baseline)
+            except ValueError:
+                return points  # other classes: nothing to compare
+            points += [
+                (name, value, {names.ATTR_MODEL_VERSION: self.spec.version, **attrs})
+                for name, value, attrs in comparison_points(comparison)
+            ]
+        return points
 
     def evict_expired(self) -> int:
         """Drop rows kept past twice the TTL, and the oldest beyond the row cap; count them."""

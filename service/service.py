@@ -136,13 +136,24 @@ def unavailable(exc: StoreUnavailable) -> JSONResponse:
     )
 
 
+COMPARE_PARAMETER = "compare: expected two model versions, 'version,baseline'"
+
+
 async def _snapshot(request: Request) -> JSONResponse:
     service = bentoml.get_current_service()
+    pair: tuple[str, str] | None = None
+    raw = request.query_params.get("compare")
+    if raw is not None:
+        parts = [p.strip() for p in raw.split(",")]
+        if len(parts) != 2 or not all(parts):
+            return JSONResponse({"error": COMPARE_PARAMETER}, status_code=HTTPStatus.BAD_REQUEST)
+        pair = (parts[0], parts[1])
     try:
         # Summing a day of buckets is blocking database work: keep it off the event loop.
-        return JSONResponse(await run_in_threadpool(service.monitor.snapshot))
+        body = await run_in_threadpool(lambda: service.monitor.snapshot(compare=pair))
     except StoreUnavailable as exc:
         return unavailable(exc)
+    return JSONResponse(body)
 
 
 # Mounted at the root: BentoML matches its own routes first, then this app's, so

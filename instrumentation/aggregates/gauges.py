@@ -47,6 +47,9 @@ class _Emitter:
             if gauge is not None and value is not None:
                 self.points.append((gauge.name, float(value), attrs))
         self.points.append((figure.samples.name, float(metric["n"]), attrs))
+        if figure.baseline_samples is not None:
+            baseline = float(metric["n_baseline"])
+            self.points.append((figure.baseline_samples.name, baseline, attrs))
 
     def number(self, gauge: table.Gauge, value: float | bool | None, attrs: dict[str, str]) -> None:
         if value is not None:
@@ -155,4 +158,20 @@ def gauge_points(windows: Mapping[str, Any]) -> list[GaugePoint]:
         _fairness(e, report.get("fairness", {}), base)
         _drift(e, report.get("drift", {}), base)
         _estimated(e, report.get("estimated", {}), base)
+    return e.points
+
+
+def comparison_points(comparison: Mapping[str, Any]) -> list[GaugePoint]:
+    """Observations of a version comparison (``ModelMonitor.snapshot()["comparison"]``)."""
+    e = _Emitter()
+    baseline = {names.ATTR_COMPARE_BASELINE: str(comparison["baseline"])}
+    for window, section in comparison["windows"].items():
+        base = {names.ATTR_WINDOW: window, **baseline}
+        for key, node in section.items():
+            figure = _lookup(table.COMPARE, "comparison", key)
+            if _is_metric(node):
+                e.figure(figure, node, base)
+                continue
+            for cls, metric in node["per_class"].items():
+                e.figure(figure, metric, {**base, names.ATTR_CLASS: cls})
     return e.points

@@ -73,6 +73,14 @@ class DuplicatePredictionId(ValueError):
         self.prediction_id = prediction_id
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """A model version a store has seen: its monitor spec (JSON text) and first sighting."""
+
+    spec: str
+    first_seen: float
+
+
 class StoreUnavailable(RuntimeError):
     """The store cannot take or give data right now; the request may be retried later.
 
@@ -451,6 +459,15 @@ class PredictionStore(Protocol):
 
     def try_lease(self, name: str, holder: str, *, now: float, duration: float) -> bool:
         """Take or renew a named lease; True when ``holder`` holds it until ``now + duration``."""
+
+    def register_version(self, model: str, version: str, spec: str, *, now: float) -> None:
+        """Record a model version and its spec (JSON) once; later calls change nothing."""
+
+    def model_versions(self, model: str) -> dict[str, VersionInfo]:
+        """Every recorded version of ``model``: its spec (JSON) and when it was first seen."""
+
+    def versions_with_data(self, model: str, *, since_bucket: int) -> set[str]:
+        """Versions of ``model`` with any aggregate cell in buckets ``>= since_bucket``."""
 
     def close(self) -> None:
         """Release connections."""

@@ -23,6 +23,7 @@ from instrumentation.store.base import (
     PredictionRecord,
     PredictionStore,
     StoreUnavailable,
+    VersionInfo,
 )
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,18 @@ class DeferredStore:
     def try_lease(self, name: str, holder: str, *, now: float, duration: float) -> bool:
         """See :class:`~instrumentation.store.base.PredictionStore`."""
         return self._store().try_lease(name, holder, now=now, duration=duration)
+
+    def register_version(self, model: str, version: str, spec: str, *, now: float) -> None:
+        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        self._store().register_version(model, version, spec, now=now)
+
+    def model_versions(self, model: str) -> dict[str, VersionInfo]:
+        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        return self._store().model_versions(model)
+
+    def versions_with_data(self, model: str, *, since_bucket: int) -> set[str]:
+        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        return self._store().versions_with_data(model, since_bucket=since_bucket)
 
     def close(self) -> None:
         """Stop trying to open; close the real store if it is open."""

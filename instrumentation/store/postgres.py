@@ -69,6 +69,7 @@ from instrumentation.store.base import (
     LabelAggregator,
     LabelOutcome,
     PredictionRecord,
+    VersionInfo,
     encode_label,
     first_reused_id,
     group_pairs,
@@ -617,6 +618,39 @@ class PostgresStore:
                 (name, holder, now + duration, now),
             ).fetchone()
         return row is not None
+
+    def register_version(self, model: str, version: str, spec: str, *, now: float) -> None:
+        """Record a model version and its spec once (the first writer's stands)."""
+        with self._connection() as conn:
+            conn.execute(
+                self._q(
+                    "INSERT INTO {s}.model_versions (model, version, spec, first_seen) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (model, version) DO NOTHING"
+                ),
+                (model, version, spec, now),
+            )
+
+    def model_versions(self, model: str) -> dict[str, VersionInfo]:
+        """Every recorded version of ``model``."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT version, spec, first_seen FROM {s}.model_versions WHERE model = %s"
+                ),
+                (model,),
+            ).fetchall()
+        return {version: VersionInfo(spec, float(first)) for version, spec, first in rows}
+
+    def versions_with_data(self, model: str, *, since_bucket: int) -> set[str]:
+        """Versions with aggregate cells in the buckets of a window."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT DISTINCT version FROM {s}.aggregates WHERE model = %s AND bucket >= %s"
+                ),
+                (model, since_bucket),
+            ).fetchall()
+        return {version for (version,) in rows}
 
     def close(self) -> None:
         """Close the pool and its connections."""

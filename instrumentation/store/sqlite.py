@@ -32,6 +32,7 @@ from instrumentation.store.base import (
     LabelAggregator,
     LabelOutcome,
     PredictionRecord,
+    VersionInfo,
     encode_label,
     first_reused_id,
     group_pairs,
@@ -491,6 +492,30 @@ class SQLiteStore:
             )
             (current,) = cur.execute("SELECT holder FROM leases WHERE name=?", (name,)).fetchone()
         return bool(current == holder)
+
+    def register_version(self, model: str, version: str, spec: str, *, now: float) -> None:
+        """Record a model version and its spec once (the first writer's stands)."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO model_versions (model, version, spec, first_seen) VALUES (?,?,?,?) "
+                "ON CONFLICT (model, version) DO NOTHING",
+                (model, version, spec, now),
+            )
+
+    def model_versions(self, model: str) -> dict[str, VersionInfo]:
+        """Every recorded version of ``model``."""
+        rows = self._reader().execute(
+            "SELECT version, spec, first_seen FROM model_versions WHERE model=?", (model,)
+        )
+        return {version: VersionInfo(spec, float(first)) for version, spec, first in rows}
+
+    def versions_with_data(self, model: str, *, since_bucket: int) -> set[str]:
+        """Versions with aggregate cells in the buckets of a window."""
+        rows = self._reader().execute(
+            "SELECT DISTINCT version FROM aggregates WHERE model=? AND bucket>=?",
+            (model, since_bucket),
+        )
+        return {version for (version,) in rows}
 
     def close(self) -> None:
         """Stop the checkpoint thread; close the writer and every thread's reader."""

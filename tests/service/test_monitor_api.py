@@ -41,7 +41,9 @@ def test_monitor_snapshot_shape(client: TestClient, trained_home: Path) -> None:
     assert empty.status_code == 200
     body = empty.json()
 
-    assert set(body) == {"model", "stored_predictions", "spooled_requests", "windows"}
+    assert set(body) == {"model", "stored_predictions", "spooled_requests", "windows", "versions"}
+    # One version serving and no other: its windows are the serving windows, nothing to compare.
+    assert body["versions"] == {body["model"]["version"]: {"windows": body["windows"]}}
     assert body["spooled_requests"] == 0
     assert body["model"] == {
         "name": MODEL,
@@ -168,3 +170,18 @@ def test_regression_quality_through_the_api_equals_sklearn(
     ):
         assert quality[key]["value"] == pytest.approx(reference(y, values), rel=1e-9), key
         assert quality[key]["n"] == 300
+
+
+def test_any_two_versions_can_be_compared(client: TestClient) -> None:
+    predict_ok(client, instances_of(3))
+    version = client.get("/monitor").json()["model"]["version"]
+
+    same = client.get("/monitor", params={"compare": f"{version},{version}"})
+    bad = client.get("/monitor", params={"compare": version})
+
+    assert same.status_code == 200, same.text
+    comparison = same.json()["comparison"]
+    assert (comparison["version"], comparison["baseline"]) == (version, version)
+    assert set(comparison["windows"]["5m"]) == {"accuracy", "recall", "precision", "selection_rate"}
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "compare: expected two model versions, 'version,baseline'"}

@@ -17,7 +17,14 @@ import pytest
 from instrumentation import FeatureSpec, ModelSpec, PredictionRecord, build_reference_profile
 from instrumentation import _gauges as table
 from instrumentation.aggregates import AggregateBook
-from instrumentation.aggregates.gauges import NO_GAUGE_ERROR, GaugePoint, gauge_points
+from instrumentation.aggregates.cells import Cells
+from instrumentation.aggregates.comparison import compare_versions
+from instrumentation.aggregates.gauges import (
+    NO_GAUGE_ERROR,
+    GaugePoint,
+    comparison_points,
+    gauge_points,
+)
 from instrumentation.spec import Task
 from instrumentation.store.base import Increments, encode_key
 
@@ -49,7 +56,7 @@ def _spec(task: Task, rng: np.random.Generator) -> ModelSpec:
 
 
 def _rendered(task: Task) -> list[GaugePoint]:
-    """Gauge points of one window holding 200 labelled predictions in two groups."""
+    """Gauge points of one window holding 200 labelled predictions in two groups, compared."""
     rng = np.random.default_rng(7)
     spec = _spec(task, rng)
     book = AggregateBook(spec, min_group_samples=5, min_drift_samples=5)
@@ -80,7 +87,10 @@ def _rendered(task: Task) -> list[GaugePoint]:
     sums: dict[str, float] = defaultdict(float)
     for (_, _, key), amount in increments.cells.items():
         sums[encode_key(key)] += amount
-    return gauge_points({"1h": book.report(sums)})
+    # A version compared with another holding the same cells: every comparison figure too.
+    comparison = compare_versions(spec, Cells(sums), Cells(sums))
+    compared = comparison_points({"version": "v", "baseline": "u", "windows": {"1h": comparison}})
+    return gauge_points({"1h": book.report(sums)}) + compared
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +118,12 @@ def test_each_gauge_carries_exactly_the_attribute_keys_its_entry_lists(
 
 def test_units_and_names_follow_the_conventions() -> None:
     names = [g.name for g in table.GAUGES]
-    assert len(names) == len(set(names)) == 93
+    assert len(names) == len(set(names)) == 118
     for gauge in table.GAUGES:
         assert gauge.unit == ("{sample}" if gauge.name.endswith(".samples") else ""), gauge.name
-        assert gauge.name.startswith(("ml.quality.", "ml.fairness.", "ml.drift.", "ml.estimated."))
+        assert gauge.name.startswith(
+            ("ml.quality.", "ml.fairness.", "ml.drift.", "ml.estimated.", "ml.compare.")
+        )
         assert gauge.description
     # A few names dashboards and alert rules read, spelled out.
     assert {
@@ -122,6 +134,9 @@ def test_units_and_names_follow_the_conventions() -> None:
         "ml.fairness.selection_rate.samples",
         "ml.drift.psi",
         "ml.estimated.error.accuracy",
+        "ml.compare.accuracy",
+        "ml.compare.accuracy.lower",
+        "ml.compare.accuracy.baseline.samples",
     } <= set(names)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
+from sklearn.metrics import accuracy_score
 
 from instrumentation import ModelMonitor, MonitorConfig, SQLiteStore
 from tests.unit.monitor.monitor_support import BINARY, Clock, by_attrs, metrics, predict
@@ -53,3 +55,77 @@ def test_counters_carry_the_version_of_the_prediction_they_count(
         frozenset(V1.items()): 2,
         frozenset(V2.items()): 1,
     }
+
+
+def test_each_version_keeps_its_own_figures_after_a_deploy(
+    store: SQLiteStore, tracer_provider: TracerProvider, clock: Clock, config: MonitorConfig
+) -> None:
+    old = ModelMonitor(BINARY, store, tracer_provider=tracer_provider, clock=clock, config=config)
+    old.snapshot()  # the running v1 has recorded its spec
+    v1 = predict(old, [90.0, 10.0, 80.0, 30.0], ids=["a", "b", "c", "d"])
+    clock.advance(60.0)
+    new = ModelMonitor(
+        dataclasses.replace(BINARY, version="v2"),
+        store,
+        tracer_provider=tracer_provider,
+        clock=clock,
+        config=config,
+    )
+    v2 = predict(new, [70.0, 20.0], ids=["e", "f"])
+    clock.advance(60.0)
+    truth = {"a": "fraud", "b": "fraud", "c": "legit", "d": "legit", "e": "fraud", "f": "legit"}
+
+    new.feedback(list(truth.items()))  # v1's labels arrive after v2 is serving
+    snapshot = new.snapshot()
+
+    assert list(snapshot["versions"]) == ["v2", "v1"]  # newest first
+    assert snapshot["windows"] == snapshot["versions"]["v2"]["windows"]
+    for version, records in (("v1", v1), ("v2", v2)):
+        window = snapshot["versions"][version]["windows"]["5m"]
+        predicted = [r.label for r in records]
+        actual = [truth[r.prediction_id] for r in records]
+        assert window["n_labels"] == len(records)
+        assert window["quality"]["accuracy"]["value"] == pytest.approx(
+            accuracy_score(actual, predicted), abs=1e-9
+        )
+    comparison = snapshot["comparison"]
+    assert (comparison["version"], comparison["baseline"]) == ("v2", "v1")
+    accuracy = comparison["windows"]["5m"]["accuracy"]
+    assert accuracy["value"] == pytest.approx(1.0 - 0.5, abs=1e-12)  # v2 2/2 right, v1 2/4
+    assert (accuracy["n"], accuracy["n_baseline"]) == (2, 4)
+    assert accuracy["lower"] < accuracy["value"] < accuracy["upper"]
+
+
+def test_gauges_carry_each_versions_figures_and_the_comparison(
+    store: SQLiteStore, tracer_provider: TracerProvider, clock: Clock, config: MonitorConfig
+) -> None:
+    old = ModelMonitor(BINARY, store, tracer_provider=tracer_provider, clock=clock, config=config)
+    old.snapshot()
+    predict(old, [90.0, 10.0], ids=["a", "b"])
+    new = ModelMonitor(
+        dataclasses.replace(BINARY, version="v2"),
+        store,
+        tracer_provider=tracer_provider,
+        clock=clock,
+        config=config,
+    )
+    predict(new, [70.0], ids=["c"])
+    new.feedback([("a", "fraud"), ("b", "fraud"), ("c", "fraud")])
+
+    points = new.gauge_points()
+
+    accuracy = {
+        attrs["ml.model.version"]: value
+        for name, value, attrs in points
+        if name == "ml.quality.accuracy" and attrs["ml.window"] == "5m"
+    }
+    assert accuracy == {"v1": 0.5, "v2": 1.0}
+    (compare,) = [
+        (value, attrs)
+        for name, value, attrs in points
+        if name == "ml.compare.accuracy" and attrs["ml.window"] == "5m"
+    ]
+    assert compare == (
+        0.5,
+        {"ml.model.version": "v2", "ml.compare.baseline_version": "v1", "ml.window": "5m"},
+    )

@@ -37,7 +37,15 @@ def test_snapshot_counts_per_window_and_windows_only_sum_their_buckets(
 
     snapshot = monitor.snapshot()
 
-    assert set(snapshot) == {"model", "stored_predictions", "spooled_requests", "windows"}
+    assert set(snapshot) == {
+        "model",
+        "stored_predictions",
+        "spooled_requests",
+        "windows",
+        "versions",
+    }
+    # One version serving and no other: its windows are the serving windows, nothing to compare.
+    assert snapshot["versions"] == {snapshot["model"]["version"]: {"windows": snapshot["windows"]}}
     assert snapshot["spooled_requests"] == 0
     assert snapshot["model"] == {"name": "fraud-test", "version": "v1", "task": "binary"}
     assert snapshot["stored_predictions"] == 3

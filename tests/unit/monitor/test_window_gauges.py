@@ -17,6 +17,7 @@ import instrumentation._window_gauges as window_gauges_module
 from instrumentation import ModelMonitor, SQLiteStore
 from instrumentation._gauges import QUALITY_ACCURACY
 from instrumentation._window_gauges import COMPUTE_FAILED_LOG, WindowGauges
+from instrumentation.aggregates.gauges import gauge_points
 from tests.unit.monitor.monitor_support import (
     BINARY,
     MODEL_ATTRS,
@@ -125,7 +126,7 @@ def test_each_collection_reads_one_gauge_snapshot_even_when_computing_it_is_slow
         store,
         lease="gauges:fraud-test",
         holder="worker-a",
-        reports=slow_then_failing,
+        points=lambda: gauge_points(slow_then_failing()),
         attributes=MODEL_ATTRS,
         clock=clock,
         lease_seconds=30.0,
@@ -174,7 +175,7 @@ def _gauges(
         store,
         lease="gauges:fraud-test",
         holder=holder,
-        reports=reports,
+        points=lambda: gauge_points(reports()),
         attributes=MODEL_ATTRS,
         clock=clock,
         lease_seconds=30.0,
