@@ -9,7 +9,7 @@ PHOENIX_VENV ?= .venv-phoenix
 PHOENIX_REQUIREMENTS := deploy/phoenix-requirements.txt
 PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench bench-tools bench-profile build services phoenix clean
+.PHONY: demo test test-fast lint format bench bench-tools bench-profile soak build services phoenix clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ bench-tools:
 	  echo "installing wrk (Debian package)"; \
 	  $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; }; }
+
+## make soak: a real server (2 workers) under steady traffic for 10 minutes while its OTLP
+## backend flaps (up, down, blackholed); per-minute RSS, descriptors, store, spool, latency;
+## pass/fail at the end. `make soak SOAK_ARGS="--minutes 3"` for a shorter run.
+soak: $(STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 build: $(STAMP)
 	$(PY) -m service.train

@@ -29,7 +29,14 @@ import instrumentation.store.postgres as postgres
 import instrumentation.store.sqlite as sqlite_store
 from instrumentation import ModelMonitor, MonitorConfig, SQLiteStore
 from instrumentation.store.sqlite import NEWER_SCHEMA, SCHEMA_VERSION
-from tests.fixtures.make_store_v1 import MANIFEST_FILE, SPEC, STORE_FILE, T0, TABLES
+from tests.fixtures.make_store_v1 import (
+    MANIFEST_FILE,
+    SPEC,
+    STORE_FILE,
+    T0,
+    TABLES,
+    table_rows,
+)
 from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import add, count_labels, record
 
@@ -60,21 +67,9 @@ def _user_version(path: Path) -> int:
         conn.close()
 
 
-def _tables(path: Path) -> dict[str, list[list[Any]]]:
-    conn = sqlite3.connect(path)
-    try:
-        names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {
-            name: [list(row) for row in conn.execute(f"SELECT * FROM {name} ORDER BY 1, 2, 3")]
-            for name in names
-        }
-    finally:
-        conn.close()
-
-
 def test_the_fixture_is_a_version_1_store(old_store: Path) -> None:
     assert _user_version(old_store) == 0  # version 1 wrote no marker
-    assert set(_tables(old_store)) == set(TABLES)
+    assert set(table_rows(old_store)) == set(TABLES)
 
 
 def test_a_version_1_store_opens_migrated_and_loses_nothing(
@@ -99,7 +94,7 @@ def test_a_version_1_store_opens_migrated_and_loses_nothing(
         store.close()
 
     assert _user_version(old_store) == SCHEMA_VERSION == 2
-    tables = _tables(old_store)
+    tables = table_rows(old_store)
     assert tables.pop("model_versions") == []
     assert tables == manifest["tables"]  # every row of every version-1 table, unchanged
     assert {pid: r.feedback for pid, r in stored.items()} == {
@@ -186,7 +181,7 @@ def test_processes_opening_an_old_store_at_once_migrate_it_once(
     migrations = [m for out, _ in results for m in json.loads(out) if "schema version" in m]
     assert migrations == [f"store {old_store}: schema version 1 -> 2"]
     assert _user_version(old_store) == SCHEMA_VERSION
-    tables = _tables(old_store)
+    tables = table_rows(old_store)
     children_rows = [row for row in tables["predictions"] if row[0] == "m"]
     assert sorted(row[1] for row in children_rows) == [f"child-{i}" for i in range(6)]
     assert [row for row in tables["predictions"] if row[0] != "m"] == manifest["tables"][
@@ -199,21 +194,21 @@ def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     SQLiteStore(path, checkpoint_seconds=None).close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
-    before = _tables(path)
+    before = table_rows(path)
 
     with pytest.raises(RuntimeError) as raised:
         SQLiteStore(path, checkpoint_seconds=None)
 
     assert str(raised.value) == NEWER_SCHEMA.format(path=path, found=99, known=SCHEMA_VERSION)
     assert str(path) in str(raised.value)
-    assert (_user_version(path), _tables(path)) == (99, before)
+    assert (_user_version(path), table_rows(path)) == (99, before)
 
 
 def test_a_new_store_starts_at_the_current_version(tmp_path: Path) -> None:
     SQLiteStore(tmp_path / "new.db", checkpoint_seconds=None).close()
 
     assert _user_version(tmp_path / "new.db") == SCHEMA_VERSION
-    assert set(_tables(tmp_path / "new.db")) == {*TABLES, "model_versions"}
+    assert set(table_rows(tmp_path / "new.db")) == {*TABLES, "model_versions"}
 
 
 def test_a_migration_that_fails_leaves_the_store_as_it_was(
@@ -226,7 +221,7 @@ def test_a_migration_that_fails_leaves_the_store_as_it_was(
         SQLiteStore(old_store, checkpoint_seconds=None)
 
     assert _user_version(old_store) == 0
-    assert _tables(old_store) == manifest["tables"]  # no model_versions: rolled back
+    assert table_rows(old_store) == manifest["tables"]  # no model_versions: rolled back
 
 
 # --- PostgreSQL: the same promise, from a version-1 schema ---------------------------------------
