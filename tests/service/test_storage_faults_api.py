@@ -9,7 +9,7 @@ import pytest
 from api_helpers import instances_of, predict_ok, send_feedback
 from starlette.testclient import TestClient
 
-from tests.harness.filesystems import fill, tiny_filesystem
+from tests.harness.filesystems import fill, remount, tiny_filesystem
 
 
 @pytest.fixture
@@ -60,3 +60,24 @@ def test_spooled_predictions_take_their_labels_once_the_store_is_back(
     assert waiting.status_code == 503
     assert joined.status_code == 200, joined.text
     assert joined.json()["counts"]["matched"] == 2
+
+
+def test_a_store_that_cannot_open_costs_no_prediction_and_reads_say_when_to_retry(
+    make_client: Callable[..., TestClient], disk: Path, tmp_path: Path
+) -> None:
+    remount(disk, read_only=True)  # SQLite cannot open a database for writing here
+    try:
+        client = make_client(
+            MONITOR_STORE_URL=f"sqlite:///{disk / 'store.db'}",
+            MONITOR_SPOOL_DIR=str(tmp_path / "spool"),
+        )
+        served = predict_ok(client, instances_of(2))
+        snapshot = client.get("/monitor")
+        labels = send_feedback(client, [(p["prediction_id"], "fraud") for p in served])
+    finally:
+        remount(disk, read_only=False)
+
+    assert [p["recorded"] for p in served] == [True, True]  # spooled until the store opens
+    for response in (snapshot, labels):
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "5"

@@ -41,3 +41,18 @@ def test_readme_python_block_runs(code: str, tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+NAMED_TESTS = sorted(
+    set(re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", README.read_text(encoding="utf-8")))
+)
+
+
+def test_the_guarantees_name_tests() -> None:
+    assert len(NAMED_TESTS) >= 40, "README's Guarantees section lost its test references"
+
+
+@pytest.mark.parametrize(("path", "function"), NAMED_TESTS, ids=lambda v: str(v))
+def test_every_test_the_readme_names_exists(path: str, function: str) -> None:
+    source = (REPO / path).read_text(encoding="utf-8")
+    assert re.search(rf"^def {function}\(", source, re.M), f"{path}::{function} does not exist"
