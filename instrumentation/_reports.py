@@ -19,7 +19,7 @@ from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_versions
 from instrumentation.config import MonitorConfig
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of
+from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of, is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,12 @@ class VersionReports:
         if self._registered:
             return
         spec = json.dumps(self.spec.to_dict(), separators=(",", ":"))
-        self.store.register_version(self.spec.name, self.spec.version, spec, now=self.clock())
+        try:
+            self.store.register_version(self.spec.name, self.spec.version, spec, now=self.clock())
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            return  # the store is down: the next report tries again
         self._registered = True
 
     def _since(self, seconds: float) -> int:
@@ -96,10 +101,15 @@ class VersionReports:
         self.register()
         return {version: self.windows(version) for version in self.versions()}
 
-    def baseline(self, versions: list[str]) -> str | None:
-        """The version the serving one is compared with: the newest other one."""
-        others = [v for v in versions if v != self.spec.version]
-        return others[0] if others else None
+    @staticmethod
+    def default_pair(versions: list[str]) -> tuple[str, str] | None:
+        """The newest version and the one before it (``versions`` newest first), if two exist.
+
+        Not "the serving version against the rest": during a canary two servers serve
+        two versions, and whichever process computes the comparison (the gauges' lease
+        holder) must report the same one — the new version against the old.
+        """
+        return (versions[0], versions[1]) if len(versions) >= 2 else None
 
     def compare(self, version: str, baseline: str) -> dict[str, Any]:
         """``version`` against ``baseline`` in every window (differences ``version − baseline``).

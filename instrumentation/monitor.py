@@ -115,6 +115,9 @@ class ModelMonitor:
         self.reports = VersionReports(
             spec, store, self.config, book=self.book, make_book=self._make_book, clock=clock
         )
+        # Recorded now so the version's age is its start, not its first report; a store
+        # that cannot take it yet gets it at the first report instead.
+        self.reports.register()
         self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}
         self._tracer = trace.get_tracer(
             names.INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider
@@ -345,8 +348,8 @@ class ModelMonitor:
         """Every window's figures, computed from the store now (the ``GET /monitor`` body).
 
         ``windows`` is the serving version's; ``versions`` holds every version with
-        data in the longest window (newest first); ``comparison`` sets the serving
-        version against the previous one, or ``compare`` = (version, baseline).
+        data in the longest window (newest first); ``comparison`` sets the newest
+        version against the one before it, or ``compare`` = (version, baseline).
         """
         with _unavailable_as(StoreUnavailable):
             versions = self.reports.all_windows()
@@ -361,8 +364,7 @@ class ModelMonitor:
                 "windows": versions[self.spec.version],
                 "versions": {v: {"windows": w} for v, w in versions.items()},
             }
-            baseline = self.reports.baseline(list(versions))
-            pair = compare or ((self.spec.version, baseline) if baseline else None)
+            pair = compare or self.reports.default_pair(list(versions))
             if pair is not None:
                 try:
                     body["comparison"] = self.reports.compare(*pair)
@@ -391,14 +393,14 @@ class ModelMonitor:
             for version, windows in versions.items()
             for name, value, attrs in gauge_points(windows)
         ]
-        baseline = self.reports.baseline(list(versions))
-        if baseline is not None:
+        pair = self.reports.default_pair(list(versions))
+        if pair is not None:
             try:
-                comparison = self.reports.compare(self.spec.version, baseline)
+                comparison = self.reports.compare(*pair)
             except ValueError:
                 return points  # other classes: nothing to compare
             points += [
-                (name, value, {names.ATTR_MODEL_VERSION: self.spec.version, **attrs})
+                (name, value, {names.ATTR_MODEL_VERSION: pair[0], **attrs})
                 for name, value, attrs in comparison_points(comparison)
             ]
         return points

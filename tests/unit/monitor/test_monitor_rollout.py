@@ -61,7 +61,6 @@ def test_each_version_keeps_its_own_figures_after_a_deploy(
     store: SQLiteStore, tracer_provider: TracerProvider, clock: Clock, config: MonitorConfig
 ) -> None:
     old = ModelMonitor(BINARY, store, tracer_provider=tracer_provider, clock=clock, config=config)
-    old.snapshot()  # the running v1 has recorded its spec
     v1 = predict(old, [90.0, 10.0, 80.0, 30.0], ids=["a", "b", "c", "d"])
     clock.advance(60.0)
     new = ModelMonitor(
@@ -100,8 +99,8 @@ def test_gauges_carry_each_versions_figures_and_the_comparison(
     store: SQLiteStore, tracer_provider: TracerProvider, clock: Clock, config: MonitorConfig
 ) -> None:
     old = ModelMonitor(BINARY, store, tracer_provider=tracer_provider, clock=clock, config=config)
-    old.snapshot()
     predict(old, [90.0, 10.0], ids=["a", "b"])
+    clock.advance(60.0)  # v2 is deployed later
     new = ModelMonitor(
         dataclasses.replace(BINARY, version="v2"),
         store,
