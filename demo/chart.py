@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-PHASE_COLOURS = {"baseline": "#e8f1e4", "drift": "#fdf0d5", "bias": "#f9dcdc"}
+PHASE_COLOURS = {
+    "baseline": "#e8f1e4",
+    "drift": "#fdf0d5",
+    "bias": "#f9dcdc",
+    "rollout": "#e3e9f7",
+}
 
 
 def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) -> Path | None:
@@ -27,7 +32,7 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
     def series(key: str) -> list[float]:
         return [float("nan") if p.get(key) is None else float(p[key]) for p in points]
 
-    fig, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
+    fig, axes = plt.subplots(5, 1, figsize=(10, 13.5), sharex=True)
     for ax in axes:
         for phase in history["phases"]:
             colour = PHASE_COLOURS.get(phase["name"], "#eeeeee")
@@ -80,10 +85,38 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
         fontsize=7,
         color="dimgray",
     )
-    axes[3].set_xlabel("seconds since start")
     axes[3].legend(loc="upper left", fontsize=8)
 
-    fig.suptitle("make demo: latency, quality, drift and fairness by phase (15 s window)")
+    rollout, versions = axes[4], axes[4].twinx()
+    versions.plot(t, series("old_accuracy"), label="accuracy, first version", color="tab:green")
+    versions.plot(t, series("new_accuracy"), label="accuracy, retrained", color="tab:blue")
+    versions.set_ylabel("accuracy")
+    versions.legend(loc="upper left", fontsize=8)
+    rollout.plot(t, series("accuracy_diff"), label="difference (new − old)", color="black")
+    rollout.fill_between(
+        t,
+        series("accuracy_diff_lower"),
+        series("accuracy_diff_upper"),
+        color="grey",
+        alpha=0.3,
+        label="95% interval (Newcombe)",
+    )
+    rollout.axhline(0.0, color="black", lw=0.8, ls=":")
+    rollout.set_ylabel("accuracy difference")
+    rollout.text(
+        0.99,
+        0.05,
+        "the interval narrows as labels arrive; entirely below 0: the new version is worse",
+        transform=rollout.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="dimgray",
+    )
+    rollout.set_xlabel("seconds since start")
+    rollout.legend(loc="lower left", fontsize=8)
+
+    fig.suptitle("make demo: latency, quality, drift, fairness and a rollout (15 s window)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -192,9 +192,24 @@ def _estimator(spec: ModelSpec) -> Pipeline:
     return make_pipeline(StandardScaler(), Ridge(alpha=1.0))
 
 
-def train(model: str, *, n_train: int = 20_000, seed: int = 7) -> tuple[Any, ModelSpec]:
-    """Fit one demo model and build its spec, including the drift reference profile."""
+def train(
+    model: str, *, n_train: int = 20_000, seed: int = 7, mislabelled: float = 0.0
+) -> tuple[Any, ModelSpec]:
+    """Fit one demo model and build its spec, including the drift reference profile.
+
+    ``mislabelled`` marks that share of the training rows paid ``online`` as fraud:
+    the demo's "retrained" version learnt from a broken label feed, so it is worse,
+    which the rollout phase's comparison has to find.
+    """
     instances, labels = make_dataset(n_train, seed, model=model)
+    if mislabelled:
+        rng = np.random.default_rng(seed)
+        labels = [
+            "fraud"
+            if i["features"].get("merchant_category") == "online" and rng.random() < mislabelled
+            else y
+            for i, y in zip(instances, labels, strict=True)
+        ]
     schema = _spec(model, instances)
     columns = [f.name for f in schema.features]
     x = np.array([[i["features"][c] for c in columns] for i in instances], dtype=object)

@@ -18,6 +18,7 @@ def value_of(node: Any) -> float | None:
 def headline(snapshot: dict[str, Any], window: str) -> dict[str, float | None]:
     """The figures the demo follows, from one window of ``GET /monitor``."""
     w = snapshot["windows"][window]
+    rollout = _rollout(snapshot, window)
     fairness = w["fairness"].get("region", {}).get("disparities", {})
     drift = w["drift"]["features"]
     return {
@@ -37,7 +38,40 @@ def headline(snapshot: dict[str, Any], window: str) -> dict[str, float | None]:
             .get("worst_case", {})
             .get("between_groups")
         ),
+        **rollout,
     }
+
+
+def _rollout(snapshot: dict[str, Any], window: str) -> dict[str, float | None]:
+    """The newest version against the previous one, once a second version has data."""
+    comparison = snapshot.get("comparison")
+    if not comparison or "error" in comparison:
+        return {}
+    versions = snapshot["versions"]
+    diff = comparison["windows"][window]["accuracy"]
+
+    def accuracy(version: str) -> float | None:
+        node = versions.get(version, {}).get("windows", {}).get(window, {})
+        return value_of(node.get("quality", {}).get("accuracy"))
+
+    return {
+        "new_accuracy": accuracy(comparison["version"]),
+        "old_accuracy": accuracy(comparison["baseline"]),
+        "accuracy_diff": diff["value"],
+        "accuracy_diff_lower": diff["lower"],
+        "accuracy_diff_upper": diff["upper"],
+    }
+
+
+def rollout_text(h: dict[str, float | None]) -> str:
+    """`` v1 0.830 | v2 0.731 | Δ -0.099 [-0.14, -0.06]`` once a rollout has data, else ''."""
+    if h.get("accuracy_diff") is None:
+        return ""
+    return (
+        f"  old {fmt(h['old_accuracy'], 0)} new {fmt(h['new_accuracy'], 0)} "
+        f"Δacc {fmt(h['accuracy_diff'], 0)} [{fmt(h['accuracy_diff_lower'], 0)}, "
+        f"{fmt(h['accuracy_diff_upper'], 0)}]"
+    )
 
 
 def fmt(value: float | None, width: int = 7, digits: int = 3) -> str:
@@ -101,7 +135,7 @@ def summarise(history: dict[str, Any]) -> str:
             f"  {s['phase']:<9} {fmt(s['accuracy'])} {fmt(s['estimated_accuracy'])} "
             f"{fmt(s['estimate_error'], 7, 3)} {fmt(s['recall_fraud'])} "
             f"{fmt(s['psi_amount'])} {fmt(s['psi_hour'])} "
-            f"{fmt(s['dp_diff_region'])} {fmt(s['eo_diff_region'])}"
+            f"{fmt(s['dp_diff_region'])} {fmt(s['eo_diff_region'])}" + rollout_text(s)
         )
     final = history["final"]
     w = final["windows"][FULL_WINDOW]

@@ -28,7 +28,7 @@ import httpx
 
 from demo.backends import DemoBackends
 from demo.chart import write_chart
-from demo.models import DEFAULT_MODEL, Shift, make_dataset
+from demo.models import DEFAULT_MODEL, Shift, make_dataset, train
 from demo.report import (
     FULL_WINDOW,
     LIVE_WINDOW,
@@ -36,10 +36,12 @@ from demo.report import (
     TABLE_LEGEND,
     headline,
     percentile,
+    rollout_text,
     summarise,
     table_row,
 )
 from demo.traffic import LabelPipeline, Stats, predict_batch
+from service.model_store import store_model
 from service.train import save
 from tests.harness.postgres import PostgresCluster
 from tests.harness.serving import REPO, Server
@@ -51,12 +53,18 @@ class Phase:
 
     name: str
     shift: Shift
+    canary_share: float = 0.0
+    """Share of requests sent to the retrained version (the rollout phase)."""
+    length: float = 1.0
+    """Rows of this phase, as a multiple of ``--rows-per-phase``."""
 
 
 PHASES = (
     Phase("baseline", Shift()),
     Phase("drift", Shift(amount_scale=3.0)),
     Phase("bias", Shift(flip_region="south", flip_rate=0.45)),
+    # Twice as long: the comparison's interval needs labels on both sides to narrow.
+    Phase("rollout", Shift(), canary_share=0.3, length=2.0),
 )
 
 
@@ -85,16 +93,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             DemoBackends(workdir, user_otel=user_otel, window=LIVE_WINDOW)
         )
         env = {**env, **backends.env}
+        store_url = f"sqlite:///{workdir / 'store.db'}"  # Server's own default
         if args.replicas == 1:
             print(f"serving with 2 workers (store {workdir / 'store.db'}) ...", flush=True)
             server = stack.enter_context(Server(workdir, home, env, home=home))
             client = label_client = stack.enter_context(server.client())
             print(f"listening on {server.base_url}: POST /predict, POST /feedback, GET /monitor")
         else:
-            client, label_client = _replicas(stack, workdir, home, tag, env)
+            client, label_client, store_url = _replicas(stack, workdir, home, tag, env)
         for line in backends.lines:
             print(f"  {line}")
-        _traffic(args, client, label_client, stats, history, backends.watch_alerts)
+        canary = Canary(stack, workdir, home, env, store_url)
+        _traffic(args, client, label_client, canary, stats, history, backends.watch_alerts)
         history["backends"] = backends.summary()
         if args.hold > 0:
             print(f"\nholding for {args.hold:.0f}s so you can browse the URLs above (Ctrl-C ends)")
@@ -105,7 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _replicas(
     stack: contextlib.ExitStack, workdir: Path, home: Path, tag: str, env: dict[str, str]
-) -> tuple[httpx.Client, httpx.Client]:
+) -> tuple[httpx.Client, httpx.Client, str]:
     """Two replicas on a private PostgreSQL: predictions go to A, labels to B."""
     cluster = stack.enter_context(PostgresCluster.start_new())
     url = cluster.create_database("monitor")
@@ -126,7 +136,47 @@ def _replicas(
     a, b = servers
     print(f"replica A {a.base_url} takes predictions and GET /monitor; replica B {b.base_url}")
     print("takes the labels: every label joins a prediction the other replica made")
-    return stack.enter_context(a.client()), stack.enter_context(b.client())
+    return stack.enter_context(a.client()), stack.enter_context(b.client()), url
+
+
+class Canary:
+    """The rollout: a retrained version served by a second server on the same store."""
+
+    def __init__(
+        self,
+        stack: contextlib.ExitStack,
+        workdir: Path,
+        home: Path,
+        env: dict[str, str],
+        store_url: str,
+    ) -> None:
+        self._stack, self._workdir, self._home = stack, workdir, home
+        self._env = {**env, "MONITOR_STORE_URL": store_url}
+        self.client: httpx.Client | None = None
+        self.tag = ""
+        # Trained and started while the earlier phases run: the rollout starts at once.
+        self._ready = ThreadPoolExecutor(1).submit(self._deploy)
+
+    def deploy(self) -> httpx.Client:
+        """The retrained version's client, once its server is up."""
+        return self._ready.result()
+
+    def _deploy(self) -> httpx.Client:
+        """Save the retrained version, serve it beside the first; its client."""
+        if self.client is None:
+            estimator, spec = train(DEFAULT_MODEL, seed=8, mislabelled=0.6)
+            tag = store_model(estimator, spec)
+            self.tag = tag
+            env = {
+                **self._env,
+                "MONITOR_MODEL": tag,
+                "MONITOR_SPOOL_DIR": str(self._workdir / "spool-canary"),
+                "MONITOR_PROMETHEUS_PORT": "",  # the first server's workers are scraped
+            }
+            home = model_home(self._home, tag, self._workdir / "home-canary")
+            server = Server(self._workdir / "canary", self._home, env, home=home)
+            self.client = self._stack.enter_context(self._stack.enter_context(server).client())
+        return self.client
 
 
 def model_home(home: Path, tag: str, dest: Path) -> Path:
@@ -141,6 +191,7 @@ def _traffic(
     args: argparse.Namespace,
     client: httpx.Client,
     label_client: httpx.Client,
+    canary: Canary,
     stats: Stats,
     history: dict[str, Any],
     watch_alerts: Callable[[float], list[str]],
@@ -152,8 +203,15 @@ def _traffic(
     print(TABLE_HEADER)
     with ThreadPoolExecutor(args.concurrency) as pool:
         for index, phase in enumerate(PHASES):
+            targets = [client]
+            if phase.canary_share:
+                targets.append(canary.deploy())
+                print(
+                    f"      (rollout: {canary.tag}, retrained on a broken label feed, takes "
+                    f"{phase.canary_share:.0%} of the requests beside the first version)"
+                )
             history["phases"].append({"name": phase.name, "start": time.monotonic() - started})
-            _drive(phase, index, args, pool, client, stats, labels, started, history, watch_alerts)
+            _drive(phase, index, args, pool, targets, stats, labels, started, history, watch_alerts)
             history["phases"][-1]["end"] = time.monotonic() - started
             wait = args.label_delay + 1.0
             print(f"      ({phase.name} done: {wait:.0f}s for its last labels to arrive)")
@@ -185,7 +243,7 @@ def _drive(
     index: int,
     args: argparse.Namespace,
     pool: ThreadPoolExecutor,
-    client: httpx.Client,
+    targets: list[httpx.Client],
     stats: Stats,
     labels: LabelPipeline,
     started: float,
@@ -193,7 +251,9 @@ def _drive(
     watch_alerts: Callable[[float], list[str]],
 ) -> None:
     rng = random.Random(args.seed + index)
-    instances, truth = make_dataset(args.rows_per_phase, args.seed + 100 * index, shift=phase.shift)
+    client = targets[0]
+    rows = round(args.rows_per_phase * phase.length)
+    instances, truth = make_dataset(rows, args.seed + 100 * index, shift=phase.shift)
     phase_start = time.monotonic()
     interval = 1.0 / args.rate
     next_print = phase_start + 2.0
@@ -204,7 +264,8 @@ def _drive(
         size = rng.randint(1, 4)
         batch, batch_truth = instances[cursor : cursor + size], truth[cursor : cursor + size]
         cursor += size
-        futures.append(pool.submit(predict_batch, client, stats, labels, batch, batch_truth))
+        target = targets[-1] if rng.random() < phase.canary_share else client
+        futures.append(pool.submit(predict_batch, target, stats, labels, batch, batch_truth))
         now = time.monotonic()
         if now >= next_print:
             snap = client.get("/monitor").json()
@@ -213,7 +274,8 @@ def _drive(
             last_requests, last_print = stats.requests, now
             firing = watch_alerts(now - started)
             row = table_row(now - started, phase.name, stats, rps, h)
-            print(row + (f"  ! {', '.join(firing)}" if firing else ""), flush=True)
+            alerts = f"  ! {', '.join(firing)}" if firing else ""
+            print(row + rollout_text(h) + alerts, flush=True)
             with stats.lock:
                 recent = stats.latencies_ms[-500:]
             history["timeline"].append(
