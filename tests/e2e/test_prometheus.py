@@ -6,13 +6,22 @@ rules (``for:`` shortened, expressions untouched), Alertmanager routing to a web
 this process. The fixture drives demo-like traffic once: predictions spread over both
 workers, one rejected request, and labels that disagree with the predictions (flipped
 truth), with duplicates and unknown ids. Each test then reads that state.
+
+Two versions of the demo model: the fixture saves ``fraud-detector`` a second time, and
+before the scraped server (serving the new version) gets its traffic, a second server on
+the same SQLite store serves the previous version and gets labels that agree with its
+predictions. So the scraped server exports both versions' window gauges and a real
+comparison (serving minus previous, far below 0), and ``ModelVersionRegression`` fires.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -26,7 +35,7 @@ import yaml
 
 from tests.harness.backends import write_yaml
 from tests.harness.processes import free_port_run
-from tests.harness.serving import REPO, Server
+from tests.harness.serving import REPO, Server, copy_home
 
 from .backends import (
     RULES,
@@ -47,6 +56,18 @@ WORKERS = 2
 ROWS_PER_REQUEST = 10
 MIN_ROWS = 300
 """Rows to predict (and label): above the accuracy rule's 200-sample gate."""
+PREVIOUS_ROWS = 250
+"""Rows the previous version predicts (labelled truly): above ModelVersionRegression's gate."""
+REGRESSION_ONLY = frozenset(
+    {
+        "ml_compare_mae",
+        "ml_compare_mae_lower",
+        "ml_compare_mae_samples",
+        "ml_compare_mae_baseline_samples",
+    }
+)
+"""Metrics the rules read that only a regression model exports (the server here serves a
+classifier; promtool's MAE case covers that branch of ModelVersionRegression)."""
 UNKNOWN = 12
 DUPLICATES = 7
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "model-monitor.json"
@@ -62,6 +83,10 @@ class Stack:
     targets: list[str]
     rows: int
     """Rows predicted: the sum over workers of ``ml_predictions_total`` must be exactly this."""
+    serving: str
+    """The model version the scraped server serves (the newer one)."""
+    previous: str
+    """The version served before it, on the same store, by an unscraped server."""
 
 
 def _flip(label: str) -> str:
@@ -76,12 +101,13 @@ def _metrics_text(target: str) -> str:
 class _Traffic:
     """Predictions with flipped truth for labels, as a demo would send them, counted."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, *, flip: bool = True, seed: int = 5000) -> None:
         self.server = server
+        self.flip = flip
         self.rows = 0
         self.matched = 0
         self.labels: dict[str, str] = {}
-        self._seed = 5000
+        self._seed = seed
 
     def predict(self, requests: int) -> list[str]:
         bodies, truths = [], []
@@ -96,7 +122,7 @@ class _Traffic:
         ):
             predictions = ok_json(response)["predictions"]
             for prediction, label in zip(predictions, truth, strict=True):
-                self.labels[prediction["prediction_id"]] = _flip(label)
+                self.labels[prediction["prediction_id"]] = _flip(label) if self.flip else label
                 ids.append(prediction["prediction_id"])
             self.rows += len(predictions)
         return ids
@@ -175,6 +201,35 @@ def _drive_traffic(server: Server, targets: list[str], prometheus: Prometheus) -
     return traffic.rows
 
 
+def _two_versions(trained_home: Path, workdir: Path) -> tuple[Path, str, str]:
+    """A BENTOML_HOME with the demo model saved twice: ``(home, previous, newest)``."""
+    home = copy_home(trained_home, workdir)
+    latest = home / "models" / MODEL / "latest"
+    previous = latest.read_text().strip()
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    subprocess.run(
+        [sys.executable, "-m", "service.train", "--model", MODEL],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    newest = latest.read_text().strip()
+    assert newest != previous, "saving the model again made no new version"
+    return home, previous, newest
+
+
+def _serve_previous_version(server: Server) -> None:
+    """Predictions of the previous version, labelled with the truth (it was right)."""
+    traffic = _Traffic(server, flip=False, seed=9000)
+    ids = traffic.predict(PREVIOUS_ROWS // ROWS_PER_REQUEST)
+    traffic.feedback(ids, per_request=50)
+    assert traffic.matched == PREVIOUS_ROWS
+    with server.client() as client:  # computed from the store: every label is in
+        accuracy = ok_json(client.get("/monitor"))["windows"]["1h"]["quality"]["accuracy"]
+    assert accuracy["n"] == PREVIOUS_ROWS and accuracy["value"] > 0.8, accuracy
+
+
 @pytest.fixture(scope="module")
 def stack(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prometheus_bin = require_binary("prometheus")
@@ -189,11 +244,25 @@ def stack(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     }
     rules_file = workdir / "rules.yml"
     write_yaml(rules_file, render_rules(for_="0s"))
+    home, previous, serving = _two_versions(trained_home, workdir)
     with ExitStack() as stack:
         webhook = stack.enter_context(Webhook())
-        server = Server(workdir / "server", trained_home, env)
+        server = Server(workdir / "server", home, {**env, "MONITOR_MODEL": f"{MODEL}:{serving}"})
         stack.callback(server.stop)
         server.start()
+        # The previous version on the same store, not scraped (no endpoint: it never
+        # takes the gauge lease), one worker, its own copy of the home; stopped once done.
+        before = Server(
+            workdir / "previous",
+            home,
+            {
+                "MONITOR_MODEL": f"{MODEL}:{previous}",
+                "MONITOR_STORE_URL": f"sqlite:///{server.store_path}",
+                "MONITOR_WORKERS": "1",
+            },
+        )
+        stack.callback(before.stop)
+        before.start()
         alertmanager = start_alertmanager(alertmanager_bin, workdir / "alertmanager", webhook.url)
         stack.callback(alertmanager.stop)
         alertmanager.start()
@@ -206,12 +275,15 @@ def stack(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         prometheus = Prometheus(prometheus_bin, workdir / "prometheus", config)
         stack.callback(prometheus.stop)
         prometheus.start()
+        before.wait_ready()
+        _serve_previous_version(before)
+        before.stop()
         server.wait_ready()
         alertmanager.wait_ready()
         prometheus.wait_ready()
         _wait_for_every_endpoint(targets)
         rows = _drive_traffic(server, targets, prometheus)
-        yield Stack(server, prometheus, webhook, targets, rows)
+        yield Stack(server, prometheus, webhook, targets, rows, serving, previous)
 
 
 def _wait_value(prometheus: Prometheus, expr: str, expected: float, timeout: float = 15.0) -> None:
@@ -253,9 +325,12 @@ def test_counters_from_both_workers_sum_to_what_was_sent(stack: Stack) -> None:
     assert requests == prometheus.value('sum(ml_prediction_duration_seconds_bucket{le="+Inf"})')
     assert requests is not None and requests >= stack.rows / ROWS_PER_REQUEST + 1
 
-    # Window gauges come from exactly one worker (the lease holder), so nothing doubles.
-    _wait_value(prometheus, 'count(ml_quality_accuracy_samples{ml_window="1h"})', 1)
-    _wait_value(prometheus, 'sum(ml_quality_accuracy_samples{ml_window="1h"})', stack.rows)
+    # Window gauges come from exactly one worker (the lease holder), so nothing doubles:
+    # one series per model version, each with its own version's labels.
+    for version, rows in ((stack.serving, stack.rows), (stack.previous, PREVIOUS_ROWS)):
+        selector = f'{{ml_window="1h", ml_model_version="{version}"}}'
+        _wait_value(prometheus, f"count(ml_quality_accuracy_samples{selector})", 1)
+        _wait_value(prometheus, f"sum(ml_quality_accuracy_samples{selector})", rows)
 
 
 # --- the accuracy alert, end to end ---------------------------------------------------------
@@ -280,18 +355,64 @@ def test_an_accuracy_drop_reaches_the_alertmanager_webhook(stack: Stack) -> None
         interval=0.25,
     )
     labels = alert["labels"]
-    assert {k: labels[k] for k in ("severity", "job", "ml_model_name", "ml_window")} == {
+    assert {
+        k: labels[k] for k in ("severity", "job", "ml_model_name", "ml_model_version", "ml_window")
+    } == {
         "severity": "critical",
         "job": shipped_job_name(),
         "ml_model_name": MODEL,
+        "ml_model_version": stack.serving,  # the previous version was right
         "ml_window": "1h",
     }
     assert "instance" not in labels  # one alert per model, whichever worker holds the lease
     assert re.fullmatch(
         rf"{MODEL} accuracy is \d+(\.\d+)?% over 1h", alert["annotations"]["summary"]
     )
-    accuracy = stack.prometheus.value('max(ml_quality_accuracy{ml_window="1h"})')
+    accuracy = stack.prometheus.value(
+        f'max(ml_quality_accuracy{{ml_window="1h", ml_model_version="{stack.serving}"}})'
+    )
     assert accuracy is not None and accuracy < 0.5  # flipped truth: the model is mostly wrong
+
+
+COMPARISON = '{__name__=~"ml_compare_accuracy.*", ml_window="1h"}'
+
+
+def test_a_version_regression_reaches_the_alertmanager_webhook(stack: Stack) -> None:
+    def regressions() -> list[dict[str, Any]]:
+        return [
+            a
+            for a in stack.webhook.alerts()
+            if a["labels"].get("alertname") == "ModelVersionRegression" and a["status"] == "firing"
+        ]
+
+    (alert, *others) = wait_for(
+        regressions,
+        timeout=30.0,
+        message=lambda: (
+            f"no ModelVersionRegression at the webhook; got {stack.webhook.alerts()}; "
+            f"Prometheus alerts: {stack.prometheus.api('alerts')}; comparison "
+            f"{stack.prometheus.query(COMPARISON)}"
+        ),
+        interval=0.25,
+    )
+    assert all(a["labels"] == alert["labels"] for a in others)  # one alert, maybe resent
+    labels = alert["labels"]
+    assert {k: v for k, v in labels.items() if k != "alertname"} == {
+        "severity": "warning",
+        "job": shipped_job_name(),
+        "ml_model_name": MODEL,
+        "ml_model_version": stack.serving,
+        "ml_compare_baseline_version": stack.previous,
+        "ml_compare_metric": "accuracy",
+        "ml_window": "1h",
+    }
+    assert re.fullmatch(
+        rf"{MODEL} {stack.serving} is worse than {stack.previous}: accuracy -0\.\d{{3}} over 1h",
+        alert["annotations"]["summary"],
+    ), alert["annotations"]["summary"]
+    # Truly labelled before, flipped now: the whole interval lies far below 0.
+    upper = stack.prometheus.value('max(ml_compare_accuracy_upper{ml_window="1h"})')
+    assert upper is not None and upper < -0.5
 
 
 def test_every_rule_evaluates_on_metrics_the_server_exports(stack: Stack) -> None:
@@ -306,9 +427,15 @@ def test_every_rule_evaluates_on_metrics_the_server_exports(stack: Stack) -> Non
         # A metric name is followed by its selector or range; label names are not.
         read |= set(re.findall(r"\b([a-z_][a-z0-9_]*)(?=[{\[])", expr))
     assert len(read) >= 15, read
+    assert read >= REGRESSION_ONLY, "REGRESSION_ONLY names a metric no rule reads"
+    assert "ml_compare_accuracy_baseline_samples" in read
 
     def missing() -> list[str]:
-        return [n for n in sorted(read) if not prometheus.query(f'count({{__name__="{n}"}})')]
+        return [
+            n
+            for n in sorted(read - REGRESSION_ONLY)
+            if not prometheus.query(f'count({{__name__="{n}"}})')
+        ]
 
     # Polled: on a starved machine one scrape can time out and mark a target's series stale.
     wait_for(
@@ -333,7 +460,8 @@ def test_every_dashboard_panel_returns_data(stack: Stack) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     prometheus = stack.prometheus
     _wait_value(prometheus, "sum(ml_predictions_total)", stack.rows)
-    _wait_value(prometheus, 'count(ml_quality_accuracy_samples{ml_window="1h"})', 1)
+    _wait_value(prometheus, 'count(ml_quality_accuracy_samples{ml_window="1h"})', 2)
+    _wait_value(prometheus, 'count(ml_compare_accuracy_baseline_samples{ml_window="1h"})', 1)
     targets = [(p["title"], t) for p in dashboard["panels"] for t in p.get("targets", [])]
     assert len(targets) >= 20
 
@@ -367,3 +495,18 @@ def test_every_dashboard_panel_returns_data(stack: Stack) -> None:
     (per_worker,) = [p for p in dashboard["panels"] if p["title"] == "Rows per worker"]
     result = prometheus.query(_substitute(per_worker["targets"][0]["expr"]))
     assert sorted(r["metric"]["instance"] for r in result) == stack.targets
+
+    # Accuracy by model version shows both; the comparison names the serving and the previous.
+    (by_version,) = [p for p in dashboard["panels"] if p["title"] == "Accuracy by model version"]
+    result = prometheus.query(_substitute(by_version["targets"][0]["expr"]))
+    assert sorted(r["metric"]["ml_model_version"] for r in result) == sorted(
+        (stack.serving, stack.previous)
+    )
+    (labels_panel,) = [
+        p for p in dashboard["panels"] if p["title"] == "Labels behind the comparison"
+    ]
+    sides = [prometheus.query(_substitute(t["expr"])) for t in labels_panel["targets"]]
+    assert [[float(r["value"][1]) for r in side] for side in sides] == [
+        [stack.rows],
+        [PREVIOUS_ROWS],
+    ]

@@ -84,10 +84,35 @@ def test_every_panel_queries_the_chosen_prometheus(panel: dict[str, Any]) -> Non
         ("drift by feature", r"max by \(ml_feature\) \(ml_drift_psi\{"),
         ("feedback by status", r"by \(ml_feedback_status\) \(rate\(ml_feedback_total\{"),
         ("label delay", r"ml_label_delay_seconds_bucket\{"),
+        ("accuracy per model version", r"max by \(ml_model_version\) \(ml_quality_accuracy\{"),
+        ("version difference", r"ml_compare_baseline_version\) \(ml_compare_accuracy\{"),
+        ("its interval", r"ml_compare_accuracy_upper\{"),
+        ("labels of the serving version", r"ml_compare_accuracy_samples\{"),
+        ("labels of the previous version", r"ml_compare_accuracy_baseline_samples\{"),
     ],
 )
 def test_the_dashboard_covers(topic: str, pattern: str) -> None:
     assert any(re.search(pattern, e) for e in exprs()), topic
+
+
+def test_the_model_versions_row_holds_the_version_panels() -> None:
+    rows = [p for p in DASHBOARD["panels"] if p["type"] == "row"]
+    (row,) = [r for r in rows if r["title"].startswith("Model versions")]
+    below = [r["gridPos"]["y"] for r in rows if r["gridPos"]["y"] > row["gridPos"]["y"]]
+    end = min(below, default=10**6)
+    inside = [p for p in PANELS if row["gridPos"]["y"] < p["gridPos"]["y"] < end]
+    versioned = [p for p in inside if any("ml_model_version" in t["expr"] for t in p["targets"])]
+    assert len(versioned) == len(inside) >= 3, [p["title"] for p in inside]
+    compared = " ".join(t["expr"] for p in inside for t in p["targets"])
+    for metric in (
+        "ml_quality_accuracy",
+        "ml_compare_accuracy",
+        "ml_compare_accuracy_lower",
+        "ml_compare_accuracy_upper",
+        "ml_compare_accuracy_samples",
+        "ml_compare_accuracy_baseline_samples",
+    ):
+        assert f"({metric}{{" in compared, metric
 
 
 def test_provisioning_points_at_the_datasource_the_dashboard_uses() -> None:
