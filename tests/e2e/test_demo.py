@@ -34,12 +34,17 @@ def test_a_short_demo_run_shows_drift_and_bias(tmp_path: Path, trained_home: Pat
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     history = json.loads((out / "history.json").read_text())
     phases = {s["phase"]: s for s in history["phase_summaries"]}
-    assert list(phases) == ["baseline", "drift", "bias"]
+    assert list(phases) == ["baseline", "drift", "bias", "rollout"]
     threshold = history["final"]["windows"]["10m"]["drift"]["psi_threshold"]
     assert phases["baseline"]["psi_amount"] < threshold <= phases["drift"]["psi_amount"]
     assert phases["drift"]["psi_hour"] < threshold
     assert phases["bias"]["accuracy"] < phases["baseline"]["accuracy"]
+    # The retrained version learnt from broken labels: the comparison says it is worse.
+    rollout = phases["rollout"]
+    assert rollout["new_accuracy"] < rollout["old_accuracy"]
+    assert rollout["accuracy_diff_lower"] < rollout["accuracy_diff"] < 0
     assert history["client"]["errors"] == 0
-    assert history["client"]["feedback"]["matched"] == 1200
-    assert "whole run (10m window): 1200 predictions, 1200 labels" in run.stdout
+    # 400 rows in each of three phases, 800 in the rollout (30% of them to the retrained one).
+    assert history["client"]["feedback"]["matched"] == 2000
+    assert "whole run (10m window):" in run.stdout
     assert (out / "chart.png").stat().st_size > 10_000  # matplotlib comes with the demo extra
