@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -48,7 +45,7 @@ from .backends import (
     start_alertmanager,
 )
 from .otlp import wait_for
-from .traffic import MODEL, labelled_body, ok_json, post_concurrently
+from .traffic import MODEL, labelled_body, ok_json, post_concurrently, save_another_version
 
 pytestmark = pytest.mark.e2e
 
@@ -204,19 +201,7 @@ def _drive_traffic(server: Server, targets: list[str], prometheus: Prometheus) -
 def _two_versions(trained_home: Path, workdir: Path) -> tuple[Path, str, str]:
     """A BENTOML_HOME with the demo model saved twice: ``(home, previous, newest)``."""
     home = copy_home(trained_home, workdir)
-    latest = home / "models" / MODEL / "latest"
-    previous = latest.read_text().strip()
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
-    subprocess.run(
-        [sys.executable, "-m", "service.train", "--model", MODEL],
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    newest = latest.read_text().strip()
-    assert newest != previous, "saving the model again made no new version"
-    return home, previous, newest
+    return (home, *save_another_version(home))
 
 
 def _serve_previous_version(server: Server) -> None:

@@ -8,44 +8,25 @@ on v1's rows, next to v2's, and the counters carry the version that predicted.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sklearn.metrics import accuracy_score, recall_score
 
-from tests.harness.serving import REPO, clean_environ, copy_home
+from tests.harness.serving import copy_home
 
 from .conftest import StartServer
 from .otlp import SERVICE_INSTANCE_ID, OTLPReceiver, gauge_key, wait_for
-from .traffic import MODEL, labelled_body, ok_json, otlp_env
+from .traffic import MODEL, labelled_body, ok_json, otlp_env, save_another_version
 
 pytestmark = pytest.mark.e2e
-
-
-def second_version(home: Path) -> tuple[str, str]:
-    """Save another version of the demo model in ``home``; return (old, new) versions."""
-    models = home / "models" / MODEL
-    old = (models / "latest").read_text().strip()
-    env = {**clean_environ(), "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
-    subprocess.run(
-        [sys.executable, "-m", "service.train", "--model", MODEL],
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    new = (models / "latest").read_text().strip()
-    assert new != old
-    return old, new
 
 
 def test_labels_after_a_deploy_keep_the_old_versions_figures_alive(
     tmp_path: Path, trained_home: Path, receiver: OTLPReceiver, start_server: StartServer
 ) -> None:
     home = copy_home(trained_home, tmp_path)
-    v1, v2 = second_version(home)
+    v1, v2 = save_another_version(home)
     shared = {
         "MONITOR_STORE_URL": f"sqlite:///{tmp_path / 'shared' / 'store.db'}",
         "MONITOR_SPOOL_DIR": str(tmp_path / "spool"),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.train import make_dataset
+from tests.harness.serving import REPO, clean_environ
 
 from .otlp import OTLPReceiver
 
@@ -98,3 +102,20 @@ def expected_psi(reference: Mapping[str, Any], values: Sequence[Any], *, epsilon
     ref = np.maximum(np.asarray(reference["shares"], dtype=float), epsilon)
     cur = np.maximum(counts / counts.sum(), epsilon)
     return float(np.sum((ref - cur) * np.log(ref / cur)))
+
+
+def save_another_version(home: Path) -> tuple[str, str]:
+    """Save the demo model again in ``home`` (a BENTOML_HOME): ``(previous, newest)`` versions."""
+    latest = home / "models" / MODEL / "latest"
+    previous = latest.read_text().strip()
+    env = {**clean_environ(), "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    subprocess.run(
+        [sys.executable, "-m", "service.train", "--model", MODEL],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    newest = latest.read_text().strip()
+    assert newest != previous, "saving the model again made no new version"
+    return previous, newest

@@ -1,4 +1,8 @@
-"""Old aggregates roll up into hour buckets without changing any window they still cover."""
+"""The monitor's compaction leaves every window it still covers unchanged.
+
+The stores' own roll-up and drop rules are in the contract suite
+(``tests/unit/store/test_contract_aggregates.py``).
+"""
 
 from __future__ import annotations
 
@@ -11,52 +15,9 @@ import pytest
 from instrumentation import MonitorConfig, PredictionInput, SQLiteStore, Window
 from instrumentation.monitor import ModelMonitor
 from instrumentation.spec import FeatureSpec, ModelSpec
-from instrumentation.store.base import Increments
 
 HOUR = 3600
 T0 = 1_800_000_000 - 1_800_000_000 % HOUR  # an hour-aligned start
-
-
-def _fill(store: SQLiteStore, *, minutes: int, seed: int) -> None:
-    rng = random.Random(seed)
-    increments = Increments()
-    for minute in range(minutes):
-        for key in (("predictions",), ("confusion", "a", "b"), ("log_loss",)):
-            increments.add("v1", T0 + 60 * minute, key, rng.choice([1.0, 2.0, 0.5]))
-    with store._transaction() as cur:  # the store's own write path, as a request would use it
-        store._apply(cur, "m", increments)
-
-
-def test_rollup_keeps_every_hour_aligned_window_and_recent_window_exact(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db")
-    _fill(store, minutes=5 * 60, seed=1)
-    cutoff = T0 + 3 * HOUR
-    hour_aligned = [T0 + h * HOUR for h in range(6)]
-    recent = [cutoff + 60 * m for m in range(0, 120, 7)]
-    before = {s: store.sum_aggregates("m", "v1", since_bucket=s) for s in hour_aligned + recent}
-
-    removed = store.compact_aggregates("m", drop_before=0, rollup_before=cutoff, rollup_width=HOUR)
-
-    assert removed == 3 * 59 * 3  # 3 hours × 59 non-aligned minutes × 3 keys merged away
-    after = {s: store.sum_aggregates("m", "v1", since_bucket=s) for s in before}
-    for since, sums in before.items():
-        assert after[since] == pytest.approx(sums, abs=1e-9), since
-    rows = store._conn.execute("SELECT COUNT(DISTINCT bucket) FROM aggregates").fetchone()[0]
-    assert rows == 3 + 2 * 60  # three hour buckets, then the last two hours by the minute
-
-    assert (
-        store.compact_aggregates("m", drop_before=0, rollup_before=cutoff, rollup_width=HOUR) == 0
-    )
-
-
-def test_buckets_older_than_drop_before_are_deleted(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db")
-    _fill(store, minutes=3 * 60, seed=2)
-    kept = store.sum_aggregates("m", "v1", since_bucket=T0 + HOUR)
-
-    store.compact_aggregates("m", drop_before=T0 + HOUR, rollup_before=T0, rollup_width=HOUR)
-
-    assert store.sum_aggregates("m", "v1", since_bucket=0) == pytest.approx(kept, abs=1e-9)
 
 
 class Clock:
