@@ -69,6 +69,9 @@ def test_every_panel_queries_the_chosen_prometheus(panel: dict[str, Any]) -> Non
         assert used <= set(VARIABLES) | GRAFANA_BUILTINS, used
         # Model-scoped: a Prometheus that scrapes several models shows one at a time.
         assert 'ml_model_name="$model"' in target["expr"]
+        # Window figures exist per model version: never max() two versions into one line.
+        if re.search(r"\bml_(quality|estimated|fairness|drift)_", target["expr"]):
+            assert target["expr"].startswith("max by (ml_model_version"), target["expr"]
 
 
 @pytest.mark.parametrize(
@@ -79,9 +82,12 @@ def test_every_panel_queries_the_chosen_prometheus(panel: dict[str, Any]) -> Non
         ("errors", r"rate\(ml_prediction_errors_total\{"),
         ("accuracy", r"ml_quality_accuracy\{"),
         ("accuracy interval", r"ml_quality_accuracy_lower\{"),
-        ("F1 per class", r"max by \(ml_class\) \(ml_quality_f1\{"),
-        ("fairness by attribute", r"by \(ml_sensitive_attribute.*ml_fairness_equalized_odds_diff"),
-        ("drift by feature", r"max by \(ml_feature\) \(ml_drift_psi\{"),
+        ("F1 per class", r"max by \(ml_model_version, ml_class\) \(ml_quality_f1\{"),
+        (
+            "fairness by attribute",
+            r"by \(ml_model_version, ml_sensitive_attribute.*ml_fairness_equalized_odds_diff",
+        ),
+        ("drift by feature", r"max by \(ml_model_version, ml_feature\) \(ml_drift_psi\{"),
         ("feedback by status", r"by \(ml_feedback_status\) \(rate\(ml_feedback_total\{"),
         ("label delay", r"ml_label_delay_seconds_bucket\{"),
         ("accuracy per model version", r"max by \(ml_model_version\) \(ml_quality_accuracy\{"),
