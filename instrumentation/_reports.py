@@ -47,8 +47,10 @@ class VersionReports:
         book: AggregateBook,
         make_book: Callable[[ModelSpec], AggregateBook],
         clock: Callable[[], float],
+        created: float | None = None,
     ) -> None:
         self.spec = spec
+        self._created = created
         self.store = store
         self.config = config
         self.clock = clock
@@ -62,7 +64,8 @@ class VersionReports:
             return
         spec = json.dumps(self.spec.to_dict(), separators=(",", ":"))
         try:
-            self.store.register_version(self.spec.name, self.spec.version, spec, now=self.clock())
+            created = self._created if self._created is not None else self.clock()
+            self.store.register_version(self.spec.name, self.spec.version, spec, now=created)
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
@@ -87,8 +90,9 @@ class VersionReports:
     def versions(self) -> list[str]:
         """Versions with data in the longest window, and the serving one: newest first.
 
-        Newest means first seen last; a version the store has no record of (data
-        written before versions were recorded) sorts last.
+        Newest means created last (the model's age, given by the service, else when a
+        monitor first recorded it); a version the store has no record of (data written
+        before versions were recorded) sorts last.
         """
         longest = max(w.seconds for w in self.config.windows)
         seen = self.store.model_versions(self.spec.name)

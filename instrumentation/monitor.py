@@ -91,6 +91,9 @@ class ModelMonitor:
         spool: where predictions wait while the store cannot take them (see
             :mod:`instrumentation._safekeeping`); without one they are counted as
             unrecorded instead.
+        version_created: when this model version was made (seconds since the epoch;
+            default: now); versions are ordered by it, so "newest" means the newest
+            model, whichever server started first.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class ModelMonitor:
         clock: Callable[[], float] = time.time,
         gauge_lease_seconds: float = 180.0,
         spool: Spool | None = None,
+        version_created: float | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -113,7 +117,13 @@ class ModelMonitor:
         self.clock = clock
         self.book = self._make_book(spec)
         self.reports = VersionReports(
-            spec, store, self.config, book=self.book, make_book=self._make_book, clock=clock
+            spec,
+            store,
+            self.config,
+            book=self.book,
+            make_book=self._make_book,
+            clock=clock,
+            created=version_created,
         )
         # Recorded now so the version's age is its start, not its first report; a store
         # that cannot take it yet gets it at the first report instead.

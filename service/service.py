@@ -76,7 +76,7 @@ logger = logging.getLogger(__name__)
 log_filters.install()
 
 
-def _load(settings: Settings) -> tuple[str, Any, ModelSpec]:
+def _load(settings: Settings) -> tuple[str, Any, ModelSpec, float]:
     tag = served_model_tag(settings, bento_model_tags())
     try:
         stored = bentoml.models.get(tag)
@@ -88,12 +88,12 @@ def _load(settings: Settings) -> tuple[str, Any, ModelSpec]:
         ) from None
     estimator, spec = load_model(stored)
     Predictor(estimator, spec)  # names and classes checked once, before any worker starts
-    return str(stored.tag), estimator, spec
+    return str(stored.tag), estimator, spec, stored.info.creation_time.timestamp()
 
 
 try:
     SETTINGS = load_settings(os.environ)
-    MODEL_TAG, _ESTIMATOR, SPEC = _load(SETTINGS)
+    MODEL_TAG, _ESTIMATOR, SPEC, MODEL_CREATED = _load(SETTINGS)
 except ConfigError as exc:
     # One line naming the variable, not a 60-line import traceback; exit status 2.
     print(f"model_monitor: bad configuration: {exc}", file=sys.stderr)
@@ -209,6 +209,7 @@ class ModelService:
             instance_id=self.instance_id,
             gauge_lease_seconds=3 * settings.otlp.export_interval_s,
             spool=self.spool,
+            version_created=MODEL_CREATED,  # versions are ordered by their model's age
         )
         self._stop = threading.Event()
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True)

@@ -75,7 +75,11 @@ class DuplicatePredictionId(ValueError):
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """A model version a store has seen: its monitor spec (JSON text) and first sighting."""
+    """A model version a store has seen: its monitor spec (JSON text) and when it was made.
+
+    ``first_seen`` is the version's creation time where the monitor was told it (the
+    service passes the model's), else when a monitor first recorded the version.
+    """
 
     spec: str
     first_seen: float
