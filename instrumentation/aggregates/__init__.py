@@ -12,7 +12,7 @@ documenting its own cells::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from instrumentation.aggregates.cells import Cells, CellWriter
@@ -37,6 +37,13 @@ class Section(Protocol):
 
     def on_prediction(
         self, record: PredictionRecord, features: Mapping[str, Any], w: CellWriter
+    ) -> None: ...
+
+    def on_predictions(
+        self,
+        records: Sequence[PredictionRecord],
+        features: Sequence[Mapping[str, Any]],
+        w: CellWriter,
     ) -> None: ...
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None: ...
@@ -73,6 +80,32 @@ class AggregateBook:
         writer.add("predictions")
         for section in self.sections:
             section.on_prediction(record, features, writer)
+
+    def add_predictions(
+        self,
+        records: Sequence[PredictionRecord],
+        features: Sequence[Mapping[str, Any]],
+        out: Increments,
+    ) -> None:
+        """Cells of a request's predictions, each in its prediction-time bucket.
+
+        The same cells as :meth:`add_prediction` per row, but each section counts a
+        whole (version, bucket) group at once and writes each distinct cell once:
+        the request path then pays per cell, not per row and cell.
+        """
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, record in enumerate(records):
+            cell = (record.version, bucket_of(record.created, self.bucket_seconds))
+            groups.setdefault(cell, []).append(i)
+        for (version, bucket), rows in groups.items():
+            writer = CellWriter(out, version, bucket)
+            writer.add("predictions", amount=float(len(rows)))
+            if len(rows) == len(records):
+                batch, inputs = records, features
+            else:
+                batch, inputs = [records[i] for i in rows], [features[i] for i in rows]
+            for section in self.sections:
+                section.on_predictions(batch, inputs, writer)
 
     def add_label(
         self, record: PredictionRecord, label: Label, now: float, out: Increments

@@ -70,6 +70,9 @@ class QualitySection:
     def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
         """Quality needs labels: nothing at prediction time."""
 
+    def on_predictions(self, records: Any, features: Any, w: CellWriter) -> None:
+        """Nothing at prediction time (see :meth:`on_prediction`)."""
+
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Cells of one matched label."""
         if not self.spec.is_classifier:

@@ -373,6 +373,52 @@ def record_row(r: PredictionRecord) -> tuple[Any, ...]:
     )
 
 
+_GROUPS_TEXT: dict[tuple[tuple[str, str], ...], str] = {}
+"""Encoded groups by their items: a service sees few distinct combinations (capped)."""
+
+_GROUPS_TEXT_MAX: Final = 4096
+
+
+def _groups_text(groups: Mapping[str, str]) -> str:
+    items = tuple(groups.items())
+    text = _GROUPS_TEXT.get(items)
+    if text is None:
+        if len(_GROUPS_TEXT) >= _GROUPS_TEXT_MAX:
+            _GROUPS_TEXT.clear()
+        text = _GROUPS_TEXT[items] = json.dumps(dict(groups), sort_keys=True)
+    return text
+
+
+def _scores_text(scores: tuple[float, ...]) -> str:
+    """``json.dumps(list(scores))`` for finite floats (``repr`` is what it writes), faster."""
+    if all(type(p) is float and math.isfinite(p) for p in scores):
+        return "[" + ", ".join(map(repr, scores)) + "]"
+    return json.dumps(list(scores))
+
+
+def record_rows(records: Sequence[PredictionRecord]) -> list[tuple[Any, ...]]:
+    """:func:`record_row` of each record (the same text), for a request's batch.
+
+    Groups repeat across rows and are encoded once per distinct combination.
+    """
+    return [
+        (
+            r.prediction_id,
+            r.version,
+            r.created,
+            r.label,
+            r.value,
+            _scores_text(r.scores) if r.scores is not None else None,
+            _groups_text(r.groups),
+            r.trace_id,
+            r.span_id,
+            encode_label(r.feedback) if r.feedback is not None else None,
+            r.feedback_at,
+        )
+        for r in records
+    ]
+
+
 def encode_label(label: Label) -> str:
     """A label as stored: JSON, so a class name and a number stay apart."""
     return json.dumps(label)

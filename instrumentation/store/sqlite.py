@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from instrumentation.store._group_commit import GroupCommitter
 from instrumentation.store.base import (
     RECORD_COLUMNS,
     DuplicatePredictionId,
@@ -36,7 +37,7 @@ from instrumentation.store.base import (
     group_pairs,
     join_labels,
     record_from_row,
-    record_row,
+    record_rows,
     with_capped_groups,
 )
 
@@ -91,6 +92,46 @@ ON CONFLICT (model, version, bucket, key) DO UPDATE SET value = value + excluded
 
 _COLUMNS = ", ".join(RECORD_COLUMNS)
 
+_INSERT_PREDICTIONS = f"INSERT INTO predictions (model, {_COLUMNS}) VALUES "
+_UPSERT_AGGREGATES = "INSERT INTO aggregates (model, version, bucket, key, value) VALUES "
+_ON_CELL_CONFLICT = (
+    " ON CONFLICT (model, version, bucket, key) DO UPDATE SET value = value + excluded.value"
+)
+_MAX_VARIABLES = 30_000
+"""Bound parameters per statement, under SQLite's limit (32,766 since 3.32)."""
+
+_Group = tuple[str, str, str]
+
+
+def _run(target: sqlite3.Cursor | sqlite3.Connection, statement: str) -> None:
+    target.execute(statement)
+
+
+def _insert_many(
+    cur: sqlite3.Cursor,
+    head: str,
+    prefix: tuple[object, ...],
+    rows: Sequence[tuple[object, ...]],
+    *,
+    suffix: str = "",
+) -> None:
+    """``head`` with one ``VALUES`` tuple per row of ``prefix + row``: one statement per chunk.
+
+    One statement steps once through SQLite's parser and the module's binding code
+    for the whole batch, where ``executemany`` pays both per row.
+    """
+    if not rows:
+        return
+    width = len(prefix) + len(rows[0])
+    marks = "(" + ",".join("?" * width) + ")"
+    step = max(1, _MAX_VARIABLES // width)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        cur.execute(
+            head + ",".join([marks] * len(chunk)) + suffix,
+            [value for row in chunk for value in (*prefix, *row)],
+        )
+
 
 class SQLiteStore:
     """A :class:`~instrumentation.store.base.PredictionStore` in one SQLite file.
@@ -126,6 +167,14 @@ class SQLiteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     cur.execute(statement)
+        self._committer = GroupCommitter(
+            self._lock,
+            begin=self._begin,
+            commit=lambda cur: _run(cur, "COMMIT"),
+            rollback=lambda: _run(self._conn, "ROLLBACK"),
+            savepoint=lambda cur, action: _run(cur, f"{action} job"),
+            in_transaction=lambda: self._conn.in_transaction,
+        )
         self._closed = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if checkpoint_seconds is not None:
@@ -211,6 +260,13 @@ class SQLiteStore:
                     cur.execute("ROLLBACK")
                 raise
 
+    def _begin(self) -> sqlite3.Cursor:
+        """``BEGIN IMMEDIATE`` on the writer (the caller holds ``self._lock``)."""
+        self._check_file()
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        return cur
+
     def add_predictions(
         self,
         model: str,
@@ -219,27 +275,39 @@ class SQLiteStore:
         *,
         max_group_values: int,
     ) -> list[PredictionRecord]:
-        """Insert the records and their increments in one transaction (see the protocol)."""
-        known: set[tuple[str, str, str]] = set()
-        with self._transaction() as cur:
+        """Insert the records and their increments in one transaction (see the protocol).
+
+        Concurrent calls of this process share a transaction (see
+        :mod:`~instrumentation.store._group_commit`); each returns once it committed.
+        """
+        rows = record_rows(records)
+        cells = increments.encoded()
+
+        def work(cur: sqlite3.Cursor) -> tuple[list[PredictionRecord], set[_Group]]:
+            known: set[_Group] = set()
             admitted = self._admit_groups(cur, model, records, max_group_values, known)
             capped = [with_capped_groups(r, admitted) for r in records]
-            # executemany keeps the rows inserted before the failing one; undo them first so
-            # the error names an id that was really taken, not one this call just inserted.
+            changed = [
+                i for i, (a, b) in enumerate(zip(capped, records, strict=True)) if a is not b
+            ]
+            for i in changed:
+                rows[i] = record_rows([capped[i]])[0]
+            # A multi-statement insert keeps the rows before a failing one: undo them first
+            # so the error names an id that was really taken, not one this call just inserted.
             cur.execute("SAVEPOINT insert_predictions")
             try:
-                cur.executemany(
-                    f"INSERT INTO predictions (model, {_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(model, *record_row(r)) for r in capped],
-                )
+                _insert_many(cur, _INSERT_PREDICTIONS, (model,), rows)
             except sqlite3.IntegrityError:
                 cur.execute("ROLLBACK TO insert_predictions")
                 ids = [r.prediction_id for r in records]
                 raise DuplicatePredictionId(
                     first_reused_id(ids, self._select(cur, model, ids))
                 ) from None
-            self._apply(cur, model, increments)
+            cur.execute("RELEASE insert_predictions")
+            _insert_many(cur, _UPSERT_AGGREGATES, (model,), cells, suffix=_ON_CELL_CONFLICT)
+            return capped, known
+
+        capped, known = self._committer.run(work)
         self._admitted |= known  # committed now: safe to skip the query next time
         return capped
 
@@ -249,7 +317,7 @@ class SQLiteStore:
         model: str,
         records: Sequence[PredictionRecord],
         max_values: int,
-        known: set[tuple[str, str, str]],
+        known: set[_Group],
     ) -> set[tuple[str, str]]:
         """The batch's ``(attribute, value)`` pairs within the cap, admitting new ones in order.
 
@@ -290,7 +358,8 @@ class SQLiteStore:
         aggregate: LabelAggregator,
     ) -> list[LabelOutcome]:
         """Join each label to its prediction in one transaction (see the protocol)."""
-        with self._transaction() as cur:
+
+        def work(cur: sqlite3.Cursor) -> list[LabelOutcome]:
             records = self._select(cur, model, [pid for pid, _ in labels])
             outcomes, matched, increments = join_labels(
                 records, labels, now=now, ttl=ttl, aggregate=aggregate
@@ -301,7 +370,9 @@ class SQLiteStore:
                 [(encode_label(label), now, model, pid) for pid, label in matched],
             )
             self._apply(cur, model, increments)
-        return outcomes
+            return outcomes
+
+        return self._committer.run(work)
 
     def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
         """Stored records by id."""
@@ -324,9 +395,8 @@ class SQLiteStore:
         return found
 
     def _apply(self, cur: sqlite3.Cursor, model: str, increments: Increments) -> None:
-        cur.executemany(
-            _UPSERT_AGGREGATE,
-            [(model, v, b, k, amount) for v, b, k, amount in increments.encoded()],
+        _insert_many(
+            cur, _UPSERT_AGGREGATES, (model,), increments.encoded(), suffix=_ON_CELL_CONFLICT
         )
 
     def _reader(self) -> sqlite3.Connection:
