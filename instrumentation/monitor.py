@@ -117,6 +117,7 @@ class ModelMonitor:
             min_drift_samples=self.config.min_drift_samples,
             bucket_seconds=self.config.bucket_seconds,
         )
+        self._label_aggregator = self.book.label_aggregator()
         self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}
         self._tracer = trace.get_tracer(
             names.INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider
@@ -270,7 +271,7 @@ class ModelMonitor:
                     parsed,
                     now=now,
                     ttl=self.config.prediction_ttl,
-                    aggregate=self.book.add_label,
+                    aggregate=self._label_aggregator,
                 )
             counts: dict[str, int] = dict.fromkeys(FEEDBACK_STATUSES, 0)
             for outcome in outcomes:
@@ -295,18 +296,23 @@ class ModelMonitor:
                 count, {**self._version_attrs(version), names.ATTR_FEEDBACK_STATUS: status}
             )
         matched = [o.record for o in outcomes if o.status == "matched" and o.record]
+        # Confusion cells are counted here and added once each: an add per label costs
+        # the SDK's attribute handling per label. Delays are a histogram: one each.
+        cells: Counter[tuple[str, str, str]] = Counter()
         for record in matched:
             attrs = self._version_attrs(record.version)
             self.instruments.label_delay.record(max(0.0, now - record.created), attrs)
             if record.label is not None and record.feedback is not None:
-                self.instruments.confusion.add(
-                    1,
-                    {
-                        **attrs,
-                        names.ATTR_LABEL_ACTUAL: str(record.feedback),
-                        names.ATTR_LABEL_PREDICTED: record.label,
-                    },
-                )
+                cells[(record.version, str(record.feedback), record.label)] += 1
+        for (version, actual, predicted), count in cells.items():
+            self.instruments.confusion.add(
+                count,
+                {
+                    **self._version_attrs(version),
+                    names.ATTR_LABEL_ACTUAL: actual,
+                    names.ATTR_LABEL_PREDICTED: predicted,
+                },
+            )
         span.set_attribute(
             names.ATTR_FEEDBACK_MATCHED_IDS, [r.prediction_id for r in matched[:MAX_IDS_ON_SPAN]]
         )

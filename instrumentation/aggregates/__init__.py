@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.aggregates.cells import Cells, CellWriter, SummingWriter
 from instrumentation.aggregates.drift import DriftSection
 from instrumentation.aggregates.estimate import EstimateSection
 from instrumentation.aggregates.fairness import FairnessSection
@@ -25,6 +25,7 @@ from instrumentation.store.base import (
     DEFAULT_BUCKET_SECONDS,
     Increments,
     Label,
+    LabelAggregator,
     PredictionRecord,
     bucket_of,
 )
@@ -128,6 +129,39 @@ class AggregateBook:
         for section in self.sections:
             section.on_label(record, label, writer)
 
+    def add_labels(
+        self, pairs: Sequence[tuple[PredictionRecord, Label]], now: float, out: Increments
+    ) -> bool:
+        """:meth:`add_label` of every pair, summed here first: each cell is added to ``out`` once.
+
+        Returns False, and adds nothing, when any pair would fail :meth:`add_label`
+        (a prediction that does not fit, a sum that is not finite): the caller then
+        adds them one by one to tell which (they are rare, and that is exact).
+        """
+        bucket = bucket_of(now, self.bucket_seconds)
+        writers: dict[str, SummingWriter] = {}
+        try:
+            for record, label in pairs:
+                if not self._fits(record):
+                    return False
+                writer = writers.get(record.version)
+                if writer is None:
+                    writer = writers[record.version] = SummingWriter(record.version, bucket)
+                writer.add("labels")
+                for section in self.sections:
+                    section.on_label(record, label, writer)
+        except ValueError:
+            return False
+        own = Increments()
+        if not all(writer.flush(own) for writer in writers.values()):
+            return False
+        out.merge(own)
+        return True
+
+    def label_aggregator(self) -> LabelAggregator:
+        """:meth:`add_label`, with :meth:`add_labels` as its ``many`` (see ``join_labels``)."""
+        return _BookAggregator(self)
+
     def _fits(self, record: PredictionRecord) -> bool:
         """Whether ``record`` has this model's output shape (class and scores, or value)."""
         if not self.spec.is_classifier:
@@ -146,6 +180,21 @@ class AggregateBook:
         for section in self.sections:
             report[section.name] = section.report(cells)
         return report
+
+
+class _BookAggregator:
+    """A ``LabelAggregator`` that can also take a request's labels at once."""
+
+    def __init__(self, book: AggregateBook) -> None:
+        self._book = book
+
+    def __call__(self, record: PredictionRecord, label: Label, now: float, out: Increments) -> None:
+        self._book.add_label(record, label, now, out)
+
+    def many(
+        self, pairs: Sequence[tuple[PredictionRecord, Label]], now: float, out: Increments
+    ) -> bool:
+        return self._book.add_labels(pairs, now, out)
 
 
 __all__ = ["AggregateBook"]

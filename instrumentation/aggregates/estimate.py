@@ -42,6 +42,18 @@ class EstimateSection:
         """
         self._write_many(kind, (record,), w)
 
+    def _write_row(self, kind: str, scores: tuple[float, ...], label: str, w: CellWriter) -> None:
+        """:meth:`_write` of one row, cell by cell (a label's writer sums them itself)."""
+        confidence = scores[self._index[label]]
+        w.add(kind, "n")
+        w.add(kind, "conf_sum", amount=confidence)
+        w.add(kind, "conf_sq_sum", amount=confidence * confidence)
+        w.add(kind, "predicted_count", label)
+        w.add(kind, "predicted_prob_sum", label, amount=confidence)
+        for cls, p in zip(self.spec.classes, scores, strict=True):
+            if p:
+                w.add(kind, "prob_sum", cls, amount=p)
+
     def _write_many(self, kind: str, records: Sequence[PredictionRecord], w: CellWriter) -> None:
         """:meth:`_write` of each record, summed here first: each cell is written once.
 
@@ -104,7 +116,7 @@ class EstimateSection:
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Score sums of the labelled prediction."""
         if self.spec.is_classifier and record.scores is not None and record.label is not None:
-            self._write("estimate_labelled", record, w)
+            self._write_row("estimate_labelled", record.scores, record.label, w)
             w.add("estimate_labelled", "confusion", str(label), record.label)
 
     def report(self, cells: Cells) -> dict[str, Any]:

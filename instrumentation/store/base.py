@@ -281,6 +281,10 @@ def join_labels(
         matched earlier in the same request sees that label (``duplicate`` or
         ``conflict``), so a request matches each prediction at most once.
     """
+    if callable(getattr(aggregate, "many", None)):
+        joined = _join_at_once(records, labels, now=now, ttl=ttl, aggregate=aggregate)
+        if joined is not None:
+            return joined
     records = dict(records)
     outcomes: list[LabelOutcome] = []
     matched: list[tuple[str, Label]] = []
@@ -297,6 +301,55 @@ def join_labels(
             matched.append((pid, label))
         outcomes.append(LabelOutcome(pid, status, record))
     return outcomes, matched, increments
+
+
+def _join_at_once(
+    records: Mapping[str, PredictionRecord],
+    labels: Sequence[tuple[str, Label | None]],
+    *,
+    now: float,
+    ttl: float,
+    aggregate: LabelAggregator,
+) -> tuple[list[LabelOutcome], list[tuple[str, Label]], Increments] | None:
+    """:func:`join_labels` with the matched labels aggregated in one ``aggregate.many`` call.
+
+    ``many(pairs, now, increments) -> bool`` adds every pair's cells or, when any
+    pair cannot be aggregated, nothing: then this returns None and the caller joins
+    one by one, which tells which items are ``invalid``.
+    """
+    records = dict(records)
+    outcomes: list[LabelOutcome] = []
+    matched: list[tuple[str, Label]] = []
+    pairs: list[tuple[PredictionRecord, Label]] = []
+    for pid, label in labels:
+        record = records.get(pid)
+        status = label_status(record, label, now=now, ttl=ttl)
+        if status == "matched" and record is not None and label is not None:
+            pairs.append((record, label))
+            record = records[pid] = _labelled(record, label, now)
+            matched.append((pid, label))
+        outcomes.append(LabelOutcome(pid, status, record))
+    increments = Increments()
+    if pairs and not aggregate.many(pairs, now, increments):  # type: ignore[attr-defined]  # checked by the caller
+        return None
+    return outcomes, matched, increments
+
+
+def _labelled(r: PredictionRecord, label: Label, now: float) -> PredictionRecord:
+    """``replace(r, feedback=label, feedback_at=now)``, at a third of its cost."""
+    return PredictionRecord(
+        r.prediction_id,
+        r.version,
+        r.created,
+        r.label,
+        r.value,
+        r.scores,
+        r.groups,
+        r.trace_id,
+        r.span_id,
+        label,
+        now,
+    )
 
 
 def first_reused_id(ids: Sequence[str], stored: Collection[str]) -> str:
@@ -389,6 +442,19 @@ def _groups_text(groups: Mapping[str, str]) -> str:
     return text
 
 
+_GROUPS_OF: dict[str, dict[str, str]] = {}
+
+
+def _groups_of(text: str) -> dict[str, str]:
+    """``json.loads`` of stored groups, parsed once per distinct text (a fresh dict each)."""
+    groups = _GROUPS_OF.get(text)
+    if groups is None:
+        if len(_GROUPS_OF) >= _GROUPS_TEXT_MAX:
+            _GROUPS_OF.clear()
+        groups = _GROUPS_OF[text] = json.loads(text)
+    return dict(groups)
+
+
 def _scores_text(scores: tuple[float, ...]) -> str:
     """``json.dumps(list(scores))`` for finite floats (``repr`` is what it writes), faster."""
     if all(type(p) is float and math.isfinite(p) for p in scores):
@@ -434,7 +500,7 @@ def record_from_row(row: Sequence[Any]) -> PredictionRecord:
         label=label,
         value=value,
         scores=tuple(json.loads(scores)) if scores is not None else None,
-        groups=json.loads(groups),
+        groups=_groups_of(groups),
         trace_id=trace_id,
         span_id=span_id,
         feedback=json.loads(fb) if fb is not None else None,
