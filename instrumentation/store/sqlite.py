@@ -23,9 +23,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from instrumentation.store import _sqlite_rows as sql
 from instrumentation.store._group_commit import GroupCommitter
 from instrumentation.store.base import (
-    RECORD_COLUMNS,
     DuplicatePredictionId,
     Increments,
     Label,
@@ -90,47 +90,7 @@ INSERT INTO aggregates (model, version, bucket, key, value) VALUES (?, ?, ?, ?, 
 ON CONFLICT (model, version, bucket, key) DO UPDATE SET value = value + excluded.value
 """
 
-_COLUMNS = ", ".join(RECORD_COLUMNS)
-
-_INSERT_PREDICTIONS = f"INSERT INTO predictions (model, {_COLUMNS}) VALUES "
-_UPSERT_AGGREGATES = "INSERT INTO aggregates (model, version, bucket, key, value) VALUES "
-_ON_CELL_CONFLICT = (
-    " ON CONFLICT (model, version, bucket, key) DO UPDATE SET value = value + excluded.value"
-)
-_MAX_VARIABLES = 30_000
-"""Bound parameters per statement, under SQLite's limit (32,766 since 3.32)."""
-
 _Group = tuple[str, str, str]
-
-
-def _run(target: sqlite3.Cursor | sqlite3.Connection, statement: str) -> None:
-    target.execute(statement)
-
-
-def _insert_many(
-    cur: sqlite3.Cursor,
-    head: str,
-    prefix: tuple[object, ...],
-    rows: Sequence[tuple[object, ...]],
-    *,
-    suffix: str = "",
-) -> None:
-    """``head`` with one ``VALUES`` tuple per row of ``prefix + row``: one statement per chunk.
-
-    One statement steps once through SQLite's parser and the module's binding code
-    for the whole batch, where ``executemany`` pays both per row.
-    """
-    if not rows:
-        return
-    width = len(prefix) + len(rows[0])
-    marks = "(" + ",".join("?" * width) + ")"
-    step = max(1, _MAX_VARIABLES // width)
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
-        cur.execute(
-            head + ",".join([marks] * len(chunk)) + suffix,
-            [value for row in chunk for value in (*prefix, *row)],
-        )
 
 
 class SQLiteStore:
@@ -159,6 +119,8 @@ class SQLiteStore:
         # Group values already committed as admitted: admission is permanent, so these
         # need no query. (Values admitted by an uncommitted transaction are not cached.)
         self._admitted: set[tuple[str, str, str]] = set()
+        self._counting: set[str] = set()
+        """Models whose stored-rows counter this process has seen committed."""
         self._conn = self._connect()
         self._inode = os.stat(self.path).st_ino
         self._enable_wal()
@@ -170,9 +132,9 @@ class SQLiteStore:
         self._committer = GroupCommitter(
             self._lock,
             begin=self._begin,
-            commit=lambda cur: _run(cur, "COMMIT"),
-            rollback=lambda: _run(self._conn, "ROLLBACK"),
-            savepoint=lambda cur, action: _run(cur, f"{action} job"),
+            commit=lambda cur: sql.run(cur, "COMMIT"),
+            rollback=lambda: sql.run(self._conn, "ROLLBACK"),
+            savepoint=lambda cur, action: sql.run(cur, f"{action} job"),
             in_transaction=lambda: self._conn.in_transaction,
         )
         self._closed = threading.Event()
@@ -283,6 +245,8 @@ class SQLiteStore:
         rows = record_rows(records)
         cells = increments.encoded()
 
+        started: set[str] = set()
+
         def work(cur: sqlite3.Cursor) -> tuple[list[PredictionRecord], set[_Group]]:
             known: set[_Group] = set()
             admitted = self._admit_groups(cur, model, records, max_group_values, known)
@@ -294,9 +258,12 @@ class SQLiteStore:
                 rows[i] = record_rows([capped[i]])[0]
             # A multi-statement insert keeps the rows before a failing one: undo them first
             # so the error names an id that was really taken, not one this call just inserted.
+            if model not in self._counting:
+                sql.start_counter(cur, model)  # counts the rows from before this insert
+                started.add(model)
             cur.execute("SAVEPOINT insert_predictions")
             try:
-                _insert_many(cur, _INSERT_PREDICTIONS, (model,), rows)
+                sql.insert_many(cur, sql.INSERT_PREDICTIONS, (model,), rows)
             except sqlite3.IntegrityError:
                 cur.execute("ROLLBACK TO insert_predictions")
                 ids = [r.prediction_id for r in records]
@@ -304,11 +271,15 @@ class SQLiteStore:
                     first_reused_id(ids, self._select(cur, model, ids))
                 ) from None
             cur.execute("RELEASE insert_predictions")
-            _insert_many(cur, _UPSERT_AGGREGATES, (model,), cells, suffix=_ON_CELL_CONFLICT)
+            sql.add_to_counter(cur, model, len(rows))
+            sql.insert_many(
+                cur, sql.UPSERT_AGGREGATES, (model,), cells, suffix=sql.ON_CELL_CONFLICT
+            )
             return capped, known
 
         capped, known = self._committer.run(work)
         self._admitted |= known  # committed now: safe to skip the query next time
+        self._counting |= started
         return capped
 
     def _admit_groups(
@@ -387,7 +358,8 @@ class SQLiteStore:
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in cur.execute(
-                f"SELECT {_COLUMNS} FROM predictions WHERE model=? AND prediction_id IN ({marks})",
+                f"SELECT {sql.COLUMNS} FROM predictions "
+                f"WHERE model=? AND prediction_id IN ({marks})",
                 (model, *chunk),
             ):
                 record = record_from_row(row)
@@ -395,8 +367,8 @@ class SQLiteStore:
         return found
 
     def _apply(self, cur: sqlite3.Cursor, model: str, increments: Increments) -> None:
-        _insert_many(
-            cur, _UPSERT_AGGREGATES, (model,), increments.encoded(), suffix=_ON_CELL_CONFLICT
+        sql.insert_many(
+            cur, sql.UPSERT_AGGREGATES, (model,), increments.encoded(), suffix=sql.ON_CELL_CONFLICT
         )
 
     def _reader(self) -> sqlite3.Connection:
@@ -423,13 +395,10 @@ class SQLiteStore:
         return {key: float(total) for key, total in rows}
 
     def count_predictions(self, model: str) -> int:
-        """Rows stored for ``model``."""
-        (count,) = (
-            self._reader()
-            .execute("SELECT COUNT(*) FROM predictions WHERE model=?", (model,))
-            .fetchone()
-        )
-        return int(count)
+        """Rows stored for ``model``: its counter (see :mod:`._sqlite_rows`), else a count."""
+        reader = self._reader()
+        count = sql.counted(reader, model)
+        return sql.count_rows(reader, model) if count is None else count
 
     def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
         """Delete rows past ``retain`` seconds, then all but the newest ``max_rows``.
@@ -461,6 +430,7 @@ class SQLiteStore:
                     (model, boundary[0], boundary[0], boundary[1]),
                 )
                 removed += cur.rowcount
+            sql.add_to_counter(cur, model, -removed)
         return int(removed)
 
     def compact_aggregates(
