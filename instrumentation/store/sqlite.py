@@ -271,9 +271,14 @@ class SQLiteStore:
                     first_reused_id(ids, self._select(cur, model, ids))
                 ) from None
             cur.execute("RELEASE insert_predictions")
-            sql.add_to_counter(cur, model, len(rows))
+            # The counter (started above) is one more cell of the same upsert.
+            counter = (sql.COUNTER_VERSION, sql.COUNTER_BUCKET, sql.COUNTER_KEY, float(len(rows)))
             sql.insert_many(
-                cur, sql.UPSERT_AGGREGATES, (model,), cells, suffix=sql.ON_CELL_CONFLICT
+                cur,
+                sql.UPSERT_AGGREGATES,
+                (model,),
+                [*cells, counter],
+                suffix=sql.ON_CELL_CONFLICT,
             )
             return capped, known
 
