@@ -60,8 +60,9 @@ def encode_key(key: AggregateKey) -> str:
     return json.dumps(key, separators=(",", ":"), ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=65536)
 def decode_key(text: str) -> AggregateKey:
-    """Inverse of :func:`encode_key`."""
+    """Inverse of :func:`encode_key` (cached: every report decodes the same few thousand keys)."""
     return tuple(json.loads(text))
 
 

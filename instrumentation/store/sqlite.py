@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from instrumentation.store import _sqlite_rows as sql
+from instrumentation.store import _window_cache as window_cache
 from instrumentation.store._group_commit import GroupCommitter
 from instrumentation.store.base import (
     DuplicatePredictionId,
@@ -119,6 +120,7 @@ class SQLiteStore:
         # Group values already committed as admitted: admission is permanent, so these
         # need no query. (Values admitted by an uncommitted transaction are not cached.)
         self._admitted: set[tuple[str, str, str]] = set()
+        self._windows = window_cache.WindowCache()
         self._counting: set[str] = set()
         """Models whose stored-rows counter this process has seen committed."""
         self._conn = self._connect()
@@ -277,7 +279,7 @@ class SQLiteStore:
                 cur,
                 sql.UPSERT_AGGREGATES,
                 (model,),
-                [*cells, counter],
+                [*cells, *window_cache.markers(cells), counter],
                 suffix=sql.ON_CELL_CONFLICT,
             )
             return capped, known
@@ -372,8 +374,13 @@ class SQLiteStore:
         return found
 
     def _apply(self, cur: sqlite3.Cursor, model: str, increments: Increments) -> None:
+        cells = increments.encoded()
         sql.insert_many(
-            cur, sql.UPSERT_AGGREGATES, (model,), increments.encoded(), suffix=sql.ON_CELL_CONFLICT
+            cur,
+            sql.UPSERT_AGGREGATES,
+            (model,),
+            [*cells, *window_cache.markers(cells)],
+            suffix=sql.ON_CELL_CONFLICT,
         )
 
     def _reader(self) -> sqlite3.Connection:
@@ -391,13 +398,16 @@ class SQLiteStore:
         return conn
 
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
-        """Sum every cell over the buckets of a window."""
-        rows = self._reader().execute(
-            "SELECT key, SUM(value) FROM aggregates WHERE model=? AND version=? AND bucket>=? "
-            "GROUP BY key",
-            (model, version, since_bucket),
-        )
-        return {key: float(total) for key, total in rows}
+        """Sum every cell over the buckets of a window, re-reading only changed buckets.
+
+        See :mod:`~instrumentation.store._window_cache`.
+        """
+        scope = (model, version)
+        if scope not in self._windows.backfilled:
+            with self._transaction() as cur:
+                window_cache.backfill(cur, model, version)
+            self._windows.backfilled.add(scope)
+        return self._windows.sums(self._reader(), model, version, since_bucket)
 
     def count_predictions(self, model: str) -> int:
         """Rows stored for ``model``: its counter (see :mod:`._sqlite_rows`), else a count."""
@@ -443,10 +453,15 @@ class SQLiteStore:
     ) -> int:
         """Drop old buckets and roll older ones up into ``rollup_width`` buckets (see protocol)."""
         with self._transaction() as cur:
+            # Markers (see _window_cache) go and merge with their cells, but are not counted.
+            removed = -window_cache.count_markers(cur, model, "bucket<?", (drop_before,))
             cur.execute("DELETE FROM aggregates WHERE model=? AND bucket<?", (model, drop_before))
-            removed = cur.rowcount
+            removed += cur.rowcount
             scope = "model=? AND bucket<? AND bucket % ? != 0"
             args = (model, rollup_before, rollup_width)
+            removed -= window_cache.count_markers(
+                cur, model, "bucket<? AND bucket % ? != 0", (rollup_before, rollup_width)
+            )
             merged = cur.execute(
                 f"SELECT version, (bucket / ?) * ?, key, SUM(value) FROM aggregates WHERE {scope} "
                 "GROUP BY version, 2, key",
