@@ -15,20 +15,19 @@ Serve it with ``bentoml serve bench.bare_service:BareService`` from the reposito
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 
 import bentoml
-import joblib
 from bentoml.exceptions import InvalidArgument
 
-from instrumentation import ModelSpec, OTLPSettings
+from instrumentation import OTLPSettings
 from service import SERVICE_NAME
 from service.bentoml_internals import tracing_config
+from service.model_store import load_model
 from service.predictor import Predictor
 from service.schemas import Instance, ModelInfo, Prediction, PredictRequest, PredictResponse
-from service.train import DEFAULT_MODEL, MODEL_FILE, SPEC_FILE
+from service.settings import DEFAULT_MODEL
 
 MODEL_TAG = os.environ.get("MONITOR_MODEL", DEFAULT_MODEL)
 WORKERS = int(os.environ.get("MONITOR_WORKERS", "2"))
@@ -50,10 +49,9 @@ class BareService:
 
     def __init__(self) -> None:
         stored = self.model_ref
-        with open(stored.path_of(SPEC_FILE), encoding="utf-8") as handle:
-            spec = ModelSpec.from_dict(json.load(handle)).with_version(stored.tag.version or "")
+        estimator, spec = load_model(stored)
         self.spec = spec
-        self.predictor = Predictor(joblib.load(stored.path_of(MODEL_FILE)), spec)
+        self.predictor = Predictor(estimator, spec)
 
     # bentoml ships no type information (the service package relaxes this check too).
     @bentoml.api(input_spec=PredictRequest)  # type: ignore[untyped-decorator]

@@ -1,4 +1,8 @@
-"""Feedback ingest against a served model: labels per second for batches of 1, 100 and 1000.
+"""Feedback ingest: labels per second in process (batches of 1000), then served (1, 100, 1000).
+
+In process: ``ModelMonitor.feedback`` on an SQLite store, every aggregate updated,
+spans unsampled (BentoML's default), 1000 labels per call; the figure is the cost
+of the join and its cells, without HTTP.
 
 Starts a real ``bentoml serve`` (2 workers, SQLite store), makes predictions,
 then sends their labels in batches of each size from 4 client threads and reports
@@ -17,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opentelemetry.sdk.metrics import MeterProvider
 
-from bench._common import trained_home
+from bench._common import demo_predictor, trained_home
+from instrumentation import ModelMonitor, PredictionInput, SQLiteStore
 from service.train import make_dataset
 from tests.harness.serving import Server
 
@@ -40,11 +46,40 @@ def _send(client: httpx.Client, items: list[dict[str, Any]]) -> float:
     return time.perf_counter() - start
 
 
+def in_process(labels: int, *, batch: int = 1000) -> float:
+    """Labels per second through ``ModelMonitor.feedback`` in this process."""
+    predictor = demo_predictor()
+    spec = predictor.spec
+    store = SQLiteStore(Path(tempfile.mkdtemp(prefix="bench-feedback-")) / "store.db")
+    monitor = ModelMonitor(spec, store, meter_provider=MeterProvider())
+    instances, truth = make_dataset(labels, seed=7)
+    inputs = [PredictionInput(i["features"], None, i["groups"]) for i in instances]
+    ids: list[str] = []
+    for start in range(0, labels, batch):
+        part = inputs[start : start + batch]
+        with monitor.predict(part) as rec:
+            classes, scores = predictor.classify([i.features for i in part])
+            ids += [r.prediction_id for r in rec.set_outputs(labels=classes, scores=scores)]
+    items = list(zip(ids, truth, strict=True))
+    begin = time.perf_counter()
+    for start in range(0, labels, batch):
+        outcome = monitor.feedback(items[start : start + batch])
+        assert outcome.counts["matched"] == len(items[start : start + batch]), outcome.counts
+    rate = labels / (time.perf_counter() - begin)
+    store.close()
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=6000, help="labels per batch size")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--in-process-only", action="store_true")
     args = parser.parse_args()
+    rate = in_process(max(args.labels, 20_000))
+    print(f"in process, batches of 1000, every aggregate updated: {rate:,.0f} labels/s")
+    if args.in_process_only:
+        return
     workdir = Path(tempfile.mkdtemp(prefix="bench-feedback-"))
     server = Server(workdir, trained_home(), {"MONITOR_MAX_BATCH": "1000"})
     with server, server.client() as client:

@@ -26,7 +26,6 @@ from instrumentation.store.base import (
     Increments,
     PredictionRecord,
     PredictionStore,
-    bucket_of,
     is_unavailable,
 )
 
@@ -87,11 +86,10 @@ class Safekeeper:
         self, records: Sequence[PredictionRecord], features: Sequence[Mapping[str, Any]]
     ) -> Increments:
         """The aggregate cells of ``records``, each in its prediction-time bucket."""
+        if len(records) != len(features):
+            raise ValueError(f"{len(records)} records but {len(features)} feature rows")
         out = Increments()
-        for record, row in zip(records, features, strict=True):
-            self.book.add_prediction(
-                record, row, bucket_of(record.created, self.config.bucket_seconds), out
-            )
+        self.book.add_predictions(records, features, out)
         return out
 
     def keep(

@@ -12,10 +12,10 @@ documenting its own cells::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.aggregates.cells import Cells, CellWriter, SummingWriter
 from instrumentation.aggregates.drift import DriftSection
 from instrumentation.aggregates.estimate import EstimateSection
 from instrumentation.aggregates.fairness import FairnessSection
@@ -25,6 +25,7 @@ from instrumentation.store.base import (
     DEFAULT_BUCKET_SECONDS,
     Increments,
     Label,
+    LabelAggregator,
     PredictionRecord,
     bucket_of,
 )
@@ -37,6 +38,13 @@ class Section(Protocol):
 
     def on_prediction(
         self, record: PredictionRecord, features: Mapping[str, Any], w: CellWriter
+    ) -> None: ...
+
+    def on_predictions(
+        self,
+        records: Sequence[PredictionRecord],
+        features: Sequence[Mapping[str, Any]],
+        w: CellWriter,
     ) -> None: ...
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None: ...
@@ -74,6 +82,32 @@ class AggregateBook:
         for section in self.sections:
             section.on_prediction(record, features, writer)
 
+    def add_predictions(
+        self,
+        records: Sequence[PredictionRecord],
+        features: Sequence[Mapping[str, Any]],
+        out: Increments,
+    ) -> None:
+        """Cells of a request's predictions, each in its prediction-time bucket.
+
+        The same cells as :meth:`add_prediction` per row, but each section counts a
+        whole (version, bucket) group at once and writes each distinct cell once:
+        the request path then pays per cell, not per row and cell.
+        """
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, record in enumerate(records):
+            cell = (record.version, bucket_of(record.created, self.bucket_seconds))
+            groups.setdefault(cell, []).append(i)
+        for (version, bucket), rows in groups.items():
+            writer = CellWriter(out, version, bucket)
+            writer.add("predictions", amount=float(len(rows)))
+            if len(rows) == len(records):
+                batch, inputs = records, features
+            else:
+                batch, inputs = [records[i] for i in rows], [features[i] for i in rows]
+            for section in self.sections:
+                section.on_predictions(batch, inputs, writer)
+
     def add_label(
         self, record: PredictionRecord, label: Label, now: float, out: Increments
     ) -> None:
@@ -95,6 +129,39 @@ class AggregateBook:
         for section in self.sections:
             section.on_label(record, label, writer)
 
+    def add_labels(
+        self, pairs: Sequence[tuple[PredictionRecord, Label]], now: float, out: Increments
+    ) -> bool:
+        """:meth:`add_label` of every pair, summed here first: each cell is added to ``out`` once.
+
+        Returns False, and adds nothing, when any pair would fail :meth:`add_label`
+        (a prediction that does not fit, a sum that is not finite): the caller then
+        adds them one by one to tell which (they are rare, and that is exact).
+        """
+        bucket = bucket_of(now, self.bucket_seconds)
+        writers: dict[str, SummingWriter] = {}
+        try:
+            for record, label in pairs:
+                if not self._fits(record):
+                    return False
+                writer = writers.get(record.version)
+                if writer is None:
+                    writer = writers[record.version] = SummingWriter(record.version, bucket)
+                writer.add("labels")
+                for section in self.sections:
+                    section.on_label(record, label, writer)
+        except ValueError:
+            return False
+        own = Increments()
+        if not all(writer.flush(own) for writer in writers.values()):
+            return False
+        out.merge(own)
+        return True
+
+    def label_aggregator(self) -> LabelAggregator:
+        """:meth:`add_label`, with :meth:`add_labels` as its ``many`` (see ``join_labels``)."""
+        return _BookAggregator(self)
+
     def _fits(self, record: PredictionRecord) -> bool:
         """Whether ``record`` has this model's output shape (class and scores, or value)."""
         if not self.spec.is_classifier:
@@ -113,6 +180,21 @@ class AggregateBook:
         for section in self.sections:
             report[section.name] = section.report(cells)
         return report
+
+
+class _BookAggregator:
+    """A ``LabelAggregator`` that can also take a request's labels at once."""
+
+    def __init__(self, book: AggregateBook) -> None:
+        self._book = book
+
+    def __call__(self, record: PredictionRecord, label: Label, now: float, out: Increments) -> None:
+        self._book.add_label(record, label, now, out)
+
+    def many(
+        self, pairs: Sequence[tuple[PredictionRecord, Label]], now: float, out: Increments
+    ) -> bool:
+        return self._book.add_labels(pairs, now, out)
 
 
 __all__ = ["AggregateBook"]

@@ -9,8 +9,11 @@ Cells, written at prediction time::
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from instrumentation.aggregates.cells import Cells, CellWriter
 from instrumentation.metrics import drift, reference
@@ -18,6 +21,27 @@ from instrumentation.spec import ModelSpec
 from instrumentation.store.base import Label, PredictionRecord
 
 logger = logging.getLogger(__name__)
+
+
+def _bin_counts(ref: reference.Reference, values: list[Any]) -> npt.NDArray[np.int64]:
+    """Per-bin counts of ``values``: ``bin_index`` of each, a column at a time.
+
+    Numeric columns go through ``numpy.searchsorted(side="left")``, which is
+    ``bisect_left``, the bin :func:`~instrumentation.metrics.reference.numeric_bin` picks.
+    """
+    size = len(ref.shares)
+    if isinstance(ref, reference.NumericReference):
+        column = np.asarray(values, dtype=np.float64)
+        if np.isnan(column).any():
+            raise ValueError(reference.NAN_VALUE_ERROR)
+        bins = np.searchsorted(np.asarray(ref.edges, dtype=np.float64), column, side="left")
+        return np.bincount(bins, minlength=size)
+    return np.asarray(reference.bin_counts(ref, values), dtype=np.int64)
+
+
+def _write_counts(w: CellWriter, kind: str, name: str, counts: npt.NDArray[np.int64]) -> None:
+    for index in np.flatnonzero(counts).tolist():
+        w.add(kind, name, str(index), amount=float(counts[index]))
 
 
 class DriftSection:
@@ -47,6 +71,24 @@ class DriftSection:
                 w.add("drift", name, str(reference.bin_index(ref, features[name])))
         for output, value in self._outputs(record):
             w.add("drift_output", output, str(reference.bin_index(self.outputs[output], value)))
+
+    def on_predictions(
+        self,
+        records: Sequence[PredictionRecord],
+        features: Sequence[Mapping[str, Any]],
+        w: CellWriter,
+    ) -> None:
+        """:meth:`on_prediction` of every row, binned a column at a time, each bin written once."""
+        for name, ref in self.features.items():
+            values = [row[name] for row in features if name in row]
+            if values:
+                _write_counts(w, "drift", name, _bin_counts(ref, values))
+        for output, ref in self.outputs.items():
+            found = [
+                value for record in records for o, value in self._outputs(record) if o == output
+            ]
+            if found:
+                _write_counts(w, "drift_output", output, _bin_counts(ref, found))
 
     def _outputs(self, record: PredictionRecord) -> list[tuple[str, Any]]:
         found: list[tuple[str, Any]] = []

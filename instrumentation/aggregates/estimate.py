@@ -16,6 +16,7 @@ can be trusted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from instrumentation.aggregates.cells import Cells, CellWriter
@@ -39,17 +40,55 @@ class EstimateSection:
         Scores were validated when the prediction was made; this runs per row on the
         request path, where numpy on a handful of floats costs more than it saves.
         """
-        if record.scores is None or record.label is None:
-            return
-        confidence = record.scores[self._index[record.label]]
+        self._write_many(kind, (record,), w)
+
+    def _write_row(self, kind: str, scores: tuple[float, ...], label: str, w: CellWriter) -> None:
+        """:meth:`_write` of one row, cell by cell (a label's writer sums them itself)."""
+        confidence = scores[self._index[label]]
         w.add(kind, "n")
         w.add(kind, "conf_sum", amount=confidence)
         w.add(kind, "conf_sq_sum", amount=confidence * confidence)
-        w.add(kind, "predicted_count", record.label)
-        w.add(kind, "predicted_prob_sum", record.label, amount=confidence)
-        for cls, p in zip(self.spec.classes, record.scores, strict=True):
+        w.add(kind, "predicted_count", label)
+        w.add(kind, "predicted_prob_sum", label, amount=confidence)
+        for cls, p in zip(self.spec.classes, scores, strict=True):
             if p:
                 w.add(kind, "prob_sum", cls, amount=p)
+
+    def _write_many(self, kind: str, records: Sequence[PredictionRecord], w: CellWriter) -> None:
+        """:meth:`_write` of each record, summed here first: each cell is written once.
+
+        Sums run in row order from 0, as row-by-row writes would add them.
+        """
+        n = 0
+        conf_sum = conf_sq_sum = 0.0
+        predicted: dict[str, list[float]] = {}  # class -> [count, confidence sum]
+        prob_sum = dict.fromkeys(self.spec.classes, 0.0)
+        index, classes = self._index, self.spec.classes
+        for record in records:
+            scores, label = record.scores, record.label
+            if scores is None or label is None:
+                continue
+            confidence = scores[index[label]]
+            n += 1
+            conf_sum += confidence
+            conf_sq_sum += confidence * confidence
+            seen = predicted.setdefault(label, [0.0, 0.0])
+            seen[0] += 1.0
+            seen[1] += confidence
+            for cls, p in zip(classes, scores, strict=True):
+                if p:
+                    prob_sum[cls] += p
+        if not n:
+            return
+        w.add(kind, "n", amount=float(n))
+        w.add(kind, "conf_sum", amount=conf_sum)
+        w.add(kind, "conf_sq_sum", amount=conf_sq_sum)
+        for label, (count, confidence_sum) in predicted.items():
+            w.add(kind, "predicted_count", label, amount=count)
+            w.add(kind, "predicted_prob_sum", label, amount=confidence_sum)
+        for cls, total in prob_sum.items():
+            if total:
+                w.add(kind, "prob_sum", cls, amount=total)
 
     def _read(self, cells: Cells, kind: str) -> estimate.EstimateSums:
         classes = self.spec.classes
@@ -67,10 +106,17 @@ class EstimateSection:
         if self.spec.is_classifier:
             self._write("estimate", record, w)
 
+    def on_predictions(
+        self, records: Sequence[PredictionRecord], features: Any, w: CellWriter
+    ) -> None:
+        """Score sums of a request's predictions, each cell written once."""
+        if self.spec.is_classifier:
+            self._write_many("estimate", records, w)
+
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Score sums of the labelled prediction."""
         if self.spec.is_classifier and record.scores is not None and record.label is not None:
-            self._write("estimate_labelled", record, w)
+            self._write_row("estimate_labelled", record.scores, record.label, w)
             w.add("estimate_labelled", "confusion", str(label), record.label)
 
     def report(self, cells: Cells) -> dict[str, Any]:

@@ -34,6 +34,9 @@ class FairnessSection:
     def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
         """Fairness here is over labelled rows: nothing at prediction time."""
 
+    def on_predictions(self, records: Any, features: Any, w: CellWriter) -> None:
+        """Nothing at prediction time (see :meth:`on_prediction`)."""
+
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Cells of one matched label, for each sensitive attribute."""
         for attribute, group in record.groups.items():

@@ -11,6 +11,7 @@ Cells, all written at label time::
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from typing import Any
 
@@ -20,6 +21,9 @@ from instrumentation.aggregates.cells import Cells, CellWriter
 from instrumentation.metrics import quality, reference
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import Label, PredictionRecord
+
+_EPS = float(np.finfo(np.float64).eps)
+"""The clipping of ``quality.log_loss_term`` (sklearn's)."""
 
 REGRESSION_FIELDS = tuple(f.name for f in fields(quality.RegressionSums))
 
@@ -70,6 +74,9 @@ class QualitySection:
     def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
         """Quality needs labels: nothing at prediction time."""
 
+    def on_predictions(self, records: Any, features: Any, w: CellWriter) -> None:
+        """Nothing at prediction time (see :meth:`on_prediction`)."""
+
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Cells of one matched label."""
         if not self.spec.is_classifier:
@@ -83,8 +90,8 @@ class QualitySection:
             return
         scores, true_index = record.scores, self._index[actual]
         w.add("scored")
-        w.add("log_loss", amount=quality.log_loss_term(scores, true_index))
-        w.add("brier", amount=quality.brier_term(scores, true_index))
+        w.add("log_loss", amount=_log_loss_term(scores, true_index))
+        w.add("brier", amount=_brier_term(scores, true_index))
         for cls in self._auc_classes:
             side = "pos" if cls == actual else "neg"
             w.add("auc", cls, side, str(quality.score_bin(scores[self._index[cls]])))
@@ -127,6 +134,21 @@ class QualitySection:
             _calibration(cells, "correct"),
         ).to_dict()
         return out
+
+
+def _log_loss_term(scores: tuple[float, ...], true_index: int) -> float:
+    """``quality.log_loss_term`` of scores validated when predicted (``_fits`` checked K).
+
+    Per label, its numpy validation costs more than the term itself.
+    """
+    return -math.log(min(max(scores[true_index], _EPS), 1.0 - _EPS))
+
+
+def _brier_term(scores: tuple[float, ...], true_index: int) -> float:
+    """``quality.brier_term`` of validated scores, in the same order of additions."""
+    if len(scores) == 2:
+        return (float(true_index == 1) - scores[1]) ** 2
+    return sum(((1.0 if i == true_index else 0.0) - p) ** 2 for i, p in enumerate(scores))
 
 
 def _calibration(cells: Cells, column: str) -> np.ndarray:

@@ -60,8 +60,9 @@ def encode_key(key: AggregateKey) -> str:
     return json.dumps(key, separators=(",", ":"), ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=65536)
 def decode_key(text: str) -> AggregateKey:
-    """Inverse of :func:`encode_key`."""
+    """Inverse of :func:`encode_key` (cached: every report decodes the same few thousand keys)."""
     return tuple(json.loads(text))
 
 
@@ -293,6 +294,10 @@ def join_labels(
         matched earlier in the same request sees that label (``duplicate`` or
         ``conflict``), so a request matches each prediction at most once.
     """
+    if callable(getattr(aggregate, "many", None)):
+        joined = _join_at_once(records, labels, now=now, ttl=ttl, aggregate=aggregate)
+        if joined is not None:
+            return joined
     records = dict(records)
     outcomes: list[LabelOutcome] = []
     matched: list[tuple[str, Label]] = []
@@ -309,6 +314,55 @@ def join_labels(
             matched.append((pid, label))
         outcomes.append(LabelOutcome(pid, status, record))
     return outcomes, matched, increments
+
+
+def _join_at_once(
+    records: Mapping[str, PredictionRecord],
+    labels: Sequence[tuple[str, Label | None]],
+    *,
+    now: float,
+    ttl: float,
+    aggregate: LabelAggregator,
+) -> tuple[list[LabelOutcome], list[tuple[str, Label]], Increments] | None:
+    """:func:`join_labels` with the matched labels aggregated in one ``aggregate.many`` call.
+
+    ``many(pairs, now, increments) -> bool`` adds every pair's cells or, when any
+    pair cannot be aggregated, nothing: then this returns None and the caller joins
+    one by one, which tells which items are ``invalid``.
+    """
+    records = dict(records)
+    outcomes: list[LabelOutcome] = []
+    matched: list[tuple[str, Label]] = []
+    pairs: list[tuple[PredictionRecord, Label]] = []
+    for pid, label in labels:
+        record = records.get(pid)
+        status = label_status(record, label, now=now, ttl=ttl)
+        if status == "matched" and record is not None and label is not None:
+            pairs.append((record, label))
+            record = records[pid] = _labelled(record, label, now)
+            matched.append((pid, label))
+        outcomes.append(LabelOutcome(pid, status, record))
+    increments = Increments()
+    if pairs and not aggregate.many(pairs, now, increments):  # type: ignore[attr-defined]  # checked by the caller
+        return None
+    return outcomes, matched, increments
+
+
+def _labelled(r: PredictionRecord, label: Label, now: float) -> PredictionRecord:
+    """``replace(r, feedback=label, feedback_at=now)``, at a third of its cost."""
+    return PredictionRecord(
+        r.prediction_id,
+        r.version,
+        r.created,
+        r.label,
+        r.value,
+        r.scores,
+        r.groups,
+        r.trace_id,
+        r.span_id,
+        label,
+        now,
+    )
 
 
 def first_reused_id(ids: Sequence[str], stored: Collection[str]) -> str:
@@ -385,6 +439,65 @@ def record_row(r: PredictionRecord) -> tuple[Any, ...]:
     )
 
 
+_GROUPS_TEXT: dict[tuple[tuple[str, str], ...], str] = {}
+"""Encoded groups by their items: a service sees few distinct combinations (capped)."""
+
+_GROUPS_TEXT_MAX: Final = 4096
+
+
+def _groups_text(groups: Mapping[str, str]) -> str:
+    items = tuple(groups.items())
+    text = _GROUPS_TEXT.get(items)
+    if text is None:
+        if len(_GROUPS_TEXT) >= _GROUPS_TEXT_MAX:
+            _GROUPS_TEXT.clear()
+        text = _GROUPS_TEXT[items] = json.dumps(dict(groups), sort_keys=True)
+    return text
+
+
+_GROUPS_OF: dict[str, dict[str, str]] = {}
+
+
+def _groups_of(text: str) -> dict[str, str]:
+    """``json.loads`` of stored groups, parsed once per distinct text (a fresh dict each)."""
+    groups = _GROUPS_OF.get(text)
+    if groups is None:
+        if len(_GROUPS_OF) >= _GROUPS_TEXT_MAX:
+            _GROUPS_OF.clear()
+        groups = _GROUPS_OF[text] = json.loads(text)
+    return dict(groups)
+
+
+def _scores_text(scores: tuple[float, ...]) -> str:
+    """``json.dumps(list(scores))`` for finite floats (``repr`` is what it writes), faster."""
+    if all(type(p) is float and math.isfinite(p) for p in scores):
+        return "[" + ", ".join(map(repr, scores)) + "]"
+    return json.dumps(list(scores))
+
+
+def record_rows(records: Sequence[PredictionRecord]) -> list[tuple[Any, ...]]:
+    """:func:`record_row` of each record (the same text), for a request's batch.
+
+    Groups repeat across rows and are encoded once per distinct combination.
+    """
+    return [
+        (
+            r.prediction_id,
+            r.version,
+            r.created,
+            r.label,
+            r.value,
+            _scores_text(r.scores) if r.scores is not None else None,
+            _groups_text(r.groups),
+            r.trace_id,
+            r.span_id,
+            encode_label(r.feedback) if r.feedback is not None else None,
+            r.feedback_at,
+        )
+        for r in records
+    ]
+
+
 def encode_label(label: Label) -> str:
     """A label as stored: JSON, so a class name and a number stay apart."""
     return json.dumps(label)
@@ -400,7 +513,7 @@ def record_from_row(row: Sequence[Any]) -> PredictionRecord:
         label=label,
         value=value,
         scores=tuple(json.loads(scores)) if scores is not None else None,
-        groups=json.loads(groups),
+        groups=_groups_of(groups),
         trace_id=trace_id,
         span_id=span_id,
         feedback=json.loads(fb) if fb is not None else None,

@@ -24,8 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from instrumentation.store import _sqlite_rows as sql
+from instrumentation.store import _window_cache as window_cache
+from instrumentation.store._group_commit import GroupCommitter
 from instrumentation.store.base import (
-    RECORD_COLUMNS,
     DuplicatePredictionId,
     Increments,
     Label,
@@ -38,7 +40,7 @@ from instrumentation.store.base import (
     group_pairs,
     join_labels,
     record_from_row,
-    record_row,
+    record_rows,
     with_capped_groups,
 )
 
@@ -48,7 +50,7 @@ CHECKPOINT_BACKSTOP_PAGES = 10_000
 DELETED_FILE = "database file {path} was deleted or replaced; not writing into the lost file"
 """SQLite's own checkpoint stays on past this log size (~40 MB), should the thread lag."""
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The schema this code writes (``PRAGMA user_version``); a newer store is refused."""
 
 NEWER_SCHEMA: Final = (
@@ -108,6 +110,11 @@ _MIGRATIONS: Final = (
         PRIMARY KEY (model, version)
     ) WITHOUT ROWID;
     """,
+    # 3: aggregates also hold a stored-rows counter (version '') and per-bucket write
+    # markers (versions starting with NUL) that the window cache trusts. Both are added
+    # by the code that reads them; the bump alone makes version-2 code, which would
+    # write cells without markers, refuse the store instead of silently staling it.
+    "",
 )
 """``_MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``."""
 
@@ -116,7 +123,7 @@ INSERT INTO aggregates (model, version, bucket, key, value) VALUES (?, ?, ?, ?, 
 ON CONFLICT (model, version, bucket, key) DO UPDATE SET value = value + excluded.value
 """
 
-_COLUMNS = ", ".join(RECORD_COLUMNS)
+_Group = tuple[str, str, str]
 
 
 def _schema_version(cur: sqlite3.Cursor) -> int:
@@ -160,10 +167,21 @@ class SQLiteStore:
         # Group values already committed as admitted: admission is permanent, so these
         # need no query. (Values admitted by an uncommitted transaction are not cached.)
         self._admitted: set[tuple[str, str, str]] = set()
+        self._windows = window_cache.WindowCache()
+        self._counting: set[str] = set()
+        """Models whose stored-rows counter this process has seen committed."""
         self._conn = self._connect()
         self._inode = os.stat(self.path).st_ino
         self._enable_wal()
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._committer = GroupCommitter(
+            self._lock,
+            begin=self._begin,
+            commit=lambda cur: sql.run(cur, "COMMIT"),
+            rollback=lambda: sql.run(self._conn, "ROLLBACK"),
+            savepoint=lambda cur, action: sql.run(cur, f"{action} job"),
+            in_transaction=lambda: self._conn.in_transaction,
+        )
         try:
             self._migrate()
         except BaseException:
@@ -280,6 +298,13 @@ class SQLiteStore:
                     cur.execute("ROLLBACK")
                 raise
 
+    def _begin(self) -> sqlite3.Cursor:
+        """``BEGIN IMMEDIATE`` on the writer (the caller holds ``self._lock``)."""
+        self._check_file()
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        return cur
+
     def add_predictions(
         self,
         model: str,
@@ -288,28 +313,54 @@ class SQLiteStore:
         *,
         max_group_values: int,
     ) -> list[PredictionRecord]:
-        """Insert the records and their increments in one transaction (see the protocol)."""
-        known: set[tuple[str, str, str]] = set()
-        with self._transaction() as cur:
+        """Insert the records and their increments in one transaction (see the protocol).
+
+        Concurrent calls of this process share a transaction (see
+        :mod:`~instrumentation.store._group_commit`); each returns once it committed.
+        """
+        rows = record_rows(records)
+        cells = increments.encoded()
+
+        started: set[str] = set()
+
+        def work(cur: sqlite3.Cursor) -> tuple[list[PredictionRecord], set[_Group]]:
+            known: set[_Group] = set()
             admitted = self._admit_groups(cur, model, records, max_group_values, known)
             capped = [with_capped_groups(r, admitted) for r in records]
-            # executemany keeps the rows inserted before the failing one; undo them first so
-            # the error names an id that was really taken, not one this call just inserted.
+            changed = [
+                i for i, (a, b) in enumerate(zip(capped, records, strict=True)) if a is not b
+            ]
+            for i in changed:
+                rows[i] = record_rows([capped[i]])[0]
+            # A multi-statement insert keeps the rows before a failing one: undo them first
+            # so the error names an id that was really taken, not one this call just inserted.
+            if model not in self._counting:
+                sql.start_counter(cur, model)  # counts the rows from before this insert
+                started.add(model)
             cur.execute("SAVEPOINT insert_predictions")
             try:
-                cur.executemany(
-                    f"INSERT INTO predictions (model, {_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(model, *record_row(r)) for r in capped],
-                )
+                sql.insert_many(cur, sql.INSERT_PREDICTIONS, (model,), rows)
             except sqlite3.IntegrityError:
                 cur.execute("ROLLBACK TO insert_predictions")
                 ids = [r.prediction_id for r in records]
                 raise DuplicatePredictionId(
                     first_reused_id(ids, self._select(cur, model, ids))
                 ) from None
-            self._apply(cur, model, increments)
+            cur.execute("RELEASE insert_predictions")
+            # The counter (started above) is one more cell of the same upsert.
+            counter = (sql.COUNTER_VERSION, sql.COUNTER_BUCKET, sql.COUNTER_KEY, float(len(rows)))
+            sql.insert_many(
+                cur,
+                sql.UPSERT_AGGREGATES,
+                (model,),
+                [*cells, *window_cache.markers(cells), counter],
+                suffix=sql.ON_CELL_CONFLICT,
+            )
+            return capped, known
+
+        capped, known = self._committer.run(work)
         self._admitted |= known  # committed now: safe to skip the query next time
+        self._counting |= started
         return capped
 
     def _admit_groups(
@@ -318,7 +369,7 @@ class SQLiteStore:
         model: str,
         records: Sequence[PredictionRecord],
         max_values: int,
-        known: set[tuple[str, str, str]],
+        known: set[_Group],
     ) -> set[tuple[str, str]]:
         """The batch's ``(attribute, value)`` pairs within the cap, admitting new ones in order.
 
@@ -359,7 +410,8 @@ class SQLiteStore:
         aggregate: LabelAggregator,
     ) -> list[LabelOutcome]:
         """Join each label to its prediction in one transaction (see the protocol)."""
-        with self._transaction() as cur:
+
+        def work(cur: sqlite3.Cursor) -> list[LabelOutcome]:
             records = self._select(cur, model, [pid for pid, _ in labels])
             outcomes, matched, increments = join_labels(
                 records, labels, now=now, ttl=ttl, aggregate=aggregate
@@ -370,7 +422,9 @@ class SQLiteStore:
                 [(encode_label(label), now, model, pid) for pid, label in matched],
             )
             self._apply(cur, model, increments)
-        return outcomes
+            return outcomes
+
+        return self._committer.run(work)
 
     def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
         """Stored records by id."""
@@ -385,7 +439,8 @@ class SQLiteStore:
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in cur.execute(
-                f"SELECT {_COLUMNS} FROM predictions WHERE model=? AND prediction_id IN ({marks})",
+                f"SELECT {sql.COLUMNS} FROM predictions "
+                f"WHERE model=? AND prediction_id IN ({marks})",
                 (model, *chunk),
             ):
                 record = record_from_row(row)
@@ -393,9 +448,13 @@ class SQLiteStore:
         return found
 
     def _apply(self, cur: sqlite3.Cursor, model: str, increments: Increments) -> None:
-        cur.executemany(
-            _UPSERT_AGGREGATE,
-            [(model, v, b, k, amount) for v, b, k, amount in increments.encoded()],
+        cells = increments.encoded()
+        sql.insert_many(
+            cur,
+            sql.UPSERT_AGGREGATES,
+            (model,),
+            [*cells, *window_cache.markers(cells)],
+            suffix=sql.ON_CELL_CONFLICT,
         )
 
     def _reader(self) -> sqlite3.Connection:
@@ -413,22 +472,22 @@ class SQLiteStore:
         return conn
 
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
-        """Sum every cell over the buckets of a window."""
-        rows = self._reader().execute(
-            "SELECT key, SUM(value) FROM aggregates WHERE model=? AND version=? AND bucket>=? "
-            "GROUP BY key",
-            (model, version, since_bucket),
-        )
-        return {key: float(total) for key, total in rows}
+        """Sum every cell over the buckets of a window, re-reading only changed buckets.
+
+        See :mod:`~instrumentation.store._window_cache`.
+        """
+        scope = (model, version)
+        if scope not in self._windows.backfilled:
+            with self._transaction() as cur:
+                window_cache.backfill(cur, model, version)
+            self._windows.backfilled.add(scope)
+        return self._windows.sums(self._reader(), model, version, since_bucket)
 
     def count_predictions(self, model: str) -> int:
-        """Rows stored for ``model``."""
-        (count,) = (
-            self._reader()
-            .execute("SELECT COUNT(*) FROM predictions WHERE model=?", (model,))
-            .fetchone()
-        )
-        return int(count)
+        """Rows stored for ``model``: its counter (see :mod:`._sqlite_rows`), else a count."""
+        reader = self._reader()
+        count = sql.counted(reader, model)
+        return sql.count_rows(reader, model) if count is None else count
 
     def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
         """Delete rows past ``retain`` seconds, then all but the newest ``max_rows``.
@@ -460,6 +519,7 @@ class SQLiteStore:
                     (model, boundary[0], boundary[0], boundary[1]),
                 )
                 removed += cur.rowcount
+            sql.add_to_counter(cur, model, -removed)
         return int(removed)
 
     def compact_aggregates(
@@ -467,10 +527,15 @@ class SQLiteStore:
     ) -> int:
         """Drop old buckets and roll older ones up into ``rollup_width`` buckets (see protocol)."""
         with self._transaction() as cur:
+            # Markers (see _window_cache) go and merge with their cells, but are not counted.
+            removed = -window_cache.count_markers(cur, model, "bucket<?", (drop_before,))
             cur.execute("DELETE FROM aggregates WHERE model=? AND bucket<?", (model, drop_before))
-            removed = cur.rowcount
+            removed += cur.rowcount
             scope = "model=? AND bucket<? AND bucket % ? != 0"
             args = (model, rollup_before, rollup_width)
+            removed -= window_cache.count_markers(
+                cur, model, "bucket<? AND bucket % ? != 0", (rollup_before, rollup_width)
+            )
             merged = cur.execute(
                 f"SELECT version, (bucket / ?) * ?, key, SUM(value) FROM aggregates WHERE {scope} "
                 "GROUP BY version, 2, key",
@@ -515,7 +580,8 @@ class SQLiteStore:
             "SELECT DISTINCT version FROM aggregates WHERE model=? AND bucket>=?",
             (model, since_bucket),
         )
-        return {version for (version,) in rows}
+        # Not the stored-rows counter (version '') nor the window cache's write markers.
+        return {v for (v,) in rows if v and not v.startswith(window_cache.MARKER_PREFIX)}
 
     def close(self) -> None:
         """Stop the checkpoint thread; close the writer and every thread's reader."""

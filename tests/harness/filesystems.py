@@ -7,8 +7,10 @@ Mounting needs root (CI runs as root); without it the fixture fails with
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +53,18 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def remount(mountpoint: Path, *, read_only: bool) -> None:
-    """Remount ``mountpoint`` read-only or read-write (root ignores file modes, not this)."""
-    _run("mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(mountpoint))
+def remount(mountpoint: Path, *, read_only: bool, attempts: int = 20) -> None:
+    """Remount ``mountpoint`` read-only or read-write (root ignores file modes, not this).
+
+    The kernel refuses a read-only remount while a file is open for writing there; a
+    closed store's last handle may wait for the garbage collector, so collect and retry.
+    """
+    for attempt in range(attempts):
+        try:
+            _run("mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(mountpoint))
+            return
+        except subprocess.CalledProcessError:
+            if attempt == attempts - 1:
+                raise
+            gc.collect()
+            time.sleep(0.1)

@@ -1,0 +1,93 @@
+"""A request's cells counted at once equal the same rows' cells counted one by one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from instrumentation import PredictionRecord
+from instrumentation.aggregates import AggregateBook
+from instrumentation.spec import Task
+from instrumentation.store.base import Increments, join_labels
+from tests.unit.test_gauge_table import _spec
+
+
+def _rows(task: Task) -> tuple[AggregateBook, list[PredictionRecord], list[Any], list[Any]]:
+    rng = np.random.default_rng(11)
+    spec = _spec(task, rng)
+    book = AggregateBook(spec, min_group_samples=5, min_drift_samples=5, bucket_seconds=60)
+    records, features, truths = [], [], []
+    for i in range(300):
+        if spec.is_classifier:
+            scores = rng.dirichlet(np.ones(len(spec.classes)))
+            label: str | None = spec.classes[int(np.argmax(scores))]
+            value, truth = None, spec.classes[int(rng.integers(len(spec.classes)))]
+        else:
+            scores, label = None, None
+            value = float(rng.normal())
+            truth = value + float(rng.normal())
+        records.append(
+            PredictionRecord(
+                prediction_id=str(i),
+                version="v" if i % 3 else "v0",
+                created=60.0 * (i % 4),  # several buckets and versions in one batch
+                label=label,
+                value=value,
+                scores=tuple(float(p) for p in scores) if scores is not None else None,
+                groups={"region": "north" if i % 2 else "south"},
+                trace_id="0" * 32,
+                span_id="0" * 16,
+            )
+        )
+        features.append({"x": float(rng.normal()), "channel": str(rng.choice(["web", "pos"]))})
+        truths.append(truth)
+    return book, records, features, truths
+
+
+def _same(batched: Increments, single: Increments) -> None:
+    assert batched.cells.keys() == single.cells.keys()
+    for cell, amount in single.cells.items():
+        assert batched.cells[cell] == pytest.approx(amount, rel=1e-12, abs=1e-12), cell
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_prediction_cells_of_a_batch_equal_those_added_row_by_row(task: Task) -> None:
+    book, records, features, _ = _rows(task)
+    single, batched = Increments(), Increments()
+    for record, row in zip(records, features, strict=True):
+        book.add_prediction(record, row, int(record.created // 60) * 60, single)
+    book.add_predictions(records, features, batched)
+    _same(batched, single)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_label_cells_of_a_batch_equal_those_added_label_by_label(task: Task) -> None:
+    book, records, _, truths = _rows(task)
+    single, batched = Increments(), Increments()
+    for record, truth in zip(records, truths, strict=True):
+        book.add_label(record, truth, 125.0, single)
+    assert book.add_labels(list(zip(records, truths, strict=True)), 125.0, batched)
+    _same(batched, single)
+
+
+def test_a_label_that_cannot_be_aggregated_is_invalid_alone_in_a_batch() -> None:
+    book, records, _, truths = _rows("binary")
+    misfit = replace(records[5], label="other-class")  # an earlier version's prediction
+    rows = {r.prediction_id: r for r in [*records[:5], misfit, *records[6:10]]}
+    labels = [(str(i), truths[i]) for i in range(10)]
+    aggregate = book.label_aggregator()
+
+    outcomes, matched, increments = join_labels(
+        rows, labels, now=125.0, ttl=1e9, aggregate=aggregate
+    )
+
+    assert [o.status for o in outcomes] == ["matched"] * 5 + ["invalid"] + ["matched"] * 4
+    assert [pid for pid, _ in matched] == [str(i) for i in range(10) if i != 5]
+    expected = Increments()
+    for i in range(10):
+        if i != 5:
+            book.add_label(records[i], truths[i], 125.0, expected)
+    _same(increments, expected)
