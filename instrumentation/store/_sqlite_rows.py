@@ -16,7 +16,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Final
 
-from instrumentation.store.base import RECORD_COLUMNS, encode_key
+from instrumentation.store._rows import RECORD_COLUMNS
+from instrumentation.store.base import encode_key
 
 COUNTER_VERSION: Final = ""
 COUNTER_BUCKET: Final = 2**62

@@ -61,8 +61,14 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from instrumentation.config import DEFAULT_POSTGRES_SCHEMA
+from instrumentation.store._join import (
+    first_reused_id,
+    group_pairs,
+    join_labels,
+    with_capped_groups,
+)
+from instrumentation.store._rows import RECORD_COLUMNS, encode_label, record_from_row, record_row
 from instrumentation.store.base import (
-    RECORD_COLUMNS,
     DuplicatePredictionId,
     Increments,
     Label,
@@ -70,13 +76,6 @@ from instrumentation.store.base import (
     LabelOutcome,
     PredictionRecord,
     VersionInfo,
-    encode_label,
-    first_reused_id,
-    group_pairs,
-    join_labels,
-    record_from_row,
-    record_row,
-    with_capped_groups,
 )
 
 logger = logging.getLogger(__name__)

@@ -27,6 +27,13 @@ from typing import Final
 from instrumentation.store import _sqlite_rows as sql
 from instrumentation.store import _window_cache as window_cache
 from instrumentation.store._group_commit import GroupCommitter
+from instrumentation.store._join import (
+    first_reused_id,
+    group_pairs,
+    join_labels,
+    with_capped_groups,
+)
+from instrumentation.store._rows import encode_label, record_from_row, record_rows
 from instrumentation.store.base import (
     DuplicatePredictionId,
     Increments,
@@ -35,13 +42,6 @@ from instrumentation.store.base import (
     LabelOutcome,
     PredictionRecord,
     VersionInfo,
-    encode_label,
-    first_reused_id,
-    group_pairs,
-    join_labels,
-    record_from_row,
-    record_rows,
-    with_capped_groups,
 )
 
 logger = logging.getLogger(__name__)

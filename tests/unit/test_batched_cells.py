@@ -11,7 +11,8 @@ import pytest
 from instrumentation import PredictionRecord
 from instrumentation.aggregates import AggregateBook
 from instrumentation.spec import Task
-from instrumentation.store.base import Increments, join_labels
+from instrumentation.store._join import join_labels
+from instrumentation.store.base import Increments
 from tests.unit.test_gauge_table import _spec
 
 

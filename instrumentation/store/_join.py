@@ -1,0 +1,206 @@
+"""What every store decides the same way about labels and groups: statuses, the join, caps.
+
+Stores call these inside their own transactions, so SQLite and PostgreSQL give the
+same status to the same item, cap the same group values and report the same reused id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Container, Mapping, Sequence
+from dataclasses import replace
+
+from instrumentation.store.base import (
+    MISSING_GROUP,
+    OVERFLOW_GROUP,
+    FeedbackStatus,
+    Increments,
+    Label,
+    LabelAggregator,
+    LabelOutcome,
+    PredictionRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def aggregate_one(
+    aggregate: LabelAggregator,
+    record: PredictionRecord,
+    label: Label,
+    now: float,
+    increments: Increments,
+) -> bool:
+    """Add one matched label's increments; False (and nothing added) when it cannot be.
+
+    A prediction made by an earlier model version with other classes, or errors too
+    large to sum, cannot be aggregated: the item is reported ``invalid`` instead of
+    failing every other label of its request, at every retry.
+    """
+    own = Increments()
+    try:
+        aggregate(record, label, now, own)
+    except ValueError as exc:
+        logger.warning(
+            "label for %s not aggregated, reported invalid: %s", record.prediction_id, exc
+        )
+        return False
+    increments.merge(own)
+    return True
+
+
+def label_status(
+    record: PredictionRecord | None, label: Label | None, *, now: float, ttl: float
+) -> FeedbackStatus:
+    """The status of a feedback item, identical for every store implementation.
+
+    Order matters: an unknown id is ``unknown`` even if its label is also bad; an
+    invalid label never touches a record; an already labelled record reports
+    ``duplicate`` (same label) or ``conflict`` (different label; the first stands)
+    even past its TTL, because the first label was in time.
+    """
+    if record is None:
+        return "unknown"
+    if label is None:
+        return "invalid"
+    if record.feedback is not None:
+        return "duplicate" if record.feedback == label else "conflict"
+    if now - record.created > ttl:
+        return "expired"
+    return "matched"
+
+
+def join_labels(
+    records: Mapping[str, PredictionRecord],
+    labels: Sequence[tuple[str, Label | None]],
+    *,
+    now: float,
+    ttl: float,
+    aggregate: LabelAggregator,
+) -> tuple[list[LabelOutcome], list[tuple[str, Label]], Increments]:
+    """Decide every feedback item of a request against the rows it names.
+
+    Args:
+        records: the stored rows of the request's ids, read (and locked, where the
+            store can) inside the transaction that will write the result.
+        labels: ``(prediction id, canonical label or None)`` in request order.
+        now: the time of the join (``feedback_at``, the label buckets, TTL checks).
+        ttl: how long a prediction waits for its label, in seconds.
+        aggregate: adds one matched label's increments.
+
+    Returns:
+        The outcomes in request order, the ``(id, label)`` pairs to write as
+        feedback, and the increments of the matched labels. A later item for an id
+        matched earlier in the same request sees that label (``duplicate`` or
+        ``conflict``), so a request matches each prediction at most once.
+    """
+    if callable(getattr(aggregate, "many", None)):
+        joined = _join_at_once(records, labels, now=now, ttl=ttl, aggregate=aggregate)
+        if joined is not None:
+            return joined
+    records = dict(records)
+    outcomes: list[LabelOutcome] = []
+    matched: list[tuple[str, Label]] = []
+    increments = Increments()
+    for pid, label in labels:
+        record = records.get(pid)
+        status = label_status(record, label, now=now, ttl=ttl)
+        if status == "matched" and record is not None and label is not None:
+            if not aggregate_one(aggregate, record, label, now, increments):
+                outcomes.append(LabelOutcome(pid, "invalid", record))
+                continue
+            record = replace(record, feedback=label, feedback_at=now)
+            records[pid] = record
+            matched.append((pid, label))
+        outcomes.append(LabelOutcome(pid, status, record))
+    return outcomes, matched, increments
+
+
+def _join_at_once(
+    records: Mapping[str, PredictionRecord],
+    labels: Sequence[tuple[str, Label | None]],
+    *,
+    now: float,
+    ttl: float,
+    aggregate: LabelAggregator,
+) -> tuple[list[LabelOutcome], list[tuple[str, Label]], Increments] | None:
+    """:func:`join_labels` with the matched labels aggregated in one ``aggregate.many`` call.
+
+    ``many(pairs, now, increments) -> bool`` adds every pair's cells or, when any
+    pair cannot be aggregated, nothing: then this returns None and the caller joins
+    one by one, which tells which items are ``invalid``.
+    """
+    records = dict(records)
+    outcomes: list[LabelOutcome] = []
+    matched: list[tuple[str, Label]] = []
+    pairs: list[tuple[PredictionRecord, Label]] = []
+    for pid, label in labels:
+        record = records.get(pid)
+        status = label_status(record, label, now=now, ttl=ttl)
+        if status == "matched" and record is not None and label is not None:
+            pairs.append((record, label))
+            record = records[pid] = _labelled(record, label, now)
+            matched.append((pid, label))
+        outcomes.append(LabelOutcome(pid, status, record))
+    increments = Increments()
+    if pairs and not aggregate.many(pairs, now, increments):  # type: ignore[attr-defined]  # checked by the caller
+        return None
+    return outcomes, matched, increments
+
+
+def _labelled(r: PredictionRecord, label: Label, now: float) -> PredictionRecord:
+    """``replace(r, feedback=label, feedback_at=now)``, at a third of its cost."""
+    return PredictionRecord(
+        r.prediction_id,
+        r.version,
+        r.created,
+        r.label,
+        r.value,
+        r.scores,
+        r.groups,
+        r.trace_id,
+        r.span_id,
+        label,
+        now,
+    )
+
+
+def first_reused_id(ids: Sequence[str], stored: Collection[str]) -> str:
+    """The id :class:`DuplicatePredictionId` names: the first already stored or repeated.
+
+    ``stored`` holds the ids of the batch found in the store before it was written.
+    """
+    seen: set[str] = set()
+    for pid in ids:
+        if pid in stored or pid in seen:
+            return pid
+        seen.add(pid)
+    return "?"  # the store saw a conflict its caller cannot place (a concurrent writer)
+
+
+def group_pairs(records: Sequence[PredictionRecord]) -> list[tuple[str, str]]:
+    """Every ``(attribute, value)`` a batch names, once, in order; reserved values left out.
+
+    First come, first admitted: stores admit new values in this order until the cap.
+    """
+    pairs: dict[tuple[str, str], None] = {}
+    for record in records:
+        for attribute, value in record.groups.items():
+            if value not in (MISSING_GROUP, OVERFLOW_GROUP):
+                pairs[(attribute, value)] = None
+    return list(pairs)
+
+
+def with_capped_groups(
+    record: PredictionRecord, admitted: Container[tuple[str, str]]
+) -> PredictionRecord:
+    """``record`` with each group value not ``admitted`` moved to the overflow bucket."""
+    groups = {
+        attribute: (
+            value
+            if value in (MISSING_GROUP, OVERFLOW_GROUP) or (attribute, value) in admitted
+            else OVERFLOW_GROUP
+        )
+        for attribute, value in record.groups.items()
+    }
+    return record if groups == dict(record.groups) else replace(record, groups=groups)
