@@ -220,7 +220,8 @@ LabelAggregator = Callable[[PredictionRecord, Label, float, Increments], None]
 """Called once per matched label inside the store's transaction: adds that label's increments.
 
 A ``ValueError`` from it makes that one item ``invalid`` (nothing of it is written);
-the rest of the batch goes on. Stores call it through :func:`~instrumentation.store._join.aggregate_one`.
+the rest of the batch goes on. Stores call it through
+:func:`~instrumentation.store._join.aggregate_one`.
 """
 
 

@@ -61,6 +61,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from instrumentation.config import DEFAULT_POSTGRES_SCHEMA
+from instrumentation.store import _postgres_schema as schema
 from instrumentation.store._join import (
     first_reused_id,
     group_pairs,
@@ -80,9 +81,6 @@ from instrumentation.store.base import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
-"""The schema this code writes; a store with a newer one refuses to open."""
-
 SHARDS: Final = 8
 """Rows per aggregate cell and bucket at most (see the module docstring)."""
 
@@ -98,66 +96,10 @@ MIN_POOL: Final = 2
 MAX_POOL: Final = 8
 """Connections per worker at most: transactions last milliseconds, more threads queue."""
 
-NEWER_SCHEMA: Final = (
-    "the store schema {schema!r} is at version {found}, newer than this library's "
-    "{known}: upgrade the library or point MONITOR_STORE_URL at another schema"
-)
-"""Raised (as :class:`RuntimeError`) when an older replica meets a migrated schema."""
-
-_MIGRATIONS: Final = (
-    # 1: the tables of the SQLite store, plus a shard in the aggregate key.
-    """
-    CREATE TABLE {s}.predictions (
-        model text NOT NULL,
-        prediction_id text NOT NULL,
-        version text NOT NULL,
-        created double precision NOT NULL,
-        label text,
-        value double precision,
-        scores text,
-        groups text NOT NULL,
-        trace_id text NOT NULL,
-        span_id text NOT NULL,
-        feedback text,
-        feedback_at double precision,
-        PRIMARY KEY (model, prediction_id)
-    ) WITH (fillfactor = 90);  -- room on the page for the label's HOT update
-    CREATE INDEX predictions_by_age ON {s}.predictions (model, created, prediction_id);
-    CREATE TABLE {s}.aggregates (
-        model text NOT NULL,
-        version text NOT NULL,
-        bucket bigint NOT NULL,
-        key text NOT NULL,
-        shard smallint NOT NULL,
-        value double precision NOT NULL,
-        PRIMARY KEY (model, version, bucket, key, shard)
-    );
-    CREATE TABLE {s}.group_values (
-        model text NOT NULL,
-        attribute text NOT NULL,
-        value text NOT NULL,
-        PRIMARY KEY (model, attribute, value)
-    );
-    CREATE TABLE {s}.leases (
-        name text PRIMARY KEY,
-        holder text NOT NULL,
-        expires double precision NOT NULL
-    )
-    """,
-    # 2: the model versions a store has seen (for per-version reports), as in SQLite.
-    """
-    CREATE TABLE {s}.model_versions (
-        model text NOT NULL,
-        version text NOT NULL,
-        spec text,
-        first_seen double precision,
-        PRIMARY KEY (model, version)
-    )
-    """,
-)
-"""``_MIGRATIONS[i]`` takes a schema from version ``i`` to ``i + 1``, in one transaction."""
-
 _Conn = psycopg.Connection[tuple[Any, ...]]
+
+SCHEMA_VERSION: Final = schema.SCHEMA_VERSION
+NEWER_SCHEMA: Final = schema.NEWER_SCHEMA
 
 _COLUMNS = ", ".join(RECORD_COLUMNS)
 _COLUMN_TYPES = (
@@ -241,30 +183,7 @@ class PostgresStore:
         """Create or upgrade the schema; replicas starting together take turns."""
         with self._transaction() as conn:
             _lock(conn, f"instrumentation.store.postgres:{self.schema}")
-            conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
-            conn.execute(
-                self._q(
-                    "CREATE TABLE IF NOT EXISTS {s}.schema_version ("
-                    "one boolean PRIMARY KEY DEFAULT true CHECK (one), version integer NOT NULL)"
-                )
-            )
-            row = conn.execute(self._q("SELECT version FROM {s}.schema_version")).fetchone()
-            found = int(row[0]) if row is not None else 0
-            if found > SCHEMA_VERSION:
-                raise RuntimeError(
-                    NEWER_SCHEMA.format(schema=self.schema, found=found, known=SCHEMA_VERSION)
-                )
-            for script in _MIGRATIONS[found:]:
-                conn.execute(self._q(script))
-            if found < SCHEMA_VERSION:
-                conn.execute(
-                    self._q(
-                        "INSERT INTO {s}.schema_version (version) VALUES (%s) "
-                        "ON CONFLICT (one) DO UPDATE SET version = excluded.version"
-                    ),
-                    (SCHEMA_VERSION,),
-                )
-                logger.info("store schema %s: version %d -> %d", self.schema, found, SCHEMA_VERSION)
+            schema.migrate(conn, self.schema, self._q)
 
     @contextmanager
     def _connection(self) -> Iterator[_Conn]:

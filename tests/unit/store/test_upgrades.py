@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
+import instrumentation.store._postgres_schema as postgres_schema
 import instrumentation.store.postgres as postgres
 import instrumentation.store.sqlite as sqlite_store
 from instrumentation import ModelMonitor, MonitorConfig, SQLiteStore
@@ -242,8 +243,8 @@ def test_a_version_1_postgres_schema_is_migrated_once_by_replicas_starting_toget
 ) -> None:
     schema = f"up_{uuid.uuid4().hex[:12]}"
     with monkeypatch.context() as v1:
-        v1.setattr(postgres, "SCHEMA_VERSION", 1)
-        v1.setattr(postgres, "_MIGRATIONS", postgres._MIGRATIONS[:1])
+        v1.setattr(postgres_schema, "SCHEMA_VERSION", 1)
+        v1.setattr(postgres_schema, "MIGRATIONS", postgres_schema.MIGRATIONS[:1])
         first = postgres.PostgresStore(postgres_cluster.url(), schema=schema)
         add(first, [record(f"p{i}") for i in range(5)])
         first.apply_labels("m", [("p0", "fraud")], now=T0 + 30, ttl=3600, aggregate=count_labels)

@@ -1,0 +1,108 @@
+"""The PostgreSQL store's schema: its versions and the migration that brings a store up.
+
+Every replica runs :func:`migrate` at start, inside one transaction holding an advisory
+lock (taken by the caller), so replicas starting together take turns: the first
+migrates, the others find it done. A schema newer than this code is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+import psycopg
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 2
+"""The schema this code writes; a store with a newer one refuses to open."""
+
+NEWER_SCHEMA: Final = (
+    "the store schema {schema!r} is at version {found}, newer than this library's "
+    "{known}: upgrade the library or point MONITOR_STORE_URL at another schema"
+)
+"""Raised (as :class:`RuntimeError`) when an older replica meets a migrated schema."""
+
+MIGRATIONS: Final = (
+    # 1: the tables of the SQLite store, plus a shard in the aggregate key.
+    """
+    CREATE TABLE {s}.predictions (
+        model text NOT NULL,
+        prediction_id text NOT NULL,
+        version text NOT NULL,
+        created double precision NOT NULL,
+        label text,
+        value double precision,
+        scores text,
+        groups text NOT NULL,
+        trace_id text NOT NULL,
+        span_id text NOT NULL,
+        feedback text,
+        feedback_at double precision,
+        PRIMARY KEY (model, prediction_id)
+    ) WITH (fillfactor = 90);  -- room on the page for the label's HOT update
+    CREATE INDEX predictions_by_age ON {s}.predictions (model, created, prediction_id);
+    CREATE TABLE {s}.aggregates (
+        model text NOT NULL,
+        version text NOT NULL,
+        bucket bigint NOT NULL,
+        key text NOT NULL,
+        shard smallint NOT NULL,
+        value double precision NOT NULL,
+        PRIMARY KEY (model, version, bucket, key, shard)
+    );
+    CREATE TABLE {s}.group_values (
+        model text NOT NULL,
+        attribute text NOT NULL,
+        value text NOT NULL,
+        PRIMARY KEY (model, attribute, value)
+    );
+    CREATE TABLE {s}.leases (
+        name text PRIMARY KEY,
+        holder text NOT NULL,
+        expires double precision NOT NULL
+    )
+    """,
+    # 2: the model versions a store has seen (for per-version reports), as in SQLite.
+    """
+    CREATE TABLE {s}.model_versions (
+        model text NOT NULL,
+        version text NOT NULL,
+        spec text,
+        first_seen double precision,
+        PRIMARY KEY (model, version)
+    )
+    """,
+)
+"""``MIGRATIONS[i]`` takes a schema from version ``i`` to ``i + 1``, in one transaction."""
+
+
+def migrate(conn: psycopg.Connection[tuple[Any, ...]], name: str, q: Callable[[str], str]) -> None:
+    """Bring schema ``name`` to :data:`SCHEMA_VERSION` (``q`` fills in its quoted name).
+
+    Raises:
+        RuntimeError: the schema is newer than this code (:data:`NEWER_SCHEMA`).
+    """
+    conn.execute(q("CREATE SCHEMA IF NOT EXISTS {s}"))
+    conn.execute(
+        q(
+            "CREATE TABLE IF NOT EXISTS {s}.schema_version ("
+            "one boolean PRIMARY KEY DEFAULT true CHECK (one), version integer NOT NULL)"
+        )
+    )
+    row = conn.execute(q("SELECT version FROM {s}.schema_version")).fetchone()
+    found = int(row[0]) if row is not None else 0
+    if found > SCHEMA_VERSION:
+        raise RuntimeError(NEWER_SCHEMA.format(schema=name, found=found, known=SCHEMA_VERSION))
+    for script in MIGRATIONS[found:]:
+        conn.execute(q(script))
+    if found < SCHEMA_VERSION:
+        conn.execute(
+            q(
+                "INSERT INTO {s}.schema_version (version) VALUES (%s) "
+                "ON CONFLICT (one) DO UPDATE SET version = excluded.version"
+            ),
+            (SCHEMA_VERSION,),
+        )
+        logger.info("store schema %s: version %d -> %d", name, found, SCHEMA_VERSION)
