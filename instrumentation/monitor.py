@@ -18,7 +18,6 @@ import logging
 import os
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -26,9 +25,10 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider, get_meter
-from opentelemetry.trace import Span, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Span, Status, StatusCode
 
 from instrumentation import _names as names
+from instrumentation._feedback_telemetry import MAX_IDS_ON_SPAN, record_feedback
 from instrumentation._instruments import Instruments
 from instrumentation._recording import (
     NO_OUTPUTS,
@@ -59,14 +59,8 @@ from instrumentation.store.base import (
 
 logger = logging.getLogger(__name__)
 
-MAX_IDS_ON_SPAN = 64
-"""Prediction ids listed on one span; more are counted, not listed (spans stay small)."""
-
 ROLLUP_SECONDS = 3600
 """Width of the buckets old aggregates are merged into (see ``compact_aggregates``)."""
-
-MAX_LINKS_PER_FEEDBACK = 128
-"""Span links from one ``ml.feedback`` span to matched ``ml.predict`` spans."""
 
 
 @dataclass(frozen=True)
@@ -292,46 +286,13 @@ class ModelMonitor:
         return FeedbackResult([(o.prediction_id, o.status) for o in outcomes], counts)
 
     def _record_feedback(self, span: Span, outcomes: list[LabelOutcome], now: float) -> None:
-        """Counters of one feedback request, each under the version of the prediction it counts.
-
-        A label for a prediction an earlier version made counts on that version's
-        series: after a deploy, late labels keep completing the old version's
-        confusion counts instead of landing on the new one's. Items without a stored
-        prediction (``unknown``) count under the serving version.
-        """
-        by_status: Counter[tuple[str, str]] = Counter(
-            (o.status, o.record.version if o.record is not None else self.spec.version)
-            for o in outcomes
-        )
-        for (status, version), count in by_status.items():
-            self.instruments.feedback.add(
-                count, {**self._version_attrs(version), names.ATTR_FEEDBACK_STATUS: status}
-            )
-        matched = [o.record for o in outcomes if o.status == "matched" and o.record]
-        # Confusion cells are counted here and added once each: an add per label costs
-        # the SDK's attribute handling per label. Delays are a histogram: one each.
-        cells: Counter[tuple[str, str, str]] = Counter()
-        for record in matched:
-            attrs = self._version_attrs(record.version)
-            self.instruments.label_delay.record(max(0.0, now - record.created), attrs)
-            if record.label is not None and record.feedback is not None:
-                cells[(record.version, str(record.feedback), record.label)] += 1
-        for (version, actual, predicted), count in cells.items():
-            self.instruments.confusion.add(
-                count,
-                {
-                    **self._version_attrs(version),
-                    names.ATTR_LABEL_ACTUAL: actual,
-                    names.ATTR_LABEL_PREDICTED: predicted,
-                },
-            )
-        span.set_attribute(
-            names.ATTR_FEEDBACK_MATCHED_IDS, [r.prediction_id for r in matched[:MAX_IDS_ON_SPAN]]
-        )
-        for record in matched[:MAX_LINKS_PER_FEEDBACK]:
-            span.add_link(_span_context(record), {names.ATTR_PREDICTION_ID: record.prediction_id})
-        span.set_attribute(
-            names.ATTR_FEEDBACK_LINKS_DROPPED, max(0, len(matched) - MAX_LINKS_PER_FEEDBACK)
+        record_feedback(
+            self.instruments,
+            span,
+            outcomes,
+            now,
+            serving=self.spec.version,
+            attributes_of=self._version_attrs,
         )
 
     def replay_spool(self) -> int:
@@ -513,15 +474,6 @@ class ModelMonitor:
             logger.exception(
                 "telemetry error in %s (request unaffected)", getattr(func, "__name__", func)
             )
-
-
-def _span_context(record: PredictionRecord) -> SpanContext:
-    return SpanContext(
-        trace_id=int(record.trace_id, 16),
-        span_id=int(record.span_id, 16),
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.DEFAULT),
-    )
 
 
 @contextmanager

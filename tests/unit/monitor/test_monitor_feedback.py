@@ -17,7 +17,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-import instrumentation.monitor as monitor_module
+import instrumentation._feedback_telemetry as feedback_telemetry
 from instrumentation import (
     ModelMonitor,
     SQLiteStore,
@@ -100,8 +100,9 @@ def test_feedback_span_links_each_matched_prediction_and_counts_everything(
 def test_feedback_links_and_span_id_lists_are_capped(
     monitor: ModelMonitor, span_exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(monitor_module, "MAX_LINKS_PER_FEEDBACK", 2)
-    monkeypatch.setattr(monitor_module, "MAX_IDS_ON_SPAN", 3)
+    monkeypatch.setattr(feedback_telemetry, "MAX_LINKS_PER_FEEDBACK", 2)
+    monkeypatch.setattr(feedback_telemetry, "MAX_IDS_ON_SPAN", 3)  # the feedback span's
+    monkeypatch.setattr(monitor_module, "MAX_IDS_ON_SPAN", 3)  # the predict span's
     records = predict(monitor, [10.0, 20.0, 30.0, 40.0, 50.0])
     ids = [r.prediction_id for r in records]
 
