@@ -18,6 +18,7 @@ from sklearn.metrics import (
 )
 
 import instrumentation._feedback_telemetry as feedback_telemetry
+import instrumentation.monitor as monitor_module
 from instrumentation import (
     ModelMonitor,
     SQLiteStore,
