@@ -47,16 +47,9 @@ json.dump(
 )
 """
 TEMPLATE_FILES = {
-    "service/__init__.py",
-    "service/auth.py",
-    "service/bentoml_internals.py",
-    "service/log_filters.py",
-    "service/model_store.py",
-    "service/predictor.py",
-    "service/schemas.py",
-    "service/service.py",
-    "service/settings.py",
+    str(p.relative_to(REPO)) for p in (REPO / "service").glob("*.py") if p.name != "train.py"
 }
+"""What the bento ships of service/: the template, not the demo's training script."""
 
 
 def run(env: dict[str, str], *args: str, cwd: Path = REPO) -> str:
