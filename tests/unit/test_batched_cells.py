@@ -13,38 +13,17 @@ from instrumentation.aggregates import AggregateBook
 from instrumentation.spec import Task
 from instrumentation.store._join import join_labels
 from instrumentation.store.base import Increments
-from tests.unit.test_gauge_table import _spec
+from tests.unit.report_rows import labelled_rows, spec_for
 
 
 def _rows(task: Task) -> tuple[AggregateBook, list[PredictionRecord], list[Any], list[Any]]:
     rng = np.random.default_rng(11)
-    spec = _spec(task, rng)
+    spec = spec_for(task, rng)
     book = AggregateBook(spec, min_group_samples=5, min_drift_samples=5, bucket_seconds=60)
-    records, features, truths = [], [], []
-    for i in range(300):
-        if spec.is_classifier:
-            scores = rng.dirichlet(np.ones(len(spec.classes)))
-            label: str | None = spec.classes[int(np.argmax(scores))]
-            value, truth = None, spec.classes[int(rng.integers(len(spec.classes)))]
-        else:
-            scores, label = None, None
-            value = float(rng.normal())
-            truth = value + float(rng.normal())
-        records.append(
-            PredictionRecord(
-                prediction_id=str(i),
-                version="v" if i % 3 else "v0",
-                created=60.0 * (i % 4),  # several buckets and versions in one batch
-                label=label,
-                value=value,
-                scores=tuple(float(p) for p in scores) if scores is not None else None,
-                groups={"region": "north" if i % 2 else "south"},
-                trace_id="0" * 32,
-                span_id="0" * 16,
-            )
-        )
-        features.append({"x": float(rng.normal()), "channel": str(rng.choice(["web", "pos"]))})
-        truths.append(truth)
+    # Several buckets and versions in one batch.
+    records, features, truths = labelled_rows(
+        spec, rng, 300, version=lambda i: "v" if i % 3 else "v0", created=lambda i: 60.0 * (i % 4)
+    )
     return book, records, features, truths
 
 

@@ -9,12 +9,10 @@ compared with ``instrumentation._gauges``.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 import pytest
 
-from instrumentation import FeatureSpec, ModelSpec, PredictionRecord, build_reference_profile
 from instrumentation import _gauges as table
 from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.cells import Cells
@@ -27,61 +25,16 @@ from instrumentation.aggregates.gauges import (
 )
 from instrumentation.spec import Task
 from instrumentation.store.base import Increments, encode_key
-
-CLASSES: dict[Task, tuple[str, ...]] = {
-    "binary": ("legit", "fraud"),
-    "multiclass": ("a", "b", "c"),
-    "regression": (),
-}
-
-
-def _spec(task: Task, rng: np.random.Generator) -> ModelSpec:
-    n = 300
-    classes = CLASSES[task]
-    outputs: dict[str, Any] = {}
-    if task == "regression":
-        outputs["predicted_value"] = rng.normal(size=n)
-    else:
-        outputs["predicted_label"] = list(rng.choice(classes, n))
-    if task == "binary":
-        outputs["predicted_score"] = rng.uniform(size=n)
-    profile = build_reference_profile(
-        {"x": rng.normal(size=n), "channel": rng.choice(["web", "pos"], n)},
-        numeric=["x"],
-        categorical=["channel"],
-        **outputs,
-    )
-    features = (FeatureSpec("x", "number"), FeatureSpec("channel", "category", ("web", "pos")))
-    return ModelSpec("m", "v", task, features, classes, ("region",), reference=profile.to_dict())
+from tests.unit.report_rows import CLASSES, labelled_rows, spec_for
 
 
 def _rendered(task: Task) -> list[GaugePoint]:
     """Gauge points of one window holding 200 labelled predictions in two groups, compared."""
     rng = np.random.default_rng(7)
-    spec = _spec(task, rng)
+    spec = spec_for(task, rng)
     book = AggregateBook(spec, min_group_samples=5, min_drift_samples=5)
     increments = Increments()
-    for i in range(200):
-        if spec.is_classifier:
-            scores = rng.dirichlet(np.ones(len(spec.classes)))
-            label: str | None = spec.classes[int(np.argmax(scores))]
-            value, truth = None, spec.classes[int(rng.integers(len(spec.classes)))]
-        else:
-            scores, label = None, None
-            value = float(rng.normal())
-            truth = value + float(rng.normal())
-        record = PredictionRecord(
-            prediction_id=str(i),
-            version="v",
-            created=0.0,
-            label=label,
-            value=value,
-            scores=tuple(float(p) for p in scores) if scores is not None else None,
-            groups={"region": "north" if i % 2 else "south"},
-            trace_id="0" * 32,
-            span_id="0" * 16,
-        )
-        features = {"x": float(rng.normal()), "channel": str(rng.choice(["web", "pos"]))}
+    for record, features, truth in zip(*labelled_rows(spec, rng, 200), strict=True):
         book.add_prediction(record, features, 0, increments)
         book.add_label(record, truth, 0.0, increments)
     sums: dict[str, float] = defaultdict(float)
