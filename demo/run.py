@@ -1,8 +1,10 @@
 """``make demo``: serve the demo model and show latency, quality, fairness and drift moving.
 
-Runs three phases of live traffic against a real ``bentoml serve`` with 2 workers:
-a baseline, a drift phase (transaction amounts triple) and a bias phase (true
-labels in one region flip, so the model gets worse for that group). Labels come
+Runs four phases of live traffic against a real ``bentoml serve`` with 2 workers:
+a baseline, a drift phase (transaction amounts triple), a bias phase (true labels
+in one region flip, so the model gets worse for that group) and a rollout (a
+retrained version, worse, serves 30% of requests from a second server on the same
+store, and the comparison of the two versions narrows as labels arrive). Labels come
 back late, in batches, with some duplicates and unknown ids, like a real
 feedback pipeline. Prints a live table, a per-phase summary and the final window,
 and writes ``demo-output/history.json`` (plus ``chart.png`` when matplotlib is there).
@@ -196,7 +198,7 @@ def _traffic(
     history: dict[str, Any],
     watch_alerts: Callable[[float], list[str]],
 ) -> None:
-    """The three phases, then the last labels; records into ``history``."""
+    """The phases, then the last labels; records into ``history``."""
     labels = LabelPipeline(label_client, stats, delay=args.label_delay, seed=args.seed).start()
     started = time.monotonic()
     print(TABLE_LEGEND)
