@@ -65,12 +65,15 @@ class PredictionRecorder:
         self._store = store
         self.span = span
         self.records: list[PredictionRecord] = []
-        self.recorded = False
-        """True once ``set_outputs`` has taken this prediction's rows."""
         self.kept: Kept | None = None
         """Where the rows went: ``stored``; ``spooled`` (the store could not take them
         now; replayed later, so labels can still join); ``unrecorded`` (served, but no
         label can ever join them)."""
+
+    @property
+    def recorded(self) -> bool:
+        """True once ``set_outputs`` has taken this prediction's rows."""
+        return self.kept is not None
 
     def set_outputs(
         self,
@@ -95,7 +98,6 @@ class PredictionRecorder:
         # Marked only once stored: a call that raised stored nothing, so it is no output.
         kept = self._store(self._inputs, labels, scores, values, self.span)
         self.records, self.kept = kept.records, kept.kept
-        self.recorded = True
         return self.records
 
 

@@ -17,14 +17,13 @@ from typing import Any
 from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_versions
-from instrumentation.config import MonitorConfig
+from instrumentation.config import MonitorConfig, Window
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of, is_unavailable
 
 logger = logging.getLogger(__name__)
 
 NOT_COMPARABLE = "versions {a} and {b} have different tasks or classes"
-UNKNOWN_VERSION = "version {version} has no data in the longest window"
 
 Windows = dict[str, dict[str, Any]]
 """A version's reports by window name."""
@@ -72,48 +71,85 @@ class VersionReports:
             return  # the store is down: the next report tries again
         self._registered = True
 
+    def read(self) -> Reading:
+        """One consistent read of the store for a snapshot or a gauge collection."""
+        self.register()
+        return Reading(self, now=self.clock(), seen=self.store.model_versions(self.spec.name))
+
+    def windows(self) -> Windows:
+        """The serving version's report for each configured window."""
+        return self.read().windows(self.spec.version)
+
+    def book(self, version: str, seen: dict[str, VersionInfo]) -> AggregateBook:
+        """The book that reads ``version``'s cells, built from its recorded spec."""
+        book = self._books.get(version)
+        if book is not None:
+            return book
+        info = seen.get(version)
+        if info is None:
+            # No record of its spec (yet): read its cells with the serving spec, say so,
+            # and look again next time.
+            logger.warning("no recorded spec for model version %s; using the serving one", version)
+            return self._books[self.spec.version]
+        spec = ModelSpec.from_dict(json.loads(info.spec)).with_version(version)
+        book = self._books[version] = self._make_book(spec)
+        return book
+
+
+class Reading:
+    """One read of the store: one ``now``, the versions it knows, each window summed once.
+
+    A snapshot's version reports and its comparison come from the same sums, so they
+    agree, and no window of a version is summed twice.
+    """
+
+    def __init__(self, reports: VersionReports, *, now: float, seen: dict[str, VersionInfo]):
+        self._reports = reports
+        self._now = now
+        self._seen = seen
+        self._sums: dict[tuple[str, str], dict[str, float]] = {}
+        spec, config = reports.spec, reports.config
+        longest = max(w.seconds for w in config.windows)
+        present = reports.store.versions_with_data(spec.name, since_bucket=self._since(longest))
+        present.add(spec.version)
+        # Newest first: created last (the model's age, given by the service, else when a
+        # monitor first recorded it); a version without a record sorts last.
+        self.versions = sorted(
+            present, key=lambda v: -seen[v].first_seen if v in seen else float("inf")
+        )
+        """Versions with data in the longest window, and the serving one: newest first."""
+
     def _since(self, seconds: float) -> int:
         # The buckets that start inside (now - window, now]: data is never older than the
         # window, and a bucket leaves it as soon as its start does.
-        width = self.config.bucket_seconds
-        return bucket_of(self.clock() - seconds, width) + width
+        width = self._reports.config.bucket_seconds
+        return bucket_of(self._now - seconds, width) + width
 
-    def _sums(self, version: str, seconds: float) -> dict[str, float]:
-        return self.store.sum_aggregates(self.spec.name, version, since_bucket=self._since(seconds))
+    def _cells(self, version: str, window: Window) -> dict[str, float]:
+        key = (version, window.name)
+        if key not in self._sums:
+            self._sums[key] = self._reports.store.sum_aggregates(
+                self._reports.spec.name, version, since_bucket=self._since(window.seconds)
+            )
+        return self._sums[key]
 
-    def windows(self, version: str | None = None) -> Windows:
-        """Each configured window's report of ``version`` (default: the serving one)."""
-        version = version or self.spec.version
-        book = self._book(version, self.store.model_versions(self.spec.name))
-        return {w.name: book.report(self._sums(version, w.seconds)) for w in self.config.windows}
-
-    def versions(self) -> list[str]:
-        """Versions with data in the longest window, and the serving one: newest first.
-
-        Newest means created last (the model's age, given by the service, else when a
-        monitor first recorded it); a version the store has no record of (data written
-        before versions were recorded) sorts last.
-        """
-        longest = max(w.seconds for w in self.config.windows)
-        seen = self.store.model_versions(self.spec.name)
-        present = self.store.versions_with_data(self.spec.name, since_bucket=self._since(longest))
-        present.add(self.spec.version)
-        return sorted(present, key=lambda v: -seen[v].first_seen if v in seen else float("inf"))
+    def windows(self, version: str) -> Windows:
+        """Each configured window's report of ``version``."""
+        book = self._reports.book(version, self._seen)
+        return {w.name: book.report(self._cells(version, w)) for w in self._reports.config.windows}
 
     def all_windows(self) -> dict[str, Windows]:
-        """:meth:`windows` of every version of :meth:`versions`, in that order."""
-        self.register()
-        return {version: self.windows(version) for version in self.versions()}
+        """:meth:`windows` of every version of :attr:`versions`, in that order."""
+        return {version: self.windows(version) for version in self.versions}
 
-    @staticmethod
-    def default_pair(versions: list[str]) -> tuple[str, str] | None:
-        """The newest version and the one before it (``versions`` newest first), if two exist.
+    def default_pair(self) -> tuple[str, str] | None:
+        """The newest version and the one before it, if two exist.
 
         Not "the serving version against the rest": during a canary two servers serve
         two versions, and whichever process computes the comparison (the gauges' lease
         holder) must report the same one — the new version against the old.
         """
-        return (versions[0], versions[1]) if len(versions) >= 2 else None
+        return (self.versions[0], self.versions[1]) if len(self.versions) >= 2 else None
 
     def compare(self, version: str, baseline: str) -> dict[str, Any]:
         """``version`` against ``baseline`` in every window (differences ``version − baseline``).
@@ -121,31 +157,14 @@ class VersionReports:
         Raises:
             ValueError: ``NOT_COMPARABLE`` when the two have other tasks or classes.
         """
-        seen = self.store.model_versions(self.spec.name)
-        spec_a = self._book(version, seen).spec
-        spec_b = self._book(baseline, seen).spec
+        spec_a = self._reports.book(version, self._seen).spec
+        spec_b = self._reports.book(baseline, self._seen).spec
         if (spec_a.task, spec_a.classes) != (spec_b.task, spec_b.classes):
             raise ValueError(NOT_COMPARABLE.format(a=version, b=baseline))
         windows = {
             w.name: compare_versions(
-                spec_a,
-                Cells(self._sums(version, w.seconds)),
-                Cells(self._sums(baseline, w.seconds)),
+                spec_a, Cells(self._cells(version, w)), Cells(self._cells(baseline, w))
             )
-            for w in self.config.windows
+            for w in self._reports.config.windows
         }
         return {"version": version, "baseline": baseline, "windows": windows}
-
-    def _book(self, version: str, seen: dict[str, VersionInfo]) -> AggregateBook:
-        book = self._books.get(version)
-        if book is not None:
-            return book
-        info = seen.get(version)
-        if info is None:
-            # No record of its spec: read its cells with the serving spec (and say so once).
-            logger.warning("no recorded spec for model version %s; using the serving one", version)
-            book = self._books[version] = self._books[self.spec.version]
-            return book
-        spec = ModelSpec.from_dict(json.loads(info.spec)).with_version(version)
-        book = self._books[version] = self._make_book(spec)
-        return book

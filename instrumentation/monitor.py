@@ -337,7 +337,8 @@ class ModelMonitor:
         version against the one before it, or ``compare`` = (version, baseline).
         """
         with _unavailable_as(StoreUnavailable):
-            versions = self.reports.all_windows()
+            reading = self.reports.read()
+            versions = reading.all_windows()
             body: dict[str, Any] = {
                 "model": {
                     "name": self.spec.name,
@@ -349,10 +350,10 @@ class ModelMonitor:
                 "windows": versions[self.spec.version],
                 "versions": {v: {"windows": w} for v, w in versions.items()},
             }
-            pair = compare or self.reports.default_pair(list(versions))
+            pair = compare or reading.default_pair()
             if pair is not None:
                 try:
-                    body["comparison"] = self.reports.compare(*pair)
+                    body["comparison"] = reading.compare(*pair)
                 except ValueError as exc:
                     body["comparison"] = {
                         "version": pair[0],
@@ -372,16 +373,17 @@ class ModelMonitor:
 
     def gauge_points(self) -> list[GaugePoint]:
         """What the window gauges export: every version's figures, and the comparison."""
-        versions = self.reports.all_windows()
+        reading = self.reports.read()
+        versions = reading.all_windows()
         points = [
             (name, value, {names.ATTR_MODEL_VERSION: version, **attrs})
             for version, windows in versions.items()
             for name, value, attrs in gauge_points(windows)
         ]
-        pair = self.reports.default_pair(list(versions))
+        pair = reading.default_pair()
         if pair is not None:
             try:
-                comparison = self.reports.compare(*pair)
+                comparison = reading.compare(*pair)
             except ValueError:
                 return points  # other classes: nothing to compare
             points += [

@@ -98,7 +98,7 @@ except ConfigError as exc:
     # One line naming the variable, not a 60-line import traceback; exit status 2.
     print(f"model_monitor: bad configuration: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
-except (CannotServe, ValueError) as exc:
+except ValueError as exc:  # CannotServe, and a spec that cannot feed the estimator
     print(f"model_monitor: cannot serve the model: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 INSTANCE_ID = new_instance_id()

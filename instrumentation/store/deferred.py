@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from instrumentation.store.base import (
     Increments,
@@ -164,7 +163,3 @@ class DeferredStore:
         self._closed.set()
         if self._inner is not None:
             self._inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # Store-specific extras (e.g. SQLiteStore.path) of the open store.
-        return getattr(self._store(), name)
