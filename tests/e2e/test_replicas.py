@@ -43,7 +43,9 @@ def start_replica(
 ) -> Server:
     return start_server(
         {
-            **otlp_env(receiver, interval_ms=500),
+            # Gauge leases last 3 export intervals: 2 s intervals keep a CPU-starved
+            # holder from losing its lease (a legitimate hand-over) during the test.
+            **otlp_env(receiver, interval_ms=2000),
             "MONITOR_STORE_URL": url,
             "MONITOR_SPOOL_DIR": str(tmp_path / f"spool-{name}"),  # each host its own disk
         }
@@ -59,21 +61,28 @@ def predict(server: Server, n: int, seed: int) -> tuple[list[str], list[str], li
     return [p["prediction_id"] for p in predictions], [p["label"] for p in predictions], labels
 
 
-def label(server: Server, ids: list[str], labels: list[str]) -> dict[str, int]:
-    """Send labels as a label pipeline does: on 503, wait ``Retry-After`` (bounded) and resend."""
-    body = {"labels": [{"prediction_id": i, "label": y} for i, y in zip(ids, labels, strict=True)]}
+def retried(server: Server, method: str, path: str, **kwargs: Any) -> Any:
+    """A call made as a client should: on 503, wait ``Retry-After`` (bounded) and call again.
+
+    After a PostgreSQL restart each worker's pool still holds dead connections: the
+    first call that meets one answers 503 (and makes that pool check the rest).
+    """
     with server.client() as client:
         for _ in range(10):
-            response = client.post("/feedback", json=body)
+            response = client.request(method, path, **kwargs)
             if response.status_code != 503:
                 break
             time.sleep(min(1.0, float(response.headers["retry-after"])))
-        return dict(ok_json(response)["counts"])
+        return ok_json(response)
+
+
+def label(server: Server, ids: list[str], labels: list[str]) -> dict[str, int]:
+    body = {"labels": [{"prediction_id": i, "label": y} for i, y in zip(ids, labels, strict=True)]}
+    return dict(retried(server, "POST", "/feedback", json=body)["counts"])
 
 
 def snapshot(server: Server) -> dict[str, Any]:
-    with server.client() as client:
-        return dict(ok_json(client.get("/monitor")))
+    return dict(retried(server, "GET", "/monitor"))
 
 
 def test_replicas_share_one_truth_and_survive_a_store_outage(
