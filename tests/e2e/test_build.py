@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,8 @@ from service.train import train
 from tests.harness.serving import REPO, clean_environ, copy_home
 
 from .conftest import StartServer
-from .traffic import MODEL, expected_psi, ok_json, predict_body
+from .otlp import OTLPReceiver, wait_for
+from .traffic import MODEL, expected_psi, ok_json, otlp_env, predict_body
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +39,7 @@ def untracked(repo: Path) -> set[str]:
 
 
 def test_build_then_serve_by_tag(
-    tmp_path: Path, trained_home: Path, start_server: StartServer
+    tmp_path: Path, trained_home: Path, start_server: StartServer, receiver: OTLPReceiver
 ) -> None:
     home = copy_home(trained_home, tmp_path)
     env = {**clean_environ(), "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
@@ -91,13 +93,25 @@ def test_build_then_serve_by_tag(
     imported.mkdir()
     bentoml({**env, "BENTOML_HOME": str(imported)}, "import", str(archive), cwd=tmp_path)
     assert (imported / "models" / MODEL / version / SPEC_FILE).read_bytes() == stored_spec
-    server = start_server(target=tag, home=imported, cwd=tmp_path)
+    server = start_server(
+        otlp_env(receiver, interval_ms=500), target=tag, home=imported, cwd=tmp_path
+    )
     request = predict_body(3, seed=800)
     with server.client() as client:
         body = ok_json(client.post("/predict", json=request))
         snapshot = ok_json(client.get("/monitor"))
     assert body["model"] == {"name": MODEL, "version": version}
     assert len(body["predictions"]) == 3
+
+    # The bento traces: its ml.predict span lists the ids it answered with.
+    ids = [p["prediction_id"] for p in body["predictions"]]
+    wait_for(
+        lambda: (
+            ids in [span_ids(span) for _, span in receiver.spans() if span.name == "ml.predict"]
+        ),
+        timeout=20.0,
+        message="no ml.predict span from the bento",
+    )
 
     # The served drift figures are computed against the shipped reference profile.
     drift = snapshot["windows"]["5m"]["drift"]["features"]
@@ -121,3 +135,11 @@ def bentoml(env: dict[str, str], *args: str, cwd: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def span_ids(span: Any) -> list[str]:
+    """The ``ml.prediction.ids`` attribute of an exported span (empty when it has none)."""
+    for attribute in span.attributes:
+        if attribute.key == "ml.prediction.ids":
+            return [v.string_value for v in attribute.value.array_value.values]
+    return []
