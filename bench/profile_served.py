@@ -37,7 +37,7 @@ from tests.e2e.otlp import OTLPReceiver
 from tests.harness.serving import SERVICE, Server
 
 PROJECT = ("service/", "instrumentation/")
-PASSTHROUGH = ("service/auth.py",)
+PASSTHROUGH = ("service/auth.py", "service/body_limit.py")
 """Project frames that only wrap the whole ASGI app (every request passes through them)."""
 REQUEST = "ModelService.predict (service/service.py)"
 LIBRARY = "(instrumentation/"

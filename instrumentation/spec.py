@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal
 
 from instrumentation.metrics.fairness import MISSING_GROUP, OVERFLOW_GROUP
@@ -82,6 +83,29 @@ class FeatureSpec:
         bounds = {k: float(data[k]) for k in ("minimum", "maximum") if data.get(k) is not None}
         return cls(
             str(data["name"]), kind, tuple(str(c) for c in data.get("categories", ())), **bounds
+        )
+
+    def column_fits(self, values: Sequence[Any]) -> bool:
+        """True when every value surely passes :meth:`check`: a whole column at C speed.
+
+        False means "look row by row", not "invalid": :meth:`check` stays the one
+        judge, and names the first bad value.
+        """
+        types = set(map(type, values))
+        if self.kind == "category":
+            return types <= {str}
+        if not types <= {int, float}:
+            return False
+        try:
+            if not math.isfinite(math.fsum(values)):  # a NaN or an infinity among them
+                return False
+        except (OverflowError, ValueError):  # an integer beyond float range; inf - inf
+            return False
+        low, high = min(values), max(values)
+        if max(-low, high) > MAX_MAGNITUDE:
+            return False
+        return (self.minimum is None or low >= self.minimum) and (
+            self.maximum is None or high <= self.maximum
         )
 
     def check(self, value: Any, where: str) -> None:
@@ -194,6 +218,8 @@ class ModelSpec:
         Numbers must be finite ints or floats (not booleans); categories must be
         strings. Unknown categories are allowed: drift counts them as unseen.
         """
+        if rows and self._columns_fit(rows):
+            return
         expected = {f.name: f for f in self.features}
         for index, row in enumerate(rows):
             where = f"{path}[{index}].features"
@@ -206,6 +232,19 @@ class ModelSpec:
                     allowed = ", ".join(expected)
                     raise InvalidInput(f"{where}.{name}", f"unknown feature; expected: {allowed}")
                 feature.check(value, f"{where}.{name}")
+
+    def _columns_fit(self, rows: Sequence[Mapping[str, Any]]) -> bool:
+        """Every row has exactly the features and each column fits: the common case, fast."""
+        names = [f.name for f in self.features]
+        keys = set(names)
+        if not all(row.keys() == keys for row in rows):
+            return False
+        columns = (
+            zip(*map(itemgetter(*names), rows), strict=True)
+            if len(names) > 1
+            else [[row[names[0]] for row in rows]]
+        )
+        return all(f.column_fits(c) for f, c in zip(self.features, columns, strict=True))
 
     def validate_groups(
         self, rows: Sequence[Mapping[str, Any]], *, path: str = "instances"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from instrumentation import FeatureSpec, InvalidInput, ModelSpec
@@ -324,3 +325,60 @@ def test_parse_label(spec: ModelSpec, label: Any, parsed: str | float | None) ->
 
     assert result == parsed
     assert type(result) is type(parsed)
+
+
+EDGE_VALUES: list[Any] = [
+    0,
+    -0.0,
+    0.5,
+    23,
+    23.0,
+    23.000000000000004,
+    -1e-300,
+    1e100,
+    -1e100,
+    10**100,
+    10**100 + 1,
+    1.0000000000000002e100,
+    10**400,
+    math.inf,
+    -math.inf,
+    math.nan,
+    True,
+    False,
+    None,
+    "7",
+    np.float64(3.0),
+    np.int64(4),
+]
+
+
+def _check_passes(feature: FeatureSpec, value: Any) -> bool:
+    try:
+        feature.check(value, "x")
+    except InvalidInput:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("feature", BOUNDED.features + FEATURES)
+def test_a_column_the_fast_path_accepts_passes_every_per_value_check(feature: FeatureSpec) -> None:
+    """column_fits only ever says "surely valid": never for a column check() would refuse."""
+    rng = np.random.default_rng(5)
+    pool = [*EDGE_VALUES, "web", "unseen"]
+    accepted = 0
+    for _ in range(3000):
+        column = [pool[i] for i in rng.integers(0, len(pool), size=int(rng.integers(1, 5)))]
+        if feature.column_fits(column):
+            accepted += 1
+            assert all(_check_passes(feature, v) for v in column), column
+    assert accepted > 0  # the fast path is reachable for this feature
+
+
+def test_ordinary_rows_take_the_column_path_and_odd_ones_fall_back_to_the_rows() -> None:
+    rows = [{"amount": float(i), "channel": "web"} for i in range(32)]
+    assert BINARY._columns_fit(rows)
+    assert not BINARY._columns_fit([*rows, {"amount": 1.0}])  # a row without a feature
+    assert not BINARY._columns_fit([*rows, {**GOOD_ROW, "extra": 1}])
+    with pytest.raises(InvalidInput, match=r"instances\[32\]\.features\.amount"):
+        BINARY.validate_features([*rows, {"amount": math.nan, "channel": "web"}])
