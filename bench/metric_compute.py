@@ -19,6 +19,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench._common import demo_predictor, median_seconds
@@ -77,6 +78,37 @@ def main() -> None:
     many_groups(spec, max(3, args.repeats // 3))
 
 
+class DayOfTraffic:
+    """A day of labelled predictions written through a monitor, minute by minute.
+
+    ``rows`` predictions spread evenly over 1,440 minute buckets from ``start``, each
+    minute's labels half a minute later, buckets compacted hourly as housekeeping does.
+    """
+
+    def __init__(self, predictor: Predictor, rows: int) -> None:
+        self.per_minute = max(1, rows // 1440)
+        instances, self.truth = make_dataset(min(rows, 20_000), seed=3)
+        self.inputs = [PredictionInput(i["features"], None, i["groups"]) for i in instances]
+        self.labels, self.scores = predictor.classify([i.features for i in self.inputs])
+
+    def minutes(self, monitor: ModelMonitor, clock: Clock, start: float) -> Iterator[int]:
+        """Write minute after minute; yields how many minutes are written so far."""
+        per_minute = self.per_minute
+        for minute in range(1440):
+            clock.now = start + 60 * minute
+            at = (minute * per_minute) % (len(self.inputs) - per_minute)
+            part = slice(at, at + per_minute)
+            with monitor.predict(self.inputs[part]) as rec:
+                records = rec.set_outputs(labels=self.labels[part], scores=self.scores[part])
+            clock.now += 30  # labels half a minute later
+            monitor.feedback(
+                [(r.prediction_id, t) for r, t in zip(records, self.truth[part], strict=True)]
+            )
+            if minute % 60 == 59:
+                monitor.compact_aggregates()  # what housekeeping does (hourly is enough)
+            yield minute + 1
+
+
 def day_of_traffic(predictor: Predictor, rows: int, repeats: int) -> None:
     """``snapshot()`` as a day of predictions accumulates (windows 5m, 1h, 24h)."""
     spec = predictor.spec
@@ -84,30 +116,20 @@ def day_of_traffic(predictor: Predictor, rows: int, repeats: int) -> None:
     start = 1_800_000_000.0 - 1_800_000_000.0 % 3600
     clock = Clock(start)
     monitor = ModelMonitor(spec, SQLiteStore(workdir / "day.db"), clock=clock)
-    per_minute = max(1, rows // 1440)
-    instances, truth = make_dataset(min(rows, 20_000), seed=3)
-    inputs = [PredictionInput(i["features"], None, i["groups"]) for i in instances]
-    labels, scores = predictor.classify([i.features for i in inputs])
+    day = DayOfTraffic(predictor, rows)
     print(f"{'day rows':>9} {'snapshot ms':>12} {'of which count ms':>18} {'x quarter':>9}")
     first = None
-    for minute in range(1440):
-        clock.now = start + 60 * minute
-        at = (minute * per_minute) % (len(inputs) - per_minute)
-        part = slice(at, at + per_minute)
-        with monitor.predict(inputs[part]) as rec:
-            records = rec.set_outputs(labels=labels[part], scores=scores[part])
-        clock.now += 30  # labels half a minute later
-        monitor.feedback([(r.prediction_id, t) for r, t in zip(records, truth[part], strict=True)])
-        if minute % 60 == 59:
-            monitor.compact_aggregates()  # what housekeeping does (hourly is enough)
-        if minute + 1 in (360, 720, 1440):
-            seconds = _snapshot_after_traffic(monitor, inputs, labels, scores, truth, repeats)
+    for minutes in day.minutes(monitor, clock, start):
+        if minutes in (360, 720, 1440):
+            seconds = _snapshot_after_traffic(
+                monitor, day.inputs, day.labels, day.scores, day.truth, repeats
+            )
             count = median_seconds(
                 lambda: monitor.store.count_predictions(spec.name), repeats=repeats
             )
             first = first or seconds
             print(
-                f"{(minute + 1) * per_minute:>9} {seconds * 1e3:12.2f} {count * 1e3:18.2f}"
+                f"{minutes * day.per_minute:>9} {seconds * 1e3:12.2f} {count * 1e3:18.2f}"
                 f" {seconds / first:9.2f}"
             )
 
