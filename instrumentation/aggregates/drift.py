@@ -9,11 +9,9 @@ Cells, written at prediction time::
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import numpy as np
-import numpy.typing as npt
 
 from instrumentation.aggregates.cells import Cells, CellWriter
 from instrumentation.metrics import drift, reference
@@ -23,25 +21,12 @@ from instrumentation.store.base import Label, PredictionRecord
 logger = logging.getLogger(__name__)
 
 
-def _bin_counts(ref: reference.Reference, values: list[Any]) -> npt.NDArray[np.int64]:
-    """Per-bin counts of ``values``: ``bin_index`` of each, a column at a time.
-
-    Numeric columns go through ``numpy.searchsorted(side="left")``, which is
-    ``bisect_left``, the bin :func:`~instrumentation.metrics.reference.numeric_bin` picks.
-    """
-    size = len(ref.shares)
-    if isinstance(ref, reference.NumericReference):
-        column = np.asarray(values, dtype=np.float64)
-        if np.isnan(column).any():
-            raise ValueError(reference.NAN_VALUE_ERROR)
-        bins = np.searchsorted(np.asarray(ref.edges, dtype=np.float64), column, side="left")
-        return np.bincount(bins, minlength=size)
-    return np.asarray(reference.bin_counts(ref, values), dtype=np.int64)
-
-
-def _write_counts(w: CellWriter, kind: str, name: str, counts: npt.NDArray[np.int64]) -> None:
-    for index in np.flatnonzero(counts).tolist():
-        w.add(kind, name, str(index), amount=float(counts[index]))
+def _write_counts(
+    w: CellWriter, kind: str, name: str, ref: reference.Reference, values: list[Any]
+) -> None:
+    """One cell per bin the values fall in, with its count."""
+    for index, count in Counter(reference.bin_indexes(ref, values)).items():
+        w.add(kind, name, str(index), amount=float(count))
 
 
 class DriftSection:
@@ -82,13 +67,13 @@ class DriftSection:
         for name, ref in self.features.items():
             values = [row[name] for row in features if name in row]
             if values:
-                _write_counts(w, "drift", name, _bin_counts(ref, values))
+                _write_counts(w, "drift", name, ref, values)
         for output, ref in self.outputs.items():
             found = [
                 value for record in records for o, value in self._outputs(record) if o == output
             ]
             if found:
-                _write_counts(w, "drift_output", output, _bin_counts(ref, found))
+                _write_counts(w, "drift_output", output, ref, found)
 
     def _outputs(self, record: PredictionRecord) -> list[tuple[str, Any]]:
         found: list[tuple[str, Any]] = []

@@ -104,6 +104,12 @@ def test_numeric_bin_rejects_nan() -> None:
         numeric_bin(math.nan, (1.0,))
 
 
+def test_a_column_with_a_nan_is_rejected_as_a_value_is() -> None:
+    ref = NumericReference((1.0,), (0.5, 0.5))
+    with pytest.raises(ValueError, match=exactly(NAN_VALUE_ERROR)):
+        bin_counts(ref, [0.0, math.nan])
+
+
 def test_numeric_reference_shares_match_histogram() -> None:
     values = np.random.default_rng(1).exponential(size=500)
     ref = numeric_reference(values, n_bins=10)
