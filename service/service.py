@@ -49,7 +49,7 @@ from instrumentation import (
 from instrumentation.store import DeferredStore
 from service import SERVICE_NAME, log_filters
 from service.auth import FeedbackTokenMiddleware
-from service.batching import BATCH_API, BatchedPredictor
+from service.batching import BATCH_API, BatchedPredictor, batching_options
 from service.bentoml_internals import (
     bento_model_tags,
     bentoml_tracer_provider,
@@ -171,6 +171,7 @@ monitor_app = Starlette(routes=[Route("/monitor", _snapshot, methods=["GET"])])
     workers=SETTINGS.monitor.workers,
     tracing=tracing_config(SETTINGS.otlp, sample_rate=SETTINGS.monitor.trace_sample_rate),
     http={"response": {"trace_id": True}},
+    **batching_options(SETTINGS.batching),
 )
 class ModelService:
     """A scikit-learn model behind BentoML, monitored by ``instrumentation``."""

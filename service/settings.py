@@ -31,8 +31,9 @@ for wide models.
 DEFAULT_BATCH_MAX_ROWS = 64
 """``MONITOR_BATCH_MAX_ROWS`` when unset: most rows in one batched model call."""
 
-DEFAULT_BATCH_MAX_LATENCY_MS = 1000
-"""``MONITOR_BATCH_MAX_LATENCY_MS`` when unset: BentoML's queueing budget per request."""
+DEFAULT_BATCH_MAX_LATENCY_MS = 60000
+"""``MONITOR_BATCH_MAX_LATENCY_MS`` when unset: BentoML's own default, so turning batching on
+sheds no load that the unbatched service would have queued."""
 
 _SWITCH = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
 
