@@ -75,11 +75,29 @@ def _measure(
                     + ("" if result.valid else f"  INVALID ({result.non_2xx} non-2xx)"),
                     flush=True,
                 )
+        print(f"  batched: {_requests_per_call(servers['batched'])}")
     return results
 
 
+def _requests_per_call(server: Server) -> str:
+    """Mean requests per batched model call, from BentoML's ``adaptive_batch_size`` histogram."""
+    with server.client() as client:
+        text = client.get("/metrics").text
+    sums = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for key in sums:
+            if line.startswith(f"bentoml_service_adaptive_batch_size_{key}{{"):
+                sums[key] += float(line.rsplit(" ", 1)[1])
+    if not sums["count"]:
+        return "no batched calls seen in /metrics"
+    return (
+        f"{sums['count']:.0f} model calls, {sums['sum'] / sums['count']:.1f} requests "
+        "per call on average"
+    )
+
+
 def _median(results: Sequence[WrkResult], figure: str) -> float:
-    return statistics.median(getattr(r, figure) for r in results if r.valid)
+    return statistics.median(float(getattr(r, figure)) for r in results if r.valid)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
