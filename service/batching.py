@@ -7,9 +7,11 @@ What BentoML 1.4 does, and what this is built around (read in its source, checke
   each worker's ASGI app holds one dispatcher per batchable API, running in that
   worker's event loop, which concatenates the list arguments of concurrent calls
   (``batch_dim`` 0) into one call of at most ``max_batch_size`` items (a larger call
-  is split) and hands each caller its slice of the output list. A plain Python call
-  of the method is not batched, and from a sync API it deadlocks: sync APIs share a
-  one-thread limiter with the batch call.
+  is split) and hands each caller its slice of the output list; the batch function
+  itself runs in a worker thread. Inside a running worker, ``self.<api>(...)`` is no
+  Python call either: BentoML sends it through its in-process client to the route
+  (batched, then); from a sync API it deadlocks, since the sync API holds the one
+  thread BentoML gives sync APIs and the batch call waits for that same thread.
 - So ``/predict`` itself cannot be batchable: its body (``model`` and
   ``predictions``) and its per-request 4xx answers are not slices of one list.
 - The dispatcher's loop is started inside the first request it ever sees, so every
