@@ -16,6 +16,7 @@ implementation whose public names are re-exported here: import from here.
 
 from __future__ import annotations
 
+from instrumentation._batch_telemetry import BatchedRequest
 from instrumentation._recording import PredictionInput, PredictionRecorder
 from instrumentation._spool import Spool
 from instrumentation.config import ConfigError, MonitorConfig, StoreURL, Window
@@ -36,6 +37,7 @@ from instrumentation.telemetry import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchedRequest",
     "ConfigError",
     "DuplicatePredictionId",
     "FeatureSpec",

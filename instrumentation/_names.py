@@ -22,6 +22,10 @@ SPAN_PREDICT: Final = "ml.predict"
 SPAN_FEEDBACK: Final = "ml.feedback"
 """Span around one feedback request; links to each matched prediction's span."""
 
+SPAN_PREDICT_BATCH: Final = "ml.predict.batch"
+"""Span around one model call serving several requests (adaptive batching): the root of its
+own trace, with a link to each served request's ``ml.predict`` span."""
+
 # --- metrics ---------------------------------------------------------------
 
 METRIC_PREDICTION_DURATION: Final = "ml.prediction.duration"
@@ -69,13 +73,23 @@ ATTR_ERROR_TYPE: Final = error_attributes.ERROR_TYPE
 """Semconv ``error.type``: the exception's qualified class name."""
 
 ATTR_PREDICTION_COUNT: Final = "ml.prediction.count"
-"""Span attribute: rows in the request."""
+"""Span attribute: rows in the request; on a ``ml.predict.batch`` link, that request's rows in
+the batch."""
 
 ATTR_PREDICTION_ID: Final = "ml.prediction.id"
 """Span-link attribute: the prediction id a feedback span's link points to."""
 
 ATTR_PREDICTION_IDS: Final = "ml.prediction.ids"
 """Span attribute (string array, capped): prediction ids of the request."""
+
+ATTR_BATCH_ROWS: Final = "ml.batch.rows"
+"""Span attribute of ``ml.predict.batch``: rows in the model call."""
+
+ATTR_BATCH_REQUESTS: Final = "ml.batch.requests"
+"""Span attribute of ``ml.predict.batch``: requests whose rows the model call served."""
+
+ATTR_BATCH_LINKS_DROPPED: Final = "ml.batch.links_dropped"
+"""Span attribute of ``ml.predict.batch``: served requests beyond the link cap (not linked)."""
 
 ATTR_FEEDBACK_STATUS: Final = "ml.feedback.status"
 """Metric attribute of ``ml.feedback``: matched, duplicate, conflict, unknown, invalid, expired."""

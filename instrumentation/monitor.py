@@ -28,6 +28,7 @@ from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.trace import Span, Status, StatusCode
 
 from instrumentation import _names as names
+from instrumentation._batch_telemetry import BatchedRequest, start_batch_span
 from instrumentation._feedback_telemetry import MAX_IDS_ON_SPAN, record_feedback
 from instrumentation._instruments import Instruments
 from instrumentation._recording import (
@@ -192,6 +193,28 @@ class ModelMonitor:
             finally:
                 elapsed = time.perf_counter() - start
                 self._safely(self._record_request, elapsed, len(recorder.records), error_type)
+
+    @contextmanager
+    def batch(self, requests: Sequence[BatchedRequest]) -> Iterator[Span]:
+        """Span around one model call that serves the rows of several requests (adaptive batching).
+
+        Wrap the model call only: each request still opens its own ``predict`` block
+        (its span, counts and stored rows), waits for its rows' outputs and sets them
+        there. The ``ml.predict.batch`` span is the root of its own trace, with a link
+        to each request's ``ml.predict`` span (see :mod:`instrumentation._batch_telemetry`).
+        On an exception it gets status ERROR and ``error.type``, and the exception
+        propagates unchanged.
+        """
+        with self._span(
+            names.SPAN_PREDICT_BATCH,
+            self._attrs,
+            start=lambda: start_batch_span(self._tracer, requests, self._attrs),
+        ) as span:
+            try:
+                yield span
+            except BaseException as exc:
+                self._safely(self._record_failure, span, exc, type(exc).__qualname__)
+                raise
 
     def _record_no_outputs(self, span: Span) -> None:
         logger.warning("%s (%s recorded as an error)", NO_OUTPUTS_MESSAGE, names.SPAN_PREDICT)
@@ -446,16 +469,30 @@ class ModelMonitor:
         return {**self._attrs, names.ATTR_MODEL_VERSION: version}
 
     @contextmanager
-    def _span(self, name: str, attributes: dict[str, Any]) -> Iterator[Span]:
+    def _span(
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        *,
+        start: Callable[[], Span] | None = None,
+    ) -> Iterator[Span]:
         """The current span around a request; starting or ending it never raises into it.
 
         A span processor that raises (in ``on_start`` or ``on_end``) would otherwise
         fail a request whose prediction or label is already committed: the client
-        would retry into a 409 or a second prediction.
+        would retry into a 409 or a second prediction. ``start`` starts a span other
+        than a child of the current one named ``name``.
         """
         try:
-            span: Span = self._tracer.start_span(
-                name, attributes=attributes, record_exception=False, set_status_on_exception=False
+            span: Span = (
+                start()
+                if start is not None
+                else self._tracer.start_span(
+                    name,
+                    attributes=attributes,
+                    record_exception=False,
+                    set_status_on_exception=False,
+                )
             )
         except Exception:
             logger.exception("telemetry error starting %s (request unaffected)", name)

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import bentoml
 from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
@@ -49,6 +49,7 @@ from instrumentation import (
 from instrumentation.store import DeferredStore
 from service import SERVICE_NAME, log_filters
 from service.auth import FeedbackTokenMiddleware
+from service.batching import BATCH_API, BatchedPredictor, batching_options
 from service.bentoml_internals import (
     bento_model_tags,
     bentoml_tracer_provider,
@@ -136,6 +137,9 @@ def unavailable(exc: StoreUnavailable) -> JSONResponse:
     )
 
 
+PREDICT_REQUEST = predict_request_for(SPEC)
+"""``/predict``'s body, with the served model's features and groups in its schema."""
+
 COMPARE_PARAMETER = "compare: expected two model versions, 'version,baseline'"
 
 
@@ -167,6 +171,7 @@ monitor_app = Starlette(routes=[Route("/monitor", _snapshot, methods=["GET"])])
     workers=SETTINGS.monitor.workers,
     tracing=tracing_config(SETTINGS.otlp, sample_rate=SETTINGS.monitor.trace_sample_rate),
     http={"response": {"trace_id": True}},
+    **batching_options(SETTINGS.batching),
 )
 class ModelService:
     """A scikit-learn model behind BentoML, monitored by ``instrumentation``."""
@@ -179,7 +184,7 @@ class ModelService:
         # instance per test, with that test's environment.
         self.settings = settings = load_settings(os.environ)
         self.spec = SPEC
-        self.predictor = Predictor(_ESTIMATOR, SPEC)
+        self.predictor: Predictor | BatchedPredictor = Predictor(_ESTIMATOR, SPEC)
         self.instance_id = INSTANCE_ID
         self.meter_provider = _meter_provider(settings, self.instance_id)
         # The service (not the library) installs the global provider: BentoML's ASGI
@@ -211,6 +216,8 @@ class ModelService:
             spool=self.spool,
             version_created=MODEL_CREATED,  # versions are ordered by their model's age
         )
+        if SETTINGS.batching.enabled:
+            self.predictor = BatchedPredictor(self.predictor, self.monitor, self._submit_batch)
         self._stop = threading.Event()
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True)
         self._housekeeper.start()
@@ -232,9 +239,38 @@ class ModelService:
             except Exception:
                 logger.exception("housekeeping failed; will retry")
 
-    @bentoml.api(input_spec=predict_request_for(SPEC))
-    def predict(self, instances: list[Instance]) -> PredictResponse:
-        """Predict each instance; every row gets a prediction id to send labels against."""
+    if SETTINGS.batching.enabled:  # decided at import: BentoML reads the API list then
+
+        @bentoml.api(input_spec=PREDICT_REQUEST)
+        async def predict(self, instances: list[Instance]) -> PredictResponse:
+            """Predict each instance; every row gets a prediction id to send labels against."""
+            # A thread per waiting request (not BentoML's one-thread limiter for sync APIs):
+            # concurrent requests must wait together for the batch to fill.
+            return await run_in_threadpool(self._predict, instances)
+
+        @bentoml.api(
+            batchable=True,
+            batch_dim=0,
+            max_batch_size=SETTINGS.batching.max_rows,
+            max_latency_ms=SETTINGS.batching.max_latency_ms,
+        )
+        def predict_batch(self, items: list[str]) -> list[bool]:
+            """Internal (adaptive batching): one model call for the parked rows ``items`` name."""
+            return cast(BatchedPredictor, self.predictor).run_batch(items)
+
+    else:
+
+        @bentoml.api(input_spec=PREDICT_REQUEST)
+        def predict(self, instances: list[Instance]) -> PredictResponse:
+            """Predict each instance; every row gets a prediction id to send labels against."""
+            return self._predict(instances)
+
+    async def _submit_batch(self, items: list[str]) -> list[bool]:
+        """Post ``items`` to this worker's own batchable route (BentoML's in-process client)."""
+        client = self.to_async  # type: ignore[attr-defined]  # set by BentoML when the worker starts
+        return cast(list[bool], await getattr(client, BATCH_API)(items=items))
+
+    def _predict(self, instances: list[Instance]) -> PredictResponse:
         if not instances:
             raise InvalidArgument("instances: expected at least 1 instance")
         cap = self.settings.monitor.max_batch

@@ -28,6 +28,30 @@ for wide models.
 """
 
 
+DEFAULT_BATCH_MAX_ROWS = 64
+"""``MONITOR_BATCH_MAX_ROWS`` when unset: most rows in one batched model call."""
+
+DEFAULT_BATCH_MAX_LATENCY_MS = 60000
+"""``MONITOR_BATCH_MAX_LATENCY_MS`` when unset: BentoML's own default, so turning batching on
+sheds no load that the unbatched service would have queued."""
+
+_SWITCH = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Adaptive batching of ``/predict``'s model calls (off unless ``MONITOR_ADAPTIVE_BATCHING``).
+
+    ``max_rows`` is BentoML's ``max_batch_size`` (rows per model call; a larger
+    request is split over several calls); ``max_latency_ms`` its ``max_latency_ms``
+    (a request BentoML expects to wait longer is refused with a 503).
+    """
+
+    enabled: bool = False
+    max_rows: int = DEFAULT_BATCH_MAX_ROWS
+    max_latency_ms: int = DEFAULT_BATCH_MAX_LATENCY_MS
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment.
@@ -43,6 +67,8 @@ class Settings:
     otlp: OTLPSettings
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body accepted (``MONITOR_MAX_BODY_BYTES``); larger ones get a 413."""
+    batching: Batching = Batching()
+    """``MONITOR_ADAPTIVE_BATCHING`` and its limits (see ``service/batching.py``)."""
 
     def prometheus_endpoint(self, worker_index: int | None) -> PrometheusEndpoint | None:
         """Worker ``i``'s scrape endpoint: ``MONITOR_PROMETHEUS_PORT + i - 1``, or None (off).
@@ -65,6 +91,23 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         monitor=MonitorConfig.from_env(environ),
         otlp=OTLPSettings.from_env(environ),
         max_body_bytes=_positive_int(environ, "MONITOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        batching=_batching(environ),
+    )
+
+
+def _batching(environ: Mapping[str, str]) -> Batching:
+    raw = environ.get("MONITOR_ADAPTIVE_BATCHING", "").strip()
+    if raw.lower() not in _SWITCH and raw:
+        raise ConfigError(f"MONITOR_ADAPTIVE_BATCHING={raw!r}: expected 1/true/on or 0/false/off")
+    max_rows = _positive_int(environ, "MONITOR_BATCH_MAX_ROWS", DEFAULT_BATCH_MAX_ROWS)
+    if max_rows < 2:  # BentoML's own floor for max_batch_size
+        raise ConfigError(f"MONITOR_BATCH_MAX_ROWS={max_rows}: expected a whole number >= 2")
+    return Batching(
+        enabled=_SWITCH.get(raw.lower(), False),
+        max_rows=max_rows,
+        max_latency_ms=_positive_int(
+            environ, "MONITOR_BATCH_MAX_LATENCY_MS", DEFAULT_BATCH_MAX_LATENCY_MS
+        ),
     )
 
 

@@ -8,7 +8,13 @@ import pytest
 
 from instrumentation import ConfigError
 from service.bentoml_internals import BentoMLInternalsChanged, bento_model_tags
-from service.settings import DEFAULT_MODEL, CannotServe, load_settings, served_model_tag
+from service.settings import (
+    DEFAULT_MODEL,
+    Batching,
+    CannotServe,
+    load_settings,
+    served_model_tag,
+)
 
 BUILT = "breast-cancer:abc123"
 
@@ -24,6 +30,36 @@ def test_settings_come_from_the_mapping_given() -> None:
 def test_a_bad_value_names_its_variable() -> None:
     with pytest.raises(ConfigError, match=r"^MONITOR_MAX_BATCH='0': expected a whole number"):
         load_settings({"MONITOR_MAX_BATCH": "0"})
+
+
+def test_adaptive_batching_is_off_unless_asked_for() -> None:
+    assert load_settings({}).batching == Batching(False, 64, 60000)
+    for on in ("1", "true", "ON", " on "):
+        assert load_settings({"MONITOR_ADAPTIVE_BATCHING": on}).batching.enabled
+    for off in ("0", "false", "Off", ""):
+        assert not load_settings({"MONITOR_ADAPTIVE_BATCHING": off}).batching.enabled
+    limits = load_settings({"MONITOR_BATCH_MAX_ROWS": "16", "MONITOR_BATCH_MAX_LATENCY_MS": "250"})
+    assert (limits.batching.max_rows, limits.batching.max_latency_ms) == (16, 250)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"MONITOR_ADAPTIVE_BATCHING": "yes"},
+            "MONITOR_ADAPTIVE_BATCHING='yes': expected 1/true/on or 0/false/off",
+        ),
+        ({"MONITOR_BATCH_MAX_ROWS": "1"}, "MONITOR_BATCH_MAX_ROWS=1: expected a whole number >= 2"),
+        (
+            {"MONITOR_BATCH_MAX_LATENCY_MS": "0"},
+            "MONITOR_BATCH_MAX_LATENCY_MS='0': expected a whole number >= 1",
+        ),
+    ],
+)
+def test_a_bad_batching_setting_names_its_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ)
+    assert str(raised.value) == message
 
 
 @pytest.mark.parametrize(

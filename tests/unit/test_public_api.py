@@ -34,6 +34,7 @@ def test_all_is_sorted_and_equals_the_public_names() -> None:
 
 
 PUBLIC_NAMES = [
+    "BatchedRequest",
     "ConfigError",
     "DuplicatePredictionId",
     "FeatureSpec",
