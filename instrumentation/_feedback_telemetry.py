@@ -65,6 +65,8 @@ def record_feedback(
                 names.ATTR_LABEL_PREDICTED: predicted,
             },
         )
+    if not span.is_recording():
+        return  # span details only (metrics are above): an unsampled span keeps none of them
     span.set_attribute(
         names.ATTR_FEEDBACK_MATCHED_IDS, [r.prediction_id for r in matched[:MAX_IDS_ON_SPAN]]
     )
