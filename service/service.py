@@ -14,6 +14,8 @@ before any worker starts, instead of a worker that fails and restarts forever.
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import os
 import sys
@@ -115,6 +117,19 @@ SHUTDOWN_FLUSH_SECONDS = 8.0
 """Most a worker waits for its last export at shutdown (Kubernetes grants 30 s in all)."""
 
 
+@functools.cache
+def _freeze_startup_heap() -> None:
+    """Move every object alive after start-up out of the cyclic collector's reach, once.
+
+    A worker's start-up heap (BentoML, the model, schemas: ~200k objects) lives as
+    long as the worker, yet every full collection walked it again: ~0.1-0.2 s each,
+    one every few thousand labels or predictions. Frozen, a collection walks only
+    what requests allocated. Start-up garbage is collected first, so none is kept.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class Conflict(BentoMLException):
     """409: a client-supplied prediction id is already taken."""
 
@@ -214,6 +229,7 @@ class ModelService:
         self._stop = threading.Event()
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True)
         self._housekeeper.start()
+        _freeze_startup_heap()
 
     def _housekeeping(self) -> None:
         """Replay the spool every second; evict and compact every minute (one worker)."""
