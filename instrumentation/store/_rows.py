@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -107,8 +108,12 @@ def record_rows(records: Sequence[PredictionRecord]) -> list[tuple[Any, ...]]:
     ]
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
 def encode_label(label: Label) -> str:
-    """A label as stored: JSON, so a class name and a number stay apart."""
+    """A label as stored: JSON, so a class name and a number stay apart.
+
+    Cached: a classifier's labels are a few class names, each encoded once, not per label.
+    """
     return json.dumps(label)
 
 
