@@ -44,14 +44,18 @@ def record_feedback(
             count, {**attributes_of(version), names.ATTR_FEEDBACK_STATUS: status}
         )
     matched = [o.record for o in outcomes if o.status == "matched" and o.record]
-    # Confusion cells are counted here and added once each: an add per label costs
-    # the SDK's attribute handling per label. Delays are a histogram: one each.
-    cells: Counter[tuple[str, str, str]] = Counter()
+    by_version: dict[str, list[PredictionRecord]] = {}
     for record in matched:
-        attrs = attributes_of(record.version)
-        instruments.label_delay.record(max(0.0, now - record.created), attrs)
-        if record.label is not None and record.feedback is not None:
-            cells[(record.version, str(record.feedback), record.label)] += 1
+        by_version.setdefault(record.version, []).append(record)
+    for version, records in by_version.items():
+        _record_delays(instruments, records, now, attributes_of(version))
+    # Confusion cells are counted here and added once each: an add per label costs
+    # the SDK's attribute handling per label.
+    cells: Counter[tuple[str, str, str]] = Counter(
+        (r.version, str(r.feedback), r.label)
+        for r in matched
+        if r.label is not None and r.feedback is not None
+    )
     for (version, actual, predicted), count in cells.items():
         instruments.confusion.add(
             count,
@@ -61,6 +65,8 @@ def record_feedback(
                 names.ATTR_LABEL_PREDICTED: predicted,
             },
         )
+    if not span.is_recording():
+        return  # span details only (metrics are above): an unsampled span keeps none of them
     span.set_attribute(
         names.ATTR_FEEDBACK_MATCHED_IDS, [r.prediction_id for r in matched[:MAX_IDS_ON_SPAN]]
     )
@@ -69,6 +75,23 @@ def record_feedback(
     span.set_attribute(
         names.ATTR_FEEDBACK_LINKS_DROPPED, max(0, len(matched) - MAX_LINKS_PER_FEEDBACK)
     )
+
+
+def _record_delays(
+    instruments: Instruments,
+    records: Sequence[PredictionRecord],
+    now: float,
+    attributes: dict[str, str],
+) -> None:
+    """One ``ml.label.delay`` measurement per label: a histogram has no batch record.
+
+    The SDK's cost per call is most of a label's telemetry; the loop around it
+    keeps to one bound method and one attribute dict shared by the version's labels.
+    """
+    record = instruments.label_delay.record
+    for r in records:
+        delay = now - r.created
+        record(delay if delay > 0.0 else 0.0, attributes)
 
 
 def _span_context(record: PredictionRecord) -> SpanContext:

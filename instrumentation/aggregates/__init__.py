@@ -19,6 +19,7 @@ from instrumentation.aggregates.cells import Cells, CellWriter, SummingWriter
 from instrumentation.aggregates.drift import DriftSection
 from instrumentation.aggregates.estimate import EstimateSection
 from instrumentation.aggregates.fairness import FairnessSection
+from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.aggregates.quality import QualitySection
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import (
@@ -48,6 +49,9 @@ class Section(Protocol):
     ) -> None: ...
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None: ...
+
+    def on_labels(self, columns: LabelColumns, w: CellWriter) -> bool:
+        """A classifier's matched labels at once; False when one cannot be aggregated."""
 
     def report(self, cells: Cells) -> dict[str, Any]: ...
 
@@ -138,24 +142,43 @@ class AggregateBook:
         (a prediction that does not fit, a sum that is not finite): the caller then
         adds them one by one to tell which (they are rare, and that is exact).
         """
+        if not all(map(self._fits, (record for record, _ in pairs))):
+            return False
         bucket = bucket_of(now, self.bucket_seconds)
-        writers: dict[str, SummingWriter] = {}
+        by_version: dict[str, list[tuple[PredictionRecord, Label]]] = {}
+        for pair in pairs:
+            by_version.setdefault(pair[0].version, []).append(pair)
+        own = Increments()
+        for version, rows in by_version.items():
+            writer = SummingWriter(version, bucket)
+            writer.add("labels", amount=float(len(rows)))
+            if self.spec.is_classifier:
+                added = self._add_columns(rows, writer)
+            else:
+                added = self._add_rows(rows, writer)
+            if not (added and writer.flush(own)):
+                return False
+        out.merge(own)
+        return True
+
+    def _add_columns(self, pairs: Sequence[tuple[PredictionRecord, Label]], w: CellWriter) -> bool:
+        """A classifier's labels, each section counting over columns (see ``label_columns``)."""
+        try:
+            columns = LabelColumns.of(
+                [record for record, _ in pairs], [label for _, label in pairs], self.spec.classes
+            )
+        except (KeyError, ValueError):  # a label not of the classes, scores of another width
+            return False
+        return all(section.on_labels(columns, w) for section in self.sections)
+
+    def _add_rows(self, pairs: Sequence[tuple[PredictionRecord, Label]], w: CellWriter) -> bool:
+        """A regressor's labels, row by row (summed by the writer)."""
         try:
             for record, label in pairs:
-                if not self._fits(record):
-                    return False
-                writer = writers.get(record.version)
-                if writer is None:
-                    writer = writers[record.version] = SummingWriter(record.version, bucket)
-                writer.add("labels")
                 for section in self.sections:
-                    section.on_label(record, label, writer)
+                    section.on_label(record, label, w)
         except ValueError:
             return False
-        own = Increments()
-        if not all(writer.flush(own) for writer in writers.values()):
-            return False
-        out.merge(own)
         return True
 
     def label_aggregator(self) -> LabelAggregator:

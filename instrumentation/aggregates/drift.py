@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.metrics import drift, reference
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import Label, PredictionRecord
@@ -87,6 +88,10 @@ class DriftSection:
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Drift compares inputs and outputs only: nothing at label time."""
+
+    def on_labels(self, columns: LabelColumns, w: CellWriter) -> bool:
+        """Nothing at label time (see :meth:`on_label`)."""
+        return True
 
     def report(self, cells: Cells) -> dict[str, Any]:
         """The window's drift statistics against the training reference."""

@@ -19,7 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.metrics import estimate, quality
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import Label, PredictionRecord
@@ -118,6 +121,29 @@ class EstimateSection:
         if self.spec.is_classifier and record.scores is not None and record.label is not None:
             self._write_row("estimate_labelled", record.scores, record.label, w)
             w.add("estimate_labelled", "confusion", str(label), record.label)
+
+    def on_labels(self, columns: LabelColumns, w: CellWriter) -> bool:
+        """:meth:`on_label` of every row of a classifier's columns (its scored rows count)."""
+        scores, predicted = columns.scores, columns.scored_predicted
+        n = len(scores)
+        if not n:
+            return True
+        kind, classes = "estimate_labelled", self.spec.classes
+        confidence = scores[np.arange(n), predicted]
+        w.add(kind, "n", amount=float(n))
+        w.add(kind, "conf_sum", amount=float(np.sum(confidence)))
+        w.add(kind, "conf_sq_sum", amount=float(np.sum(confidence * confidence)))
+        counts = np.bincount(predicted, minlength=len(classes))
+        sums = np.bincount(predicted, confidence, minlength=len(classes))
+        for j in np.flatnonzero(counts):
+            w.add(kind, "predicted_count", classes[j], amount=float(counts[j]))
+            w.add(kind, "predicted_prob_sum", classes[j], amount=float(sums[j]))
+        # A zero score adds no cell row by row; a class gets one when any row's is not 0.
+        for j in np.flatnonzero(np.any(scores != 0.0, axis=0)):
+            w.add(kind, "prob_sum", classes[j], amount=float(np.sum(scores[:, j])))
+        for actual, pred, count in columns.pairs(columns.scored_actual, predicted):
+            w.add(kind, "confusion", actual, pred, amount=count)
+        return True
 
     def report(self, cells: Cells) -> dict[str, Any]:
         """Estimated figures for the window's predictions, and the estimate's realised error."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.aggregates.quality import read_regression, target_offset, write_regression
 from instrumentation.metrics import fairness, quality
 from instrumentation.metrics.result import MetricValue
@@ -46,6 +47,16 @@ class FairnessSection:
             elif record.value is not None:
                 kind = ("group_regression", attribute, group)
                 write_regression(w, kind, float(label), record.value, self._offset)
+
+    def on_labels(self, columns: LabelColumns, w: CellWriter) -> bool:
+        """:meth:`on_label` of every row of a classifier's columns."""
+        for groups, rows in columns.group_rows.items():
+            for actual, predicted, count in columns.pairs(
+                columns.actual[rows], columns.predicted[rows]
+            ):
+                for attribute, group in groups:
+                    w.add("group_confusion", attribute, group, actual, predicted, amount=count)
+        return True
 
     def _groups(self, cells: Cells, kind: str, attribute: str) -> list[str]:
         return sorted({rest[1] for rest, _ in cells.items(kind) if rest[0] == attribute})

@@ -18,6 +18,12 @@ from typing import Any
 import numpy as np
 
 from instrumentation.aggregates.cells import Cells, CellWriter
+from instrumentation.aggregates.label_columns import (
+    LabelColumns,
+    in_unit_range,
+    unit_bins,
+    write_bins,
+)
 from instrumentation.metrics import quality, reference
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import Label, PredictionRecord
@@ -101,6 +107,50 @@ class QualitySection:
             w.add("calibration", cal_bin, "count")
             w.add("calibration", cal_bin, "conf", amount=confidence)
             w.add("calibration", cal_bin, "correct", amount=float(record.label == actual))
+
+    def on_labels(self, columns: LabelColumns, w: CellWriter) -> bool:
+        """:meth:`on_label` of a classifier's columns; False if a score is outside [0, 1].
+
+        On False some cells may have been written: the caller drops the writer.
+        """
+        for actual, predicted, count in columns.pairs(columns.actual, columns.predicted):
+            w.add("confusion", actual, predicted, amount=count)
+        scores, truth = columns.scores, columns.scored_actual
+        n = len(scores)
+        if not n:
+            return True
+        if not in_unit_range(scores):
+            return False
+        rows = np.arange(n)
+        p_true = np.clip(scores[rows, truth], _EPS, 1.0 - _EPS)
+        if len(self.spec.classes) == 2:
+            brier = (truth == 1).astype(np.float64) - scores[:, 1]
+            brier_sum = float(np.sum(brier * brier))
+        else:
+            onehot = np.zeros_like(scores)
+            onehot[rows, truth] = 1.0
+            brier_sum = float(np.sum((onehot - scores) ** 2))
+        w.add("scored", amount=float(n))
+        w.add("log_loss", amount=float(-np.sum(np.log(p_true))))
+        w.add("brier", amount=brier_sum)
+        for cls in self._auc_classes:
+            j = self._index[cls]
+            bins = unit_bins(scores[:, j], quality.SCORE_BINS)
+            positive = truth == j
+            write_bins(w, ("auc", cls, "pos"), bins[positive], quality.SCORE_BINS, ("", None))
+            write_bins(w, ("auc", cls, "neg"), bins[~positive], quality.SCORE_BINS, ("", None))
+        chosen = columns.scored_predicted
+        confidence = scores[rows, chosen]
+        write_bins(
+            w,
+            ("calibration",),
+            unit_bins(confidence, quality.CALIBRATION_BINS),
+            quality.CALIBRATION_BINS,
+            ("count", None),
+            ("conf", confidence),
+            ("correct", (chosen == truth).astype(np.float64)),
+        )
+        return True
 
     def report(self, cells: Cells) -> dict[str, Any]:
         """The window's quality figures."""

@@ -68,7 +68,7 @@ from instrumentation.store._join import (
     join_labels,
     with_capped_groups,
 )
-from instrumentation.store._rows import RECORD_COLUMNS, encode_label, record_from_row, record_row
+from instrumentation.store._rows import RECORD_COLUMNS, encode_label, record_row, records_from_rows
 from instrumentation.store.base import (
     DuplicatePredictionId,
     Increments,
@@ -388,7 +388,7 @@ class PostgresStore:
             ),
             (model, list(dict.fromkeys(ids))),
         )
-        return {r.prediction_id: r for r in map(record_from_row, rows)}
+        return {r.prediction_id: r for r in records_from_rows(rows)}
 
     def _with_cells(
         self,

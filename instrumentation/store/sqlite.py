@@ -33,7 +33,7 @@ from instrumentation.store._join import (
     join_labels,
     with_capped_groups,
 )
-from instrumentation.store._rows import encode_label, record_from_row, record_rows
+from instrumentation.store._rows import encode_label, record_rows, records_from_rows
 from instrumentation.store.base import (
     DuplicatePredictionId,
     Increments,
@@ -438,12 +438,12 @@ class SQLiteStore:
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in cur.execute(
+            rows = cur.execute(
                 f"SELECT {sql.COLUMNS} FROM predictions "
                 f"WHERE model=? AND prediction_id IN ({marks})",
                 (model, *chunk),
-            ):
-                record = record_from_row(row)
+            )
+            for record in records_from_rows(rows):
                 found[record.prediction_id] = record
         return found
 
