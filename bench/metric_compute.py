@@ -89,7 +89,11 @@ def _stores(kind: str) -> Iterator[OpenStore]:
 
     numbers = itertools.count()
     with PostgresCluster.start_new() as cluster:
-        yield lambda name: PostgresStore(cluster.url(), schema=f"b{next(numbers)}_{name}")
+
+        def open_schema(name: str) -> PredictionStore:
+            return PostgresStore(cluster.url(), schema=f"b{next(numbers)}_{name}")
+
+        yield open_schema
 
 
 def by_rows(predictor: Predictor, open_store: OpenStore, repeats: int) -> None:
