@@ -17,7 +17,7 @@ BentoML's own spans at the same rate). PostgreSQL is a private cluster on 127.0.
 template reaches it through ``MONITOR_STORE_URL``, a schema per server. The bare
 service has no store, so every cell measures it again beside the template.
 ``--quick`` covers the default deployment (2 workers) with shorter rounds, and on
-PostgreSQL the OTLP-on cells only: under 5 minutes.
+PostgreSQL the OTLP-on cells only, 3 rounds each: under 5 minutes.
 
 Writes its figures into ``bench/RESULTS.md`` (between markers; the rest is kept).
 """
@@ -73,8 +73,8 @@ QUICK = Plan(rows=(1, 32), workers=(2,), otlp=(False, True), rounds=5, seconds=3
              connections=8)  # fmt: skip
 FULL = Plan(rows=(1, 32), workers=(1, 2), otlp=(False, True), rounds=5, seconds=10, warmup_s=3,
             connections=8)  # fmt: skip
-QUICK_POSTGRES = Plan(**{**QUICK.__dict__, "otlp": (True,)})
-"""PostgreSQL's quick cells: the default deployment with export on (keeps --quick < 5 min)."""
+QUICK_POSTGRES = Plan(**{**QUICK.__dict__, "otlp": (True,), "rounds": 3})
+"""PostgreSQL's quick cells: the default deployment with export on, 3 rounds (--quick < 5 min)."""
 
 
 @dataclass
@@ -333,7 +333,7 @@ def report(cells: Sequence[Cell], plan: Plan, command: str, elapsed_s: float) ->
             machine(),
             (
                 f"- wrk `-t1 -c{plan.connections} -d{plan.seconds:g}s --latency` POST /predict, "
-                f"{plan.rounds} rounds per variant alternating bare/template after a "
+                f"{_rounds(cells)} rounds per variant alternating bare/template after a "
                 f"{plan.warmup_s:g} s warm-up each; medians over valid rounds"
             ),
             "- store: " + "; ".join(_store_note(store) for store in _stores_of(cells)),
@@ -347,6 +347,14 @@ def report(cells: Sequence[Cell], plan: Plan, command: str, elapsed_s: float) ->
             + ("none." if not bad else "\n" + "\n".join(f"- {line}" for line in bad)),
         ]
     )
+
+
+def _rounds(cells: Sequence[Cell]) -> str:
+    """Rounds per variant and cell: ``5``, or ``5 (postgresql: 3)`` where stores differ."""
+    per_store = {c.store: len(c.rounds["bare"]) for c in cells}
+    first = next(iter(per_store.values()), 0)
+    others = [f"{store}: {n}" for store, n in per_store.items() if n != first]
+    return f"{first} ({', '.join(others)})" if others else str(first)
 
 
 def _stores_of(cells: Sequence[Cell]) -> list[str]:
@@ -377,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="2 workers only, 5 rounds of 3 s; OTLP on only for PostgreSQL",
+        help="2 workers only, 5 rounds of 3 s; PostgreSQL: OTLP on only, 3 rounds",
     )
     parser.add_argument(
         "--store",
