@@ -11,15 +11,20 @@
 4. The fairness section of one window with 50, 500 and 2,000 groups (past the
    default cap of 50 only if ``MONITOR_MAX_GROUP_VALUES`` is raised): the cost per
    group should stay flat.
+
+``--store postgresql`` runs 1–3 against a private PostgreSQL cluster on 127.0.0.1
+(``tests/harness/postgres.py``, stopped at the end) instead of SQLite files.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench._common import demo_predictor, median_seconds
@@ -27,9 +32,12 @@ from instrumentation import ModelMonitor, MonitorConfig, PredictionInput, SQLite
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.fairness import FairnessSection
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import Increments, encode_key
+from instrumentation.store.base import Increments, PredictionStore, encode_key
 from service.predictor import Predictor
 from service.train import make_dataset
+
+OpenStore = Callable[[str], PredictionStore]
+"""Opens a new, empty store given a name for it."""
 
 
 class Clock:
@@ -47,15 +55,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--day-rows", type=int, default=1_000_000)
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--sections",
+        default="rows,day,rollup,groups",
+        help="comma list of the sections to run (1 rows, 2 rollup, 3 day, 4 groups)",
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     predictor = demo_predictor()
+    few = max(3, args.repeats // 3)
+    with _stores(args.store) as open_store:
+        print(f"store: {args.store}")
+        if "rows" in sections:
+            by_rows(predictor, open_store, args.repeats)
+        if "day" in sections:
+            day_of_traffic(predictor, open_store, args.day_rows, few)
+        if "rollup" in sections:
+            long_window(open_store, few)
+    if "groups" in sections:
+        many_groups(predictor.spec, few)
+
+
+@contextlib.contextmanager
+def _stores(kind: str) -> Iterator[OpenStore]:
+    """New stores of ``kind``: SQLite files in a scratch dir, or schemas of a private cluster."""
+    if kind == "sqlite":
+        workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+        yield lambda name: SQLiteStore(workdir / f"{name}.db")
+        return
+    from instrumentation.store.postgres import PostgresStore  # optional driver
+    from tests.harness.postgres import PostgresCluster
+
+    numbers = itertools.count()
+    with PostgresCluster.start_new() as cluster:
+
+        def open_schema(name: str) -> PredictionStore:
+            return PostgresStore(cluster.url(), schema=f"b{next(numbers)}_{name}")
+
+        yield open_schema
+
+
+def by_rows(predictor: Predictor, open_store: OpenStore, repeats: int) -> None:
+    """``snapshot()`` over 1k, 10k and 50k rows in the same ten minute buckets."""
     spec = predictor.spec
-    workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
     print(f"{'rows':>6} {'cells':>6} {'snapshot ms':>12} {'x 1k rows':>9}")
     baseline = None
     for rows in (1_000, 10_000, 50_000):
         clock = Clock(1_800_000_000.0)
-        store = SQLiteStore(workdir / f"{rows}.db")
+        store = open_store(f"rows{rows}")
         monitor = ModelMonitor(spec, store, config=MonitorConfig(), clock=clock)
         instances, truth = make_dataset(rows, seed=rows)
         chunk = rows // 10
@@ -70,12 +118,10 @@ def main() -> None:
                 [(r.prediction_id, t) for r, t in zip(records, truth[part], strict=True)]
             )
         cells = len(store.sum_aggregates(spec.name, spec.version, since_bucket=0))
-        seconds = median_seconds(monitor.snapshot, repeats=args.repeats)
+        seconds = median_seconds(monitor.snapshot, repeats=repeats)
         baseline = baseline or seconds
         print(f"{rows:>6} {cells:>6} {seconds * 1e3:12.2f} {seconds / baseline:9.2f}")
-    day_of_traffic(predictor, args.day_rows, max(3, args.repeats // 3))
-    long_window(max(3, args.repeats // 3))
-    many_groups(spec, max(3, args.repeats // 3))
+        store.close()
 
 
 class DayOfTraffic:
@@ -109,13 +155,12 @@ class DayOfTraffic:
             yield minute + 1
 
 
-def day_of_traffic(predictor: Predictor, rows: int, repeats: int) -> None:
+def day_of_traffic(predictor: Predictor, open_store: OpenStore, rows: int, repeats: int) -> None:
     """``snapshot()`` as a day of predictions accumulates (windows 5m, 1h, 24h)."""
     spec = predictor.spec
-    workdir = Path(tempfile.mkdtemp(prefix="bench-day-"))
     start = 1_800_000_000.0 - 1_800_000_000.0 % 3600
     clock = Clock(start)
-    monitor = ModelMonitor(spec, SQLiteStore(workdir / "day.db"), clock=clock)
+    monitor = ModelMonitor(spec, open_store("day"), clock=clock)
     day = DayOfTraffic(predictor, rows)
     print(f"{'day rows':>9} {'snapshot ms':>12} {'of which count ms':>18} {'x quarter':>9}")
     first = None
@@ -159,10 +204,9 @@ def _snapshot_after_traffic(
     return statistics.median(times)
 
 
-def long_window(repeats: int) -> None:
+def long_window(open_store: OpenStore, repeats: int) -> None:
     """Summing a 24 h window of minute buckets, before and after roll-up."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-rollup-"))
-    store = SQLiteStore(workdir / "day.db")
+    store = open_store("rollup")
     now = 1_800_000_000 - 1_800_000_000 % 3600
     for hour in range(24):
         increments = Increments()
@@ -170,8 +214,7 @@ def long_window(repeats: int) -> None:
             bucket = now - 86_400 + 3600 * hour + 60 * minute
             for cell in range(500):
                 increments.add("v", bucket, ("cell", str(cell)), 1.0)
-        with store._transaction() as cur:  # bulk load through the store's own write path
-            store._apply(cur, "m", increments)
+        store.add_predictions("m", [], increments, max_group_values=1)  # cells, no rows
 
     def day() -> None:
         store.sum_aggregates("m", "v", since_bucket=now - 86_400)

@@ -9,10 +9,15 @@ the bare service measured in the same run (the machine is shared: absolute numbe
 move from run to run, ratios much less). A round with any non-2xx response or socket
 error is reported and left out of the medians.
 
-Matrix: rows per request (1, 32) × workers (``MONITOR_WORKERS`` 1, 2) × OTLP export
-off / on (a gRPC receiver in this process; ``MONITOR_TRACE_SAMPLE_RATE=0.1``; the bare
-service then exports BentoML's own spans at the same rate). ``--quick`` covers the
-default deployment (2 workers) only, with shorter rounds: under 5 minutes.
+Matrix: store (``--store``: the SQLite default, and PostgreSQL) × rows per request
+(1, 32) × workers (``MONITOR_WORKERS`` 1, 2) × OTLP export off / on (a gRPC receiver
+in this process; ``MONITOR_TRACE_SAMPLE_RATE=0.1``; the bare service then exports
+BentoML's own spans at the same rate). PostgreSQL is a private cluster on 127.0.0.1
+(``tests/harness/postgres.py``), started for the run and stopped at its end; the
+template reaches it through ``MONITOR_STORE_URL``, a schema per server. The bare
+service has no store, so every cell measures it again beside the template.
+``--quick`` covers the default deployment (2 workers) with shorter rounds, and on
+PostgreSQL the OTLP-on cells only, 3 rounds each: under 5 minutes.
 
 Writes its figures into ``bench/RESULTS.md`` (between markers; the rest is kept).
 """
@@ -31,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -48,6 +53,7 @@ VARIANTS = (("bare", BARE), ("template", SERVICE))
 SAMPLE_RATE = "0.1"
 RESOURCE = "OTEL_RESOURCE_ATTRIBUTES"
 VARIANT = "bench.variant"
+STORES = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ QUICK = Plan(rows=(1, 32), workers=(2,), otlp=(False, True), rounds=5, seconds=3
              connections=8)  # fmt: skip
 FULL = Plan(rows=(1, 32), workers=(1, 2), otlp=(False, True), rounds=5, seconds=10, warmup_s=3,
             connections=8)  # fmt: skip
+QUICK_POSTGRES = Plan(**{**QUICK.__dict__, "otlp": (True,), "rounds": 3})
+"""PostgreSQL's quick cells: the default deployment with export on, 3 rounds (--quick < 5 min)."""
 
 
 @dataclass
@@ -76,6 +84,7 @@ class Cell:
     rows: int
     workers: int
     otlp: bool
+    store: str = "sqlite"
     rounds: dict[str, list[WrkResult]] = field(default_factory=lambda: {"bare": [], "template": []})
     spans: dict[str, int] = field(default_factory=dict)
 
@@ -122,12 +131,20 @@ def _check(server: Server, body: bytes, rows: int) -> None:
 
 
 def _servers(
-    stack: contextlib.ExitStack, workdir: Path, home: Path, workers: int, endpoint: str | None
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    home: Path,
+    workers: int,
+    endpoint: str | None,
+    store_url: Callable[[str], str | None],
 ) -> dict[str, Server]:
     env = {"MONITOR_WORKERS": str(workers), "MONITOR_TRACE_SAMPLE_RATE": SAMPLE_RATE}
     if endpoint is not None:
         env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
-    tag = f"w{workers}-{'otlp' if endpoint else 'off'}"
+    tag = f"w{workers}_{'otlp' if endpoint else 'off'}"
+    url = store_url(tag)
+    if url is not None:
+        env["MONITOR_STORE_URL"] = url
     return {
         # The resource attribute tells the variants' spans apart at the receiver.
         name: stack.enter_context(
@@ -146,16 +163,40 @@ def _receiver(stack: contextlib.ExitStack, on: bool) -> OTLPReceiver | None:
     return stack.enter_context(OTLPReceiver()) if on else None
 
 
-def measure(plan: Plan, workdir: Path, log: bool = True) -> list[Cell]:
-    """Run the matrix of ``plan``; every server and receiver is stopped on the way out."""
+def measure(plans: Mapping[str, Plan], workdir: Path, log: bool = True) -> list[Cell]:
+    """Run the matrix of each store's plan; every server, receiver and cluster is stopped."""
     home = trained_home()
     try:
-        return _measure(plan, workdir, home, log)
+        cells: list[Cell] = []
+        for store, plan in plans.items():
+            with _store_urls(store) as store_url:
+                cells += _measure(plan, workdir / store, home, store, store_url, log)
+        return cells
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _measure(plan: Plan, workdir: Path, home: Path, log: bool) -> list[Cell]:
+@contextlib.contextmanager
+def _store_urls(store: str) -> Iterator[Callable[[str], str | None]]:
+    """``MONITOR_STORE_URL`` per server tag: None (each server's own SQLite file) or a schema."""
+    if store == "sqlite":
+        yield lambda tag: None
+        return
+    from tests.harness.postgres import PostgresCluster
+
+    with PostgresCluster.start_new() as cluster:
+        yield lambda tag: cluster.url(schema=f"served_{tag}")
+
+
+def _measure(
+    plan: Plan,
+    workdir: Path,
+    home: Path,
+    store: str,
+    store_url: Callable[[str], str | None],
+    log: bool,
+) -> list[Cell]:
+    workdir.mkdir(parents=True, exist_ok=True)
     bodies = {n: json.dumps({"instances": make_dataset(n, seed=n)[0]}).encode() for n in plan.rows}
     scripts = {n: post_script(body, workdir, f"predict-{n}") for n, body in bodies.items()}
     cells: list[Cell] = []
@@ -164,9 +205,9 @@ def _measure(plan: Plan, workdir: Path, home: Path, log: bool) -> list[Cell]:
             with contextlib.ExitStack() as stack:
                 receiver = _receiver(stack, otlp)
                 endpoint = receiver.endpoint if receiver else None
-                servers = _servers(stack, workdir, home, workers, endpoint)
+                servers = _servers(stack, workdir, home, workers, endpoint, store_url)
                 for rows in plan.rows:
-                    cell = Cell(rows, workers, otlp)
+                    cell = Cell(rows, workers, otlp, store)
                     cells.append(cell)
                     _run_cell(cell, plan, servers, scripts[rows], bodies[rows], receiver, log)
     return cells
@@ -197,7 +238,8 @@ def _run_cell(
                     f"  INVALID: {result.non_2xx} non-2xx, {result.socket_errors} socket errors"
                 )  # fmt: skip
                 print(
-                    f"  w={cell.workers} otlp={'on ' if cell.otlp else 'off'} rows={cell.rows:<3}"
+                    f"  {cell.store:<10} w={cell.workers} otlp={'on ' if cell.otlp else 'off'}"
+                    f" rows={cell.rows:<3}"
                     f" round {index + 1} {name:<8} {result.rps:8.1f} req/s"
                     f"  p50 {result.p50 * 1e3:7.2f} ms  p99 {result.p99 * 1e3:7.2f} ms{flag}",
                     flush=True,
@@ -216,15 +258,15 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
 def table(cells: Sequence[Cell]) -> str:
     """The figures as a Markdown table: ratios first, medians beside them."""
     head = (
-        "| workers | OTLP | rows | req/s ×bare | per-round req/s ×bare (min–max) "
+        "| store | workers | OTLP | rows | req/s ×bare | per-round req/s ×bare (min–max) "
         "| p50 ×bare | p99 ×bare "
         "| req/s bare / tmpl | p50 ms bare / tmpl | p99 ms bare / tmpl | valid rounds b / t |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for c in cells:
         med = c.median
         lines.append(
-            f"| {c.workers} | {'on' if c.otlp else 'off'} | {c.rows} "
+            f"| {c.store} | {c.workers} | {'on' if c.otlp else 'off'} | {c.rows} "
             f"| **{_fmt(c.ratio('rps'), digits=2)}** "
             f"| {_fmt(min(c.paired(), default=None), digits=2)}–"
             f"{_fmt(max(c.paired(), default=None), digits=2)} "
@@ -242,8 +284,8 @@ def table(cells: Sequence[Cell]) -> str:
 def invalid_rounds(cells: Sequence[Cell]) -> list[str]:
     """One line per round left out of the medians, saying why."""
     return [
-        f"workers={c.workers} otlp={'on' if c.otlp else 'off'} rows={c.rows} {name} round "
-        f"{i + 1}: {r.non_2xx} non-2xx, {r.socket_errors} socket errors/timeouts"
+        f"{c.store} workers={c.workers} otlp={'on' if c.otlp else 'off'} rows={c.rows} "
+        f"{name} round {i + 1}: {r.non_2xx} non-2xx, {r.socket_errors} socket errors/timeouts"
         for c in cells
         for name, rounds in c.rounds.items()
         for i, r in enumerate(rounds)
@@ -275,9 +317,9 @@ def machine() -> str:
 
 
 def report(cells: Sequence[Cell], plan: Plan, command: str, elapsed_s: float) -> str:
-    """The Markdown section written into RESULTS.md."""
+    """The Markdown section written into RESULTS.md (``plan``: the rounds, as every store's)."""
     spans = ", ".join(
-        f"rows={c.rows} w={c.workers}: bare {c.spans.get('bare', 0)}, "
+        f"{c.store} rows={c.rows} w={c.workers}: bare {c.spans.get('bare', 0)}, "
         f"template {c.spans.get('template', 0)}"
         for c in cells
         if c.otlp
@@ -291,9 +333,10 @@ def report(cells: Sequence[Cell], plan: Plan, command: str, elapsed_s: float) ->
             machine(),
             (
                 f"- wrk `-t1 -c{plan.connections} -d{plan.seconds:g}s --latency` POST /predict, "
-                f"{plan.rounds} rounds per variant alternating bare/template after a "
+                f"{_rounds(cells)} rounds per variant alternating bare/template after a "
                 f"{plan.warmup_s:g} s warm-up each; medians over valid rounds"
             ),
+            "- store: " + "; ".join(_store_note(store) for store in _stores_of(cells)),
             "",
             table(cells),
             "",
@@ -306,26 +349,79 @@ def report(cells: Sequence[Cell], plan: Plan, command: str, elapsed_s: float) ->
     )
 
 
+def _rounds(cells: Sequence[Cell]) -> str:
+    """Rounds per variant and cell: ``5``, or ``5 (postgresql: 3)`` where stores differ."""
+    per_store = {c.store: len(c.rounds["bare"]) for c in cells}
+    first = next(iter(per_store.values()), 0)
+    others = [f"{store}: {n}" for store, n in per_store.items() if n != first]
+    return f"{first} ({', '.join(others)})" if others else str(first)
+
+
+def _stores_of(cells: Sequence[Cell]) -> list[str]:
+    return list(dict.fromkeys(c.store for c in cells))
+
+
+def _store_note(store: str) -> str:
+    if store == "sqlite":
+        return "SQLite, a file per server"
+    return (
+        f"PostgreSQL {_server_version()} on 127.0.0.1, a private cluster, a schema per "
+        "server (`synchronous_commit` on)"
+    )
+
+
+def _server_version() -> str:
+    from tests.harness.postgres import find_bindir
+
+    found = subprocess.run(
+        [str(find_bindir() / "postgres"), "--version"], capture_output=True, text=True, check=False
+    )
+    words = found.stdout.split()  # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    return words[2] if len(words) > 2 else "(version unknown)"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 workers only, 5 rounds of 3 s")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 workers only, 5 rounds of 3 s; PostgreSQL: OTLP on only, 3 rounds",
+    )
+    parser.add_argument(
+        "--store",
+        choices=[*STORES, "both"],
+        default="both",
+        help="the template's store (default: both, SQLite first)",
+    )
     parser.add_argument("--rounds", type=int, help="rounds per variant and cell")
     parser.add_argument("--seconds", type=float, help="wrk duration of one round")
     parser.add_argument(
         "--no-write", action="store_true", help=f"print only; leave {RESULTS.name} alone"
     )
     args = parser.parse_args(argv)
-    plan = QUICK if args.quick else FULL
+    stores = STORES if args.store == "both" else (args.store,)
+    plans = {
+        store: (QUICK_POSTGRES if store == "postgresql" else QUICK) if args.quick else FULL
+        for store in stores
+    }
     if args.rounds or args.seconds:
-        plan = Plan(**{**plan.__dict__, "rounds": args.rounds or plan.rounds,
-                       "seconds": args.seconds or plan.seconds})  # fmt: skip
+        plans = {
+            store: Plan(
+                **{
+                    **plan.__dict__,
+                    "rounds": args.rounds or plan.rounds,
+                    "seconds": args.seconds or plan.seconds,
+                }
+            )  # fmt: skip
+            for store, plan in plans.items()
+        }
     wrk_path()  # fail before training and serving if it is missing
     _stop_on_sigterm()
     command = "python -m bench.served " + shlex.join(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-served-") as tmp:
-        cells = measure(plan, Path(tmp))
-    text = report(cells, plan, command.strip(), time.monotonic() - started)
+        cells = measure(plans, Path(tmp))
+    text = report(cells, plans[stores[0]], command.strip(), time.monotonic() - started)
     print()
     print(text)
     if not args.no_write:

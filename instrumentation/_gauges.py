@@ -12,6 +12,11 @@ its figure; ``aggregates/gauges.py`` flattens reports through them only, and
 ``tests/unit/test_gauge_table.py`` renders reports of every task to prove the
 table and the reports agree both ways. Every gauge also carries
 ``ml.model.name`` and ``ml.model.version`` (not listed per entry).
+
+A gauge's ``ml.window`` covers exactly the span ``GET /monitor`` reports as that
+window's ``from`` and ``to``: a window longer than ``MONITOR_ROLLUP_AFTER`` starts at
+its first whole hour (the hour bucket at its old edge holds older data), so a
+``24h`` gauge reflects 23 to 24 hours (``instrumentation/_reports.py``).
 """
 
 from __future__ import annotations

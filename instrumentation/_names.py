@@ -117,7 +117,10 @@ ATTR_LABEL_PREDICTED: Final = "ml.label.predicted"
 """Metric attribute of ``ml.confusion``: the predicted class."""
 
 ATTR_WINDOW: Final = "ml.window"
-"""Gauge attribute: the window a figure covers, as configured (``5m``, ``1h``…)."""
+"""Gauge attribute: the window a figure covers, as configured (``5m``, ``1h``…).
+
+The span it really covers is that window's ``from``/``to`` in ``GET /monitor``.
+"""
 
 ATTR_CLASS: Final = "ml.class"
 """Gauge attribute: the class a per-class figure is about."""

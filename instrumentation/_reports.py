@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_versions
-from instrumentation.config import MonitorConfig, Window
+from instrumentation.config import ROLLUP_SECONDS, MonitorConfig, Window
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of, is_unavailable
 
@@ -123,7 +124,25 @@ class Reading:
         # The buckets that start inside (now - window, now]: data is never older than the
         # window, and a bucket leaves it as soon as its start does.
         width = self._reports.config.bucket_seconds
-        return bucket_of(self._now - seconds, width) + width
+        since = bucket_of(self._now - seconds, width) + width
+        if seconds > self._reports.config.rollup_after:
+            # Compaction merges this edge's buckets into hour buckets, one of which
+            # straddles `since` (its start before, most of its data after). Start at the
+            # next hour instead, whether or not compaction has run yet: the window then
+            # always covers exactly [span start, span end), never part of an hour.
+            since = -(-since // ROLLUP_SECONDS) * ROLLUP_SECONDS
+        return since
+
+    def span(self, window: Window) -> tuple[int, int]:
+        """``(from, to)`` in epoch seconds: the window sums exactly the data of ``[from, to)``.
+
+        ``to`` is the end of the bucket holding the read time; ``from`` the start of
+        the oldest bucket the window sums: up to one bucket after ``to - window``, and
+        up to an hour after it for a window longer than ``rollup_after``.
+        """
+        width = self._reports.config.bucket_seconds
+        since = self._since(window.seconds)
+        return -(-since // width) * width, bucket_of(self._now, width) + width
 
     def _cells(self, version: str, window: Window) -> dict[str, float]:
         key = (version, window.name)
@@ -136,7 +155,14 @@ class Reading:
     def windows(self, version: str) -> Windows:
         """Each configured window's report of ``version``."""
         book = self._reports.book(version, self._seen)
-        return {w.name: book.report(self._cells(version, w)) for w in self._reports.config.windows}
+        return {
+            w.name: {**book.report(self._cells(version, w)), **self._span_fields(w)}
+            for w in self._reports.config.windows
+        }
+
+    def _span_fields(self, window: Window) -> dict[str, str]:
+        start, end = self.span(window)
+        return {"from": _iso(start), "to": _iso(end)}
 
     def all_windows(self) -> dict[str, Windows]:
         """:meth:`windows` of every version of :attr:`versions`, in that order."""
@@ -168,3 +194,8 @@ class Reading:
             for w in self._reports.config.windows
         }
         return {"version": version, "baseline": baseline, "windows": windows}
+
+
+def _iso(epoch: int) -> str:
+    """``2026-12-02T00:00:00Z``: ISO-8601 in UTC, whole seconds."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -187,6 +187,10 @@ class Window:
     seconds: float
 
 
+ROLLUP_SECONDS: Final = 3600
+"""Width of the buckets aggregates older than ``rollup_after`` are merged into."""
+
+
 @dataclass(frozen=True)
 class MonitorConfig:
     """Everything the monitor reads from the environment, with its defaults.

@@ -44,7 +44,7 @@ from instrumentation._spool import Spool
 from instrumentation._window_gauges import WindowGauges
 from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.gauges import GaugePoint, comparison_points, gauge_points
-from instrumentation.config import MonitorConfig
+from instrumentation.config import ROLLUP_SECONDS, MonitorConfig
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import (
     FEEDBACK_STATUSES,
@@ -59,9 +59,6 @@ from instrumentation.store.base import (
 )
 
 logger = logging.getLogger(__name__)
-
-ROLLUP_SECONDS = 3600
-"""Width of the buckets old aggregates are merged into (see ``compact_aggregates``)."""
 
 
 @dataclass(frozen=True)

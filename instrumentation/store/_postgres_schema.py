@@ -15,7 +15,7 @@ import psycopg
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The schema this code writes; a store with a newer one refuses to open."""
 
 NEWER_SCHEMA: Final = (
@@ -73,6 +73,24 @@ MIGRATIONS: Final = (
         first_seen double precision,
         PRIMARY KEY (model, version)
     )
+    """,
+    # 3: the stored-rows counter and per-bucket write markers, cells of `aggregates`
+    # (see _postgres_counts), each started from what is stored; a partial index finds
+    # the markers. The share lock holds inserts off until the count is committed;
+    # version-2 code still running in a rolling upgrade writes neither, so finish one.
+    """
+    LOCK TABLE {s}.predictions IN SHARE MODE;
+    LOCK TABLE {s}.aggregates IN SHARE ROW EXCLUSIVE MODE;
+    DELETE FROM {s}.aggregates WHERE version = '';
+    INSERT INTO {s}.aggregates (model, version, bucket, key, shard, value)
+    SELECT model, '', 4611686018427387904, '["stored_predictions"]', 0, count(*)
+    FROM {s}.predictions GROUP BY model;
+    INSERT INTO {s}.aggregates (model, version, bucket, key, shard, value)
+    SELECT model, version, bucket, '"writes"', 0, 1 FROM {s}.aggregates
+    WHERE version <> '' GROUP BY model, version, bucket
+    ON CONFLICT (model, version, bucket, key, shard) DO NOTHING;
+    CREATE INDEX aggregates_writes ON {s}.aggregates (model, version, bucket)
+    WHERE key = '"writes"'
     """,
 )
 """``MIGRATIONS[i]`` takes a schema from version ``i`` to ``i + 1``, in one transaction."""

@@ -1,4 +1,4 @@
-"""Window sums that cost the buckets that changed, not the window (SQLite).
+"""Window sums that cost the buckets that changed, not the window (SQLite and PostgreSQL).
 
 A window's sums are the sums of its buckets, and almost every bucket of a long
 window is closed: summing a day of cells again on every ``GET /monitor`` (~140k
@@ -18,9 +18,12 @@ e.g. a spool replay after compaction) to the very same marker value between two
 reads of this cache: the new marker is a sum of fresh random draws, equal to the
 old one with probability at most 2**-30.
 
-Markers and cells are read in one read transaction, so each cached bucket is
-exactly its marker's state. Stores written before markers existed get them for
-their data buckets the first time a process reads a window (:func:`backfill`).
+Markers and cells are read in one read transaction (a :class:`Buckets` view), so
+each cached bucket is exactly its marker's state. SQLite stores written before
+markers existed get them for their data buckets the first time a process reads a
+window (:func:`backfill`). PostgreSQL keeps its markers in cells of the version
+itself (``key`` :data:`~instrumentation.store._postgres_counts.MARKER_KEY`, one per
+shard, summed): text there cannot hold the NUL of SQLite's marker versions.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -48,12 +52,26 @@ _Bucket = tuple[float, npt.NDArray[np.int64], npt.NDArray[np.float64]]
 _random = random.SystemRandom()
 
 
+class Buckets(Protocol):
+    """One version's buckets as one read transaction sees them."""
+
+    def markers(self, since_bucket: int) -> dict[int, float]:
+        """Each bucket ``>= since_bucket`` that holds cells, with its write marker."""
+
+    def cells(self, buckets: list[int]) -> Iterable[tuple[int, str, float]]:
+        """``(bucket, encoded key, value)`` of every cell (not marker) of ``buckets``."""
+
+
+def draw() -> float:
+    """A fresh marker increment: a random whole number in ``[1, 2**30]``."""
+    return float(_random.randint(1, 2**30))
+
+
 def markers(cells: Iterable[tuple[str, int, str, float]]) -> list[tuple[str, int, str, float]]:
     """Marker cells for every (version, bucket) among encoded ``cells``, each a fresh draw."""
     seen = {(version, bucket) for version, bucket, _, _ in cells}
     return [
-        (MARKER_PREFIX + version, bucket, MARKER_KEY, float(_random.randint(1, 2**30)))
-        for version, bucket in sorted(seen)
+        (MARKER_PREFIX + version, bucket, MARKER_KEY, draw()) for version, bucket in sorted(seen)
     ]
 
 
@@ -77,6 +95,39 @@ def count_markers(cur: sqlite3.Cursor, model: str, condition: str, args: tuple[i
     return int(count)
 
 
+class _SQLiteBuckets:
+    def __init__(self, conn: sqlite3.Connection, model: str, version: str) -> None:
+        self._conn, self._model, self._version = conn, model, version
+
+    def markers(self, since_bucket: int) -> dict[int, float]:
+        return dict(
+            self._conn.execute(
+                "SELECT bucket, value FROM aggregates WHERE model=? AND version=? AND bucket>=?",
+                (self._model, MARKER_PREFIX + self._version, since_bucket),
+            ).fetchall()
+        )
+
+    def cells(self, buckets: list[int]) -> Iterator[tuple[int, str, float]]:
+        for start in range(0, len(buckets), 500):
+            chunk = buckets[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            yield from self._conn.execute(
+                f"SELECT bucket, key, value FROM aggregates WHERE model=? AND version=? "
+                f"AND bucket IN ({marks})",
+                (self._model, self._version, *chunk),
+            )
+
+
+@contextmanager
+def sqlite_buckets(conn: sqlite3.Connection, model: str, version: str) -> Iterator[Buckets]:
+    """A version's buckets in one SQLite read transaction (``conn`` in autocommit mode)."""
+    conn.execute("BEGIN")
+    try:
+        yield _SQLiteBuckets(conn, model, version)
+    finally:
+        conn.execute("COMMIT")
+
+
 class WindowCache:
     """Per (model, version): each bucket's cells as numpy arrays, with the marker they match."""
 
@@ -91,26 +142,24 @@ class WindowCache:
         """Buckets read from the store since the start (tests and benchmarks read it)."""
 
     def sums(
-        self, conn: sqlite3.Connection, model: str, version: str, since_bucket: int
+        self,
+        read: Callable[[], AbstractContextManager[Buckets]],
+        model: str,
+        version: str,
+        since_bucket: int,
     ) -> dict[str, float]:
-        """Every cell summed over buckets ``>= since_bucket``, reading only changed buckets."""
+        """Every cell summed over buckets ``>= since_bucket``, reading only changed buckets.
+
+        ``read`` opens one read transaction over ``(model, version)``'s buckets.
+        """
         scope = (model, version)
         with self._lock:
-            conn.execute("BEGIN")  # markers and cells from one snapshot
-            try:
-                current = dict(
-                    conn.execute(
-                        "SELECT bucket, value FROM aggregates "
-                        "WHERE model=? AND version=? AND bucket>=?",
-                        (model, MARKER_PREFIX + version, since_bucket),
-                    ).fetchall()
-                )
+            with read() as buckets:  # markers and cells from one snapshot
+                current = buckets.markers(since_bucket)
                 cached = self._buckets.setdefault(scope, {})
                 stale = [b for b, m in current.items() if b not in cached or cached[b][0] != m]
                 if stale:
-                    self._read(conn, scope, stale, current, cached)
-            finally:
-                conn.execute("COMMIT")
+                    self._read(buckets, scope, stale, current, cached)
             for bucket in [b for b in cached if b >= since_bucket and b not in current]:
                 del cached[bucket]  # vanished: rolled up or dropped
             self._calls += 1
@@ -124,7 +173,7 @@ class WindowCache:
 
     def _read(
         self,
-        conn: sqlite3.Connection,
+        buckets: Buckets,
         scope: tuple[str, str],
         stale: list[int],
         current: dict[int, float],
@@ -132,17 +181,10 @@ class WindowCache:
     ) -> None:
         keys = self._keys.setdefault(scope, {})
         found: dict[int, tuple[list[int], list[float]]] = {b: ([], []) for b in stale}
-        for start in range(0, len(stale), 500):
-            chunk = stale[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for bucket, key, value in conn.execute(
-                f"SELECT bucket, key, value FROM aggregates WHERE model=? AND version=? "
-                f"AND bucket IN ({marks})",
-                (*scope, *chunk),
-            ):
-                index = keys.setdefault(key, len(keys))
-                found[bucket][0].append(index)
-                found[bucket][1].append(value)
+        for bucket, key, value in buckets.cells(stale):
+            index = keys.setdefault(key, len(keys))
+            found[bucket][0].append(index)
+            found[bucket][1].append(value)
         for bucket, (indices, values) in found.items():
             cached[bucket] = (
                 current[bucket],

@@ -39,6 +39,11 @@ Choices, and why:
   time partitions: a partitioned table cannot enforce a unique prediction id
   across partitions (the key would have to include the time), the retention and
   row cap differ per model, and a cap in rows does not fall on partition bounds.
+- **Reads flat in the traffic.** ``count_predictions`` reads a sharded counter
+  that inserts and eviction batches keep in their own statements, and a window's
+  sums come from a per-process cache of its buckets, re-reading only buckets whose
+  write marker changed (``_postgres_counts``, ``_window_cache``): a snapshot costs
+  the buckets written since the last one, not a ``count(*)`` and the whole day.
 - **Leases** are a row per name, taken or renewed by one conditional upsert: the
   row lock makes exactly one of several replicas' upserts win.
 - **Schema** created and migrated by the store, under a transaction-scoped
@@ -61,7 +66,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from instrumentation.config import DEFAULT_POSTGRES_SCHEMA
+from instrumentation.store import _postgres_counts as counts
 from instrumentation.store import _postgres_schema as schema
+from instrumentation.store import _window_cache as window_cache
 from instrumentation.store._join import (
     first_reused_id,
     group_pairs,
@@ -169,6 +176,7 @@ class PostgresStore:
         # to be full at a cap: values outside them need no query. Updated after commits.
         self._admitted: set[tuple[str, str, str]] = set()
         self._full: dict[tuple[str, str], int] = {}
+        self._windows = window_cache.WindowCache()
         try:
             self._migrate()
         except BaseException:
@@ -245,6 +253,7 @@ class PostgresStore:
                     f"INSERT INTO {{s}}.predictions (model, {_COLUMNS}) "
                     f"SELECT %s, r.* FROM unnest({arrays}) AS r ORDER BY 1, 2",
                     (model, *columns),
+                    counted=len(rows),
                 )
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.table_name != "predictions":
@@ -397,14 +406,21 @@ class PostgresStore:
         increments: Increments,
         statement: str,
         args: tuple[Any, ...],
+        *,
+        counted: int = 0,
     ) -> None:
         """Run ``statement`` with the increments' upsert attached: one round trip for both.
 
         The upsert is a CTE that nothing reads, which PostgreSQL runs to completion
         after the main statement: rows, then cells, in every writer. Cells are locked
-        in ``(version, bucket, key)`` order, in this connection's shard.
+        in ``(version, bucket, key)`` order, in this connection's shard. The upsert
+        also adds ``counted`` inserted rows to the stored-rows counter and a write
+        marker to every bucket it touches (see :mod:`._postgres_counts`).
         """
         cells = increments.encoded()
+        if counted:
+            cells.append(counts.counter_cell(counted))
+        cells += counts.marker_cells(cells)
         if not cells:
             conn.execute(self._q(statement), args)
             return
@@ -423,24 +439,19 @@ class PostgresStore:
         )
 
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
-        """Sum every cell, over its shards, over the buckets of a window."""
+        """Sum every cell over the buckets of a window, re-reading only changed buckets.
+
+        See :mod:`~instrumentation.store._window_cache`; shards are summed in SQL.
+        """
         with self._connection() as conn:
-            rows = conn.execute(
-                self._q(
-                    "SELECT key, SUM(value) FROM {s}.aggregates "
-                    "WHERE model = %s AND version = %s AND bucket >= %s GROUP BY key"
-                ),
-                (model, version, since_bucket),
-            ).fetchall()
-        return {key: float(total) for key, total in rows}
+            return self._windows.sums(
+                lambda: counts.buckets(conn, self._q, model, version), model, version, since_bucket
+            )
 
     def count_predictions(self, model: str) -> int:
-        """Rows stored for ``model``."""
+        """Rows stored for ``model``: its counter (see :mod:`._postgres_counts`)."""
         with self._connection() as conn:
-            row = conn.execute(
-                self._q("SELECT count(*) FROM {s}.predictions WHERE model = %s"), (model,)
-            ).fetchone()
-        return int(row[0]) if row is not None else 0
+            return counts.counted(conn, self._q, model)
 
     def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
         """Delete rows past ``retain`` seconds, then all but the newest ``max_rows``.
@@ -474,17 +485,34 @@ class PostgresStore:
     ) -> int:
         removed = 0
         while True:
-            cur = conn.execute(  # autocommit: each batch is its own transaction
+            # Autocommit: each batch is its own transaction, the counter's decrement in it.
+            row = conn.execute(
                 self._q(
-                    "DELETE FROM {s}.predictions WHERE (model, prediction_id) IN ("
+                    "WITH gone AS (DELETE FROM {s}.predictions WHERE (model, prediction_id) IN ("
                     "SELECT model, prediction_id FROM {s}.predictions "
                     f"WHERE model = %s AND {condition} ORDER BY created, prediction_id "
-                    "LIMIT %s FOR UPDATE SKIP LOCKED)"
+                    "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING 1), "
+                    "counter AS (INSERT INTO {s}.aggregates "
+                    "(model, version, bucket, key, shard, value) "
+                    "SELECT %s, %s, %s, %s, %s, -count(*) FROM gone HAVING count(*) > 0 "
+                    "ON CONFLICT (model, version, bucket, key, shard) "
+                    "DO UPDATE SET value = aggregates.value + excluded.value) "
+                    "SELECT count(*) FROM gone"
                 ),
-                (model, *args, EVICT_BATCH),
-            )
-            removed += cur.rowcount
-            if cur.rowcount < EVICT_BATCH:
+                (
+                    model,
+                    *args,
+                    EVICT_BATCH,
+                    model,
+                    counts.COUNTER_VERSION,
+                    counts.COUNTER_BUCKET,
+                    counts.COUNTER_KEY,
+                    _shard(conn),
+                ),
+            ).fetchone()
+            deleted = int(row[0]) if row is not None else 0
+            removed += deleted
+            if deleted < EVICT_BATCH:
                 return removed
 
     def compact_aggregates(
@@ -492,8 +520,8 @@ class PostgresStore:
     ) -> int:
         """Drop old buckets; roll older ones, and their shards, into shard 0 of span buckets.
 
-        Returns the cells (version, bucket, key) deleted, whatever their shards: the
-        figure SQLite gives for the same data.
+        Returns the cells (version, bucket, key) deleted, whatever their shards and
+        not counting write markers: the figure SQLite gives for the same data.
         """
         with self._transaction() as conn:
             _lock(conn, f"{self.schema}.compact\x1f{model}")  # one compaction per model at once
@@ -501,9 +529,10 @@ class PostgresStore:
                 self._q(
                     "WITH gone AS (DELETE FROM {s}.aggregates WHERE model = %s AND bucket < %s "
                     "RETURNING version, bucket, key) "
-                    "SELECT count(*) FROM (SELECT DISTINCT version, bucket, key FROM gone) AS d"
+                    "SELECT count(*) FROM (SELECT DISTINCT version, bucket, key FROM gone "
+                    "WHERE key <> %s) AS d"
                 ),
-                (model, drop_before),
+                (model, drop_before, counts.MARKER_KEY),
             ).fetchone()
             merged = conn.execute(
                 self._q(
@@ -517,9 +546,14 @@ class PostgresStore:
                     "ON CONFLICT (model, version, bucket, key, shard) "
                     "DO UPDATE SET value = aggregates.value + excluded.value) "
                     "SELECT count(*) FROM (SELECT DISTINCT version, bucket, key FROM gone "
-                    "WHERE mod(bucket, %(width)s) <> 0) AS d"
+                    "WHERE mod(bucket, %(width)s) <> 0 AND key <> %(marker)s) AS d"
                 ),
-                {"model": model, "before": rollup_before, "width": rollup_width},
+                {
+                    "model": model,
+                    "before": rollup_before,
+                    "width": rollup_width,
+                    "marker": counts.MARKER_KEY,
+                },
             ).fetchone()
         return sum(int(row[0]) for row in (dropped, merged) if row is not None)
 
@@ -564,9 +598,11 @@ class PostgresStore:
         with self._connection() as conn:
             rows = conn.execute(
                 self._q(
-                    "SELECT DISTINCT version FROM {s}.aggregates WHERE model = %s AND bucket >= %s"
+                    # Every data bucket has a write marker: their index, not the cells.
+                    "SELECT DISTINCT version FROM {s}.aggregates WHERE model = %s "
+                    "AND key = %s AND bucket >= %s"
                 ),
-                (model, since_bucket),
+                (model, counts.MARKER_KEY, since_bucket),
             ).fetchall()
         return {version for (version,) in rows}
 

@@ -481,7 +481,13 @@ class SQLiteStore:
             with self._transaction() as cur:
                 window_cache.backfill(cur, model, version)
             self._windows.backfilled.add(scope)
-        return self._windows.sums(self._reader(), model, version, since_bucket)
+        reader = self._reader()
+        return self._windows.sums(
+            lambda: window_cache.sqlite_buckets(reader, model, version),
+            model,
+            version,
+            since_bucket,
+        )
 
     def count_predictions(self, model: str) -> int:
         """Rows stored for ``model``: its counter (see :mod:`._sqlite_rows`), else a count."""
