@@ -100,7 +100,8 @@ def _median(results: Sequence[WrkResult], figure: str) -> float:
     return statistics.median(float(getattr(r, figure)) for r in results if r.valid)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Run the bench; returns batched ÷ unbatched ``rps``, ``p50`` and ``p99``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"p50 {_median(batched, 'p50') / _median(base, 'p50'):.2f}, "
         f"p99 {_median(batched, 'p99') / _median(base, 'p99'):.2f}"
     )
+    return {f: _median(batched, f) / _median(base, f) for f in ("rps", "p50", "p99")}
 
 
 if __name__ == "__main__":

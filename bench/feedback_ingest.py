@@ -18,6 +18,7 @@ import gc
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -78,16 +79,18 @@ def in_process(labels: int, *, batch: int = 1000) -> float:
     return rate
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Run the bench; returns labels/s ``in_process`` and ``served_<batch>`` per batch size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=6000, help="labels per batch size")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--in-process-only", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rate = in_process(max(args.labels, 20_000))
+    figures = {"in_process": rate}
     print(f"in process, batches of 1000, every aggregate updated: {rate:,.0f} labels/s")
     if args.in_process_only:
-        return
+        return figures
     workdir = Path(tempfile.mkdtemp(prefix="bench-feedback-"))
     server = Server(workdir, trained_home(), {"MONITOR_MAX_BATCH": "1000"})
     with server, server.client() as client:
@@ -103,11 +106,13 @@ def main() -> None:
             with ThreadPoolExecutor(args.threads) as pool:
                 times = list(pool.map(lambda b: _send(client, b), batches))
             rate = len(items) / (time.perf_counter() - start)
+            figures[f"served_{batch}"] = rate
             baseline = baseline or rate
             print(
                 f"{batch:>5} {rate:9.0f} {rate / baseline:9.1f} "
                 f"{statistics.median(times) * 1e3:13.2f}"
             )
+    return figures
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import itertools
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bench._common import demo_predictor, median_seconds
@@ -51,7 +51,8 @@ class Clock:
         return self.now
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> dict[int, float]:
+    """Run the sections; returns the day section's ``snapshot()`` seconds by rows held."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--day-rows", type=int, default=1_000_000)
@@ -61,20 +62,22 @@ def main() -> None:
         default="rows,day,rollup,groups",
         help="comma list of the sections to run (1 rows, 2 rollup, 3 day, 4 groups)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
     predictor = demo_predictor()
     few = max(3, args.repeats // 3)
+    day: dict[int, float] = {}
     with _stores(args.store) as open_store:
         print(f"store: {args.store}")
         if "rows" in sections:
             by_rows(predictor, open_store, args.repeats)
         if "day" in sections:
-            day_of_traffic(predictor, open_store, args.day_rows, few)
+            day = day_of_traffic(predictor, open_store, args.day_rows, few)
         if "rollup" in sections:
             long_window(open_store, few)
     if "groups" in sections:
         many_groups(predictor.spec, few)
+    return day
 
 
 @contextlib.contextmanager
@@ -155,8 +158,10 @@ class DayOfTraffic:
             yield minute + 1
 
 
-def day_of_traffic(predictor: Predictor, open_store: OpenStore, rows: int, repeats: int) -> None:
-    """``snapshot()`` as a day of predictions accumulates (windows 5m, 1h, 24h)."""
+def day_of_traffic(
+    predictor: Predictor, open_store: OpenStore, rows: int, repeats: int
+) -> dict[int, float]:
+    """``snapshot()`` seconds as a day of predictions accumulates (windows 5m, 1h, 24h)."""
     spec = predictor.spec
     start = 1_800_000_000.0 - 1_800_000_000.0 % 3600
     clock = Clock(start)
@@ -164,6 +169,7 @@ def day_of_traffic(predictor: Predictor, open_store: OpenStore, rows: int, repea
     day = DayOfTraffic(predictor, rows)
     print(f"{'day rows':>9} {'snapshot ms':>12} {'of which count ms':>18} {'x quarter':>9}")
     first = None
+    seen: dict[int, float] = {}
     for minutes in day.minutes(monitor, clock, start):
         if minutes in (360, 720, 1440):
             seconds = _snapshot_after_traffic(
@@ -177,6 +183,8 @@ def day_of_traffic(predictor: Predictor, open_store: OpenStore, rows: int, repea
                 f"{minutes * day.per_minute:>9} {seconds * 1e3:12.2f} {count * 1e3:18.2f}"
                 f" {seconds / first:9.2f}"
             )
+            seen[minutes * day.per_minute] = seconds
+    return seen
 
 
 def _snapshot_after_traffic(

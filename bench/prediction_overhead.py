@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -37,10 +38,10 @@ def report(rows: int, name: str, times: list[float], baseline: tuple[float, floa
     )
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     predictor = demo_predictor()
     spec = predictor.spec
     workdir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))

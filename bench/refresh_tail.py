@@ -92,10 +92,11 @@ class Poller:
 
 
 def _median(results: list[WrkResult], figure: str) -> float:
-    return statistics.median(getattr(r, figure) for r in results)
+    return statistics.median(float(getattr(r, figure)) for r in results)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Run the bench; returns refreshing ÷ quiet ``rps``, ``p50``, ``p99``, and ``monitor_ms``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--day-rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=4, help="rounds per mode")
@@ -156,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     if not all(r.valid for results in modes.values() for r in results):
         raise SystemExit("some rounds had non-2xx responses or socket errors")
+    ratios = {f: _median(busy, f) / _median(quiet, f) for f in ("rps", "p50", "p99")}
+    return ratios | {"monitor_ms": statistics.median(polls) * 1e3}
 
 
 def _window_predictions(report: dict[str, object], window: str) -> int:

@@ -1,45 +1,180 @@
-"""``make bench``: the served benchmark first, then the in-process ones.
+"""``make bench``: every benchmark in one run, then the issue's targets side by side.
 
-``--quick`` (``make bench BENCH_ARGS=--quick``) runs the served benchmark's quick
-matrix and the in-process benchmarks with fewer repeats; the whole run stays
-within a few minutes.
+Order: the served benchmark (template vs bare BentoML, SQLite and PostgreSQL), the
+in-process monitoring cost, window reports over a day of traffic, label ingest,
+the requests' tail while ``/monitor`` refreshes a day, and adaptive batching.
+``--quick`` (``make bench BENCH_ARGS=--quick``) runs the bounded versions. The
+closing table is also written into ``bench/RESULTS.md`` (``targets`` section).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from bench import feedback_ingest, metric_compute, prediction_overhead, served
+from bench import (
+    batching,
+    feedback_ingest,
+    metric_compute,
+    prediction_overhead,
+    refresh_tail,
+    served,
+)
+from bench.results import replace_section
 
 QUICK_ARGS = {
-    prediction_overhead.__name__: ["--repeats", "200"],
-    metric_compute.__name__: ["--repeats", "5"],
-    feedback_ingest.__name__: ["--labels", "2000"],
+    "prediction_overhead": ["--repeats", "200"],
+    "metric_compute": ["--repeats", "5", "--sections", "rows,day", "--day-rows", "1000000"],
+    "feedback_ingest": ["--labels", "6000"],
+    "refresh_tail": ["--day-rows", "1000000", "--rounds", "3", "--seconds", "4"],
+    "batching": ["--rounds", "3", "--seconds", "4"],
+}
+FULL_ARGS: dict[str, list[str]] = {
+    "prediction_overhead": [],
+    "metric_compute": [],
+    "feedback_ingest": [],
+    "refresh_tail": [],
+    "batching": [],
 }
 
 
-def _call(main: Callable[[], None], argv: Sequence[str]) -> None:
-    """Run a benchmark whose ``main()`` reads ``sys.argv`` with ``argv`` in its place."""
-    import sys
+@dataclass(frozen=True)
+class Target:
+    """One line of the closing table: a measured figure against the issue's target."""
 
-    saved = sys.argv
-    sys.argv = [saved[0], *argv]
-    try:
-        main()
-    finally:
-        sys.argv = saved
+    figure: str
+    measured: float | None
+    target: str
+    met: bool | None
+    unit: str = ""
+
+    def row(self) -> str:
+        """A Markdown table row."""
+        value = self.measured
+        digits = 0 if value is not None and abs(value) >= 100 else 2
+        shown = "n/a" if value is None else f"{value:,.{digits}f}{self.unit}"
+        verdict = {True: "met", False: "**missed**", None: "—"}[self.met]
+        return f"| {self.figure} | {shown} | {self.target} | {verdict} |"
+
+
+def _at_least(value: float | None, bound: float) -> bool | None:
+    return None if value is None else value >= bound
+
+
+def _at_most(value: float | None, bound: float) -> bool | None:
+    return None if value is None else value <= bound
+
+
+def served_targets(cells: Sequence[served.Cell]) -> list[Target]:
+    """Throughput and p99 ratios to bare BentoML, OTLP on, 2 workers, per store."""
+    targets = []
+    for cell in cells:
+        if not cell.otlp or cell.workers != 2:
+            continue
+        bound = 0.95 if cell.rows == 1 else 0.90
+        where = f"{cell.store}, {cell.rows} row{'s' if cell.rows > 1 else ''}, 2 workers"
+        rps, p99 = cell.ratio("rps"), cell.ratio("p99")
+        targets += [
+            Target(
+                f"served req/s ÷ bare ({where}, OTLP on)", rps, f"≥ {bound}", _at_least(rps, bound)
+            ),  # fmt: skip
+            Target(f"p99 ÷ bare p99 ({where}, OTLP on)", p99, "≤ 1.2", _at_most(p99, 1.2)),
+        ]
+    return targets
+
+
+def summary(
+    cells: Sequence[served.Cell],
+    day: dict[int, float],
+    labels: dict[str, float],
+    refresh: dict[str, float],
+    batched: dict[str, float],
+) -> list[Target]:
+    """Every figure the issue names, measured in this run."""
+    held = max(day, default=0)
+    snapshot_ms = day[held] * 1e3 if day else None
+    flat = day[held] / day[min(day)] if day else None
+    served_labels = labels.get("served_1000")
+    return [
+        *served_targets(cells),
+        Target(
+            "labels/s in process, batches of 1000",
+            labels.get("in_process"),
+            "≥ 50,000",
+            _at_least(labels.get("in_process"), 50_000),
+        ),  # fmt: skip
+        Target(
+            "labels/s served, 2 workers, batches of 1000",
+            served_labels,
+            "≥ 20,000",
+            _at_least(served_labels, 20_000),
+        ),  # fmt: skip
+        Target(
+            f"snapshot() with {held:,} predictions in the day",
+            snapshot_ms,
+            "≤ 50",
+            _at_most(snapshot_ms, 50),
+            " ms",
+        ),  # fmt: skip
+        Target("snapshot() at the full day ÷ at a quarter of it", flat, "flat (≈ 1)", None),
+        Target(
+            "/predict p99 while GET /monitor refreshes the day ÷ quiet",
+            refresh.get("p99"),
+            "shown",
+            None,
+        ),  # fmt: skip
+        Target(
+            "adaptive batching: req/s batched ÷ unbatched, 32 clients",
+            batched.get("rps"),
+            "shown",
+            None,
+        ),  # fmt: skip
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the bounded quick versions")
+    parser.add_argument("--no-write", action="store_true", help="leave bench/RESULTS.md alone")
     args = parser.parse_args(argv)
-    print(f"\n== {served.__name__} ==", flush=True)
-    served.main(["--quick"] if args.quick else [])
-    for module in (prediction_overhead, metric_compute, feedback_ingest):
-        print(f"\n== {module.__name__} ==", flush=True)
-        _call(module.main, QUICK_ARGS[module.__name__] if args.quick else [])
+    started = time.monotonic()
+    extra = QUICK_ARGS if args.quick else FULL_ARGS
+    no_write = ["--no-write"] if args.no_write else []
+
+    def banner(name: str) -> None:
+        print(f"\n== bench.{name} ({(time.monotonic() - started) / 60:.1f} min in) ==", flush=True)
+
+    banner("served")
+    cells = served.main((["--quick"] if args.quick else []) + no_write)
+    banner("prediction_overhead")
+    prediction_overhead.main(extra["prediction_overhead"])
+    banner("metric_compute")
+    day = metric_compute.main(extra["metric_compute"])
+    banner("feedback_ingest")
+    labels = feedback_ingest.main(extra["feedback_ingest"])
+    banner("refresh_tail")
+    refresh = refresh_tail.main(extra["refresh_tail"])
+    banner("batching")
+    batched = batching.main(extra["batching"])
+
+    command = "python -m bench.run_all " + shlex.join(sys.argv[1:] if argv is None else argv)
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} in "
+        f"{(time.monotonic() - started) / 60:.1f} min with `{command.strip()}`; "
+        "every figure below comes from this one run.",
+        "",
+        "| figure | measured | target | |",
+        "|---|---|---|---|",
+        *(t.row() for t in summary(cells, day, labels, refresh, batched)),
+    ]
+    text = "\n".join(lines)
+    print("\n== targets ==\n" + text)
+    if not args.no_write:
+        replace_section("targets", text)
 
 
 if __name__ == "__main__":

@@ -380,7 +380,7 @@ def _server_version() -> str:
     return words[2] if len(words) > 2 else "(version unknown)"
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> list[Cell]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick",
@@ -427,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_write:
         replace_section("served", text)
         print(f"\nwritten to {RESULTS}")
+    return cells
 
 
 if __name__ == "__main__":
