@@ -71,10 +71,12 @@ class Plan:
 
 QUICK = Plan(rows=(1, 32), workers=(2,), otlp=(False, True), rounds=5, seconds=3, warmup_s=2,
              connections=8)  # fmt: skip
-FULL = Plan(rows=(1, 32), workers=(1, 2), otlp=(False, True), rounds=5, seconds=10, warmup_s=3,
+FULL = Plan(rows=(1, 32), workers=(1, 2), otlp=(False, True), rounds=5, seconds=8, warmup_s=3,
             connections=8)  # fmt: skip
 QUICK_POSTGRES = Plan(**{**QUICK.__dict__, "otlp": (True,), "rounds": 3})
 """PostgreSQL's quick cells: the default deployment with export on, 3 rounds (--quick < 5 min)."""
+FULL_POSTGRES = Plan(**{**FULL.__dict__, "workers": (2,)})
+"""PostgreSQL's full cells: the default deployment (2 workers), export off and on."""
 
 
 @dataclass
@@ -401,7 +403,12 @@ def main(argv: Sequence[str] | None = None) -> list[Cell]:
     args = parser.parse_args(argv)
     stores = STORES if args.store == "both" else (args.store,)
     plans = {
-        store: (QUICK_POSTGRES if store == "postgresql" else QUICK) if args.quick else FULL
+        store: {
+            ("postgresql", True): QUICK_POSTGRES,
+            ("postgresql", False): FULL_POSTGRES,
+            ("sqlite", True): QUICK,
+            ("sqlite", False): FULL,
+        }[store, args.quick]
         for store in stores
     }
     if args.rounds or args.seconds:
