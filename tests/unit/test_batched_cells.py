@@ -43,14 +43,20 @@ def test_prediction_cells_of_a_batch_equal_those_added_row_by_row(task: Task) ->
     _same(batched, single)
 
 
-@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
-def test_label_cells_of_a_batch_equal_those_added_label_by_label(task: Task) -> None:
-    book, records, _, truths = _rows(task)
+def _labels_batched_equal_one_by_one(
+    book: AggregateBook, records: list[PredictionRecord], truths: list[Any]
+) -> None:
     single, batched = Increments(), Increments()
     for record, truth in zip(records, truths, strict=True):
         book.add_label(record, truth, 125.0, single)
     assert book.add_labels(list(zip(records, truths, strict=True)), 125.0, batched)
     _same(batched, single)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_label_cells_of_a_batch_equal_those_added_label_by_label(task: Task) -> None:
+    book, records, _, truths = _rows(task)
+    _labels_batched_equal_one_by_one(book, records, truths)
 
 
 def test_a_label_that_cannot_be_aggregated_is_invalid_alone_in_a_batch() -> None:
@@ -81,11 +87,7 @@ def test_label_cells_of_a_batch_with_unscored_rows_equal_those_added_label_by_la
     # A model that gives scores for some rows only, and zero scores (no prob_sum cell).
     records = [replace(r, scores=None) if i % 3 == 0 else r for i, r in enumerate(records)]
     records[1] = replace(records[1], scores=(1.0, *([0.0] * (len(records[1].scores or ()) - 1))))
-    single, batched = Increments(), Increments()
-    for record, truth in zip(records, truths, strict=True):
-        book.add_label(record, truth, 125.0, single)
-    assert book.add_labels(list(zip(records, truths, strict=True)), 125.0, batched)
-    _same(batched, single)
+    _labels_batched_equal_one_by_one(book, records, truths)
 
 
 def test_a_score_outside_0_1_fails_the_batch_so_its_labels_are_joined_one_by_one() -> None:
