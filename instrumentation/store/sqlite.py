@@ -582,12 +582,27 @@ class SQLiteStore:
 
     def versions_with_data(self, model: str, *, since_bucket: int) -> set[str]:
         """Versions with aggregate cells in the buckets of a window."""
-        rows = self._reader().execute(
-            "SELECT DISTINCT version FROM aggregates WHERE model=? AND bucket>=?",
-            (model, since_bucket),
-        )
-        # Not the stored-rows counter (version '') nor the window cache's write markers.
-        return {v for (v,) in rows if v and not v.startswith(window_cache.MARKER_PREFIX)}
+        # A loose index scan: one seek per distinct version in the primary key (model,
+        # version, bucket, …) and one to its newest bucket, rather than reading every
+        # cell of the window (~10 ms at a million predictions a day).
+        reader = self._reader()
+        found: set[str] = set()
+        version = ""  # the stored-rows counter's version; every real one sorts after it
+        while True:
+            row = reader.execute(
+                "SELECT version FROM aggregates WHERE model=? AND version>? "
+                "ORDER BY version LIMIT 1",
+                (model, version),
+            ).fetchone()
+            if row is None:
+                return found
+            (version,) = row
+            (newest,) = reader.execute(
+                "SELECT max(bucket) FROM aggregates WHERE model=? AND version=?",
+                (model, version),
+            ).fetchone()
+            if newest >= since_bucket and not version.startswith(window_cache.MARKER_PREFIX):
+                found.add(version)  # a real version (not the window cache's write markers)
 
     def close(self) -> None:
         """Stop the checkpoint thread; close the writer and every thread's reader."""
