@@ -70,13 +70,18 @@ def _at_most(value: float | None, bound: float) -> bool | None:
 
 
 def served_targets(cells: Sequence[served.Cell]) -> list[Target]:
-    """Throughput and p99 ratios to bare BentoML, OTLP on, 2 workers, per store."""
+    """Throughput and p99 ratios to bare BentoML, OTLP on, one worker each, per store.
+
+    One worker, as the issue measures it: with two, wrk's 8 keep-alive connections land
+    on the workers unevenly (all on one in some rounds), which halves or doubles a
+    round's throughput whichever the variant, so 2-worker ratios measure that luck.
+    """
     targets = []
     for cell in cells:
-        if not cell.otlp or cell.workers != 2:
+        if not cell.otlp or cell.workers != 1:
             continue
         bound = 0.95 if cell.rows == 1 else 0.90
-        where = f"{cell.store}, {cell.rows} row{'s' if cell.rows > 1 else ''}, 2 workers"
+        where = f"{cell.store}, {cell.rows} row{'s' if cell.rows > 1 else ''}, 1 worker"
         rps, p99 = cell.ratio("rps"), cell.ratio("p99")
         targets += [
             Target(
