@@ -39,6 +39,7 @@ get an unrecorded prediction from it (an unknown ticket is answered ``false``).
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,9 +78,9 @@ class _Parked:
 
     rows: Sequence[Mapping[str, Any]]
     request: SpanContext
-    labels: list[str | None] = field(default_factory=list)
-    scores: list[list[float] | None] = field(default_factory=list)
-    values: list[float | None] = field(default_factory=list)
+    labels: list[str | None] = field(init=False)
+    scores: list[list[float] | None] = field(init=False)
+    values: list[float | None] = field(init=False)
 
     def __post_init__(self) -> None:
         n = len(self.rows)
@@ -124,7 +125,7 @@ class BatchedPredictor:
         """One model call for every row ``items`` name; True for each row served."""
         found: list[tuple[_Parked, int]] = []
         served: list[bool] = []
-        requests: dict[str, tuple[_Parked, int]] = {}
+        rows_of: Counter[str] = Counter()  # each request's rows in this batch, by ticket
         for item in items:
             ticket, _, index = item.partition(":")
             parked = self._parked.get(ticket)
@@ -133,11 +134,10 @@ class BatchedPredictor:
             if parked is None or not ok:
                 continue
             found.append((parked, int(index)))
-            count = requests.get(ticket, (parked, 0))[1]
-            requests[ticket] = (parked, count + 1)
+            rows_of[ticket] += 1
         if not found:
             return served
-        batch = [BatchedRequest(p.request, count) for p, count in requests.values()]
+        batch = [BatchedRequest(self._parked[t].request, n) for t, n in rows_of.items()]
         rows = [parked.rows[row] for parked, row in found]
         with self.monitor.batch(batch):
             if self.predictor.spec.is_classifier:
