@@ -30,6 +30,7 @@ from instrumentation.store.base import (
     PredictionStore,
     bucket_of,
 )
+from instrumentation.store.protocol import per_label
 from instrumentation.store.postgres import PostgresStore
 from tests.harness.postgres import PostgresCluster
 
@@ -64,6 +65,7 @@ def _request(n: int, start: int, rng: random.Random) -> tuple[list[PredictionRec
     return records, increments
 
 
+@per_label
 def _aggregate(record: PredictionRecord, label: Label, now: float, out: Increments) -> None:
     bucket = bucket_of(now)
     out.add(record.version, bucket, ("labels",))

@@ -26,7 +26,8 @@ from instrumentation.monitor import FeedbackResult, ModelMonitor
 from instrumentation.prometheus import PrometheusEndpoint
 from instrumentation.spec import FeatureSpec, InvalidInput, ModelSpec
 from instrumentation.store import PredictionStore, SQLiteStore, open_store
-from instrumentation.store.base import DuplicatePredictionId, PredictionRecord, StoreUnavailable
+from instrumentation.errors import DuplicatePredictionId, MonitorError, StoreError, StoreUnavailable
+from instrumentation.store.protocol import PredictionRecord
 from instrumentation.telemetry import (
     OTLPSettings,
     build_meter_provider,
@@ -47,6 +48,7 @@ __all__ = [
     "ModelMonitor",
     "ModelSpec",
     "MonitorConfig",
+    "MonitorError",
     "OTLPSettings",
     "PredictionInput",
     "PredictionRecord",
@@ -56,6 +58,7 @@ __all__ = [
     "ReferenceProfile",
     "SQLiteStore",
     "Spool",
+    "StoreError",
     "StoreURL",
     "StoreUnavailable",
     "Window",

@@ -20,7 +20,8 @@ from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_versions
 from instrumentation.config import ROLLUP_SECONDS, MonitorConfig, Window
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of, is_unavailable
+from instrumentation.errors import StoreUnavailable
+from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +67,7 @@ class VersionReports:
         try:
             created = self._created if self._created is not None else self.clock()
             self.store.register_version(self.spec.name, self.spec.version, spec, now=created)
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
+        except StoreUnavailable:
             return  # the store is down: the next report tries again
         self._registered = True
 

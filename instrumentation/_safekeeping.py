@@ -26,7 +26,7 @@ from instrumentation.store.base import (
     Increments,
     PredictionRecord,
     PredictionStore,
-    is_unavailable,
+    StoreUnavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -114,11 +114,7 @@ class Safekeeper:
                 max_group_values=self.config.max_group_values,
             )
             return KeptRecords(stored, "stored")
-        except DuplicatePredictionId:
-            raise
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
+        except StoreUnavailable as exc:
             self._down = exc
             return KeptRecords(records, self._aside(records, features, exc))
 
@@ -187,9 +183,7 @@ class Safekeeper:
             return
         try:
             self.store.get_predictions(self.model, [PROBE_ID])
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
+        except StoreUnavailable:
             return
         logger.info("prediction store answers again")
         self._down = None
@@ -208,10 +202,8 @@ class Safekeeper:
                 return len(records)
             except DuplicatePredictionId as exc:
                 records, features = self._without(records, features, exc.prediction_id)
-            except Exception as exc:
-                if is_unavailable(exc):
-                    raise Unavailable(str(exc)) from exc
-                raise
+            except StoreUnavailable as exc:
+                raise Unavailable(str(exc)) from exc
         return 0
 
     def _without(

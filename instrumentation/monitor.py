@@ -55,7 +55,6 @@ from instrumentation.store.base import (
     PredictionStore,
     StoreUnavailable,
     bucket_of,
-    is_unavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -518,6 +517,6 @@ def _unavailable_as(kind: type[Exception]) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if is_unavailable(exc) and not isinstance(exc, kind):
+        if isinstance(exc, StoreUnavailable) and not isinstance(exc, kind):
             raise kind(str(exc)) from exc
         raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from instrumentation.config import DEFAULT_POSTGRES_SCHEMA, StoreURL
-from instrumentation.store.base import PredictionStore
+from instrumentation.store.protocol import PredictionStore
 from instrumentation.store.deferred import DeferredStore
 from instrumentation.store.sqlite import SQLiteStore
 

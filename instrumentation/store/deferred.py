@@ -4,7 +4,7 @@ A PostgreSQL server that is down when a worker starts, or an SQLite file on a
 read-only or missing mount, would otherwise fail the worker's start-up, and with
 it every prediction. :class:`DeferredStore` opens the real store on a background
 thread, retrying every ``retry_seconds``; until it is open, every call raises
-:class:`~instrumentation.store.base.StoreUnavailable` at once, which the monitor
+:class:`~instrumentation.errors.StoreUnavailable` at once, which the monitor
 handles like any outage (spool, 503 for labels).
 """
 
@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from instrumentation.store.base import (
+from instrumentation.store.protocol import (
     Increments,
     Label,
     LabelAggregator,
@@ -101,7 +101,7 @@ class DeferredStore:
         *,
         max_group_values: int,
     ) -> list[PredictionRecord]:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().add_predictions(
             model, records, increments, max_group_values=max_group_values
         )
@@ -115,47 +115,55 @@ class DeferredStore:
         ttl: float,
         aggregate: LabelAggregator,
     ) -> list[LabelOutcome]:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().apply_labels(model, labels, now=now, ttl=ttl, aggregate=aggregate)
 
     def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().get_predictions(model, ids)
 
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().sum_aggregates(model, version, since_bucket=since_bucket)
 
+    def bucket_cells(
+        self, model: str, version: str, *, since_bucket: int, until_bucket: int | None = None
+    ) -> dict[int, dict[str, float]]:
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
+        return self._store().bucket_cells(
+            model, version, since_bucket=since_bucket, until_bucket=until_bucket
+        )
+
     def count_predictions(self, model: str) -> int:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().count_predictions(model)
 
     def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().evict(model, now=now, retain=retain, max_rows=max_rows)
 
     def compact_aggregates(
         self, model: str, *, drop_before: int, rollup_before: int, rollup_width: int
     ) -> int:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().compact_aggregates(
             model, drop_before=drop_before, rollup_before=rollup_before, rollup_width=rollup_width
         )
 
     def try_lease(self, name: str, holder: str, *, now: float, duration: float) -> bool:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().try_lease(name, holder, now=now, duration=duration)
 
     def register_version(self, model: str, version: str, spec: str, *, now: float) -> None:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         self._store().register_version(model, version, spec, now=now)
 
     def model_versions(self, model: str) -> dict[str, VersionInfo]:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().model_versions(model)
 
     def versions_with_data(self, model: str, *, since_bucket: int) -> set[str]:
-        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().versions_with_data(model, since_bucket=since_bucket)
 
     def close(self) -> None:

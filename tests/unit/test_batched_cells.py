@@ -11,8 +11,8 @@ import pytest
 from instrumentation import PredictionRecord
 from instrumentation.aggregates import AggregateBook
 from instrumentation.spec import Task
-from instrumentation.store._join import join_labels
-from instrumentation.store.base import Increments
+from instrumentation.store.join import join_labels
+from instrumentation.store.protocol import Increments
 from tests.unit.report_rows import labelled_rows, spec_for
 
 

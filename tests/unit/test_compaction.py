@@ -103,13 +103,13 @@ def test_a_window_reports_the_span_it_sums_and_counts_exactly_that_span(tmp_path
     start, end = (_epoch(day["from"]), _epoch(day["to"]))
     assert (start % HOUR, end) == (0, T0 + 27 * HOUR - 1200)
     assert 23 * HOUR < end - start <= 24 * HOUR
-    oldest_summed = store._reader().execute(
+    oldest_summed = store.db.reader().execute(
         "SELECT MIN(bucket) FROM aggregates WHERE model='m' AND version='v1' AND bucket>=?",
         (T0 + 3 * HOUR - 1234,),  # anywhere inside the hour before `from`
     )
     assert oldest_summed.fetchone() == (start,)  # a merged hour bucket, the first summed
     rows = (
-        store._reader()
+        store.db.reader()
         .execute("SELECT created, label, feedback, feedback_at FROM predictions WHERE model='m'")
         .fetchall()
     )

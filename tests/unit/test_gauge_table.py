@@ -24,7 +24,8 @@ from instrumentation.aggregates.gauges import (
     gauge_points,
 )
 from instrumentation.spec import Task
-from instrumentation.store.base import Increments, encode_key
+from instrumentation.store.keys import encode_key
+from instrumentation.store.protocol import Increments
 from tests.unit.report_rows import CLASSES, labelled_rows, spec_for
 
 

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from instrumentation import ModelMonitor, MonitorConfig, Spool, SQLiteStore, StoreUnavailable
 from instrumentation.store import DeferredStore
-from instrumentation.store.base import Increments
+from instrumentation.store.protocol import Increments
 from instrumentation.store.sqlite import DELETED_FILE
 from tests.harness.filesystems import fill, remount, tiny_filesystem
 from tests.unit.monitor.monitor_support import BINARY, Clock, by_attrs, inputs, metrics
@@ -165,7 +165,7 @@ def test_a_deleted_database_file_is_never_written_into(tmp_path: Path) -> None:
     (tmp_path / "store.db").unlink()
 
     assert predict(monitor, [70.0], ["c"]) == "spooled"  # not into the unlinked file
-    with pytest.raises(sqlite3.OperationalError) as raised:
+    with pytest.raises(StoreUnavailable) as raised:
         store.add_predictions("fraud-test", [], Increments(), max_group_values=1)
     assert str(raised.value) == DELETED_FILE.format(path=tmp_path / "store.db")
     assert spool.pending == 1

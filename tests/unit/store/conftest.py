@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from instrumentation import SQLiteStore
-from instrumentation.store.base import PredictionStore
+from instrumentation.store.protocol import PredictionStore
 from instrumentation.store.postgres import PostgresStore
 from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import Backend

@@ -9,12 +9,13 @@ from typing import Any
 
 from instrumentation import open_store
 from instrumentation.config import StoreURL
-from instrumentation.store.base import (
+from instrumentation.store.buckets import bucket_of
+from instrumentation.store.protocol import (
     Increments,
     Label,
     PredictionRecord,
     PredictionStore,
-    bucket_of,
+    per_label,
 )
 
 T0 = 1_700_000_040.0
@@ -51,6 +52,7 @@ def predictions(n: int, version: str = "v1", bucket: int = BUCKET) -> Increments
     return increments
 
 
+@per_label
 def count_labels(record: PredictionRecord, label: Label, now: float, out: Increments) -> None:
     """A label aggregator: one ``labels`` cell and one cell per (actual, predicted)."""
     out.add(record.version, bucket_of(now), ("labels",))

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from instrumentation.store.base import Increments, PredictionStore
+from instrumentation.store.protocol import Increments, PredictionStore
 from tests.unit.store.contract import Backend, count_labels, predictions, record
 
 HOUR = 3600

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from instrumentation.store.base import PredictionStore
+from instrumentation.store.protocol import PredictionStore
 from tests.unit.store.contract import T0, Backend, add, record
 
 

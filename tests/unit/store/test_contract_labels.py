@@ -10,7 +10,13 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 
-from instrumentation.store.base import Increments, Label, PredictionRecord, PredictionStore
+from instrumentation.store.protocol import (
+    Increments,
+    Label,
+    PredictionRecord,
+    PredictionStore,
+    per_label,
+)
 from tests.unit.store.contract import (
     T0,
     Backend,
@@ -35,6 +41,7 @@ def test_apply_labels_gives_every_status_and_only_matched_aggregates(
     before = store.sum_aggregates("m", "v1", since_bucket=0)
     calls: list[tuple[str, Label]] = []
 
+    @per_label
     def aggregate(record: PredictionRecord, label: Label, now: float, out: Increments) -> None:
         calls.append((record.prediction_id, label))
         count_labels(record, label, now, out)
@@ -84,6 +91,7 @@ def test_apply_labels_gives_every_status_and_only_matched_aggregates(
 def test_an_aggregator_value_error_makes_one_item_invalid(store: PredictionStore) -> None:
     add(store, [record("a"), record("b")])
 
+    @per_label
     def picky(record: PredictionRecord, label: Label, now: float, out: Increments) -> None:
         if record.prediction_id == "b":
             raise ValueError("class unknown to this version")
@@ -141,6 +149,7 @@ def test_regression_labels_are_stored_as_numbers(store: PredictionStore) -> None
 def test_an_aggregator_error_rolls_the_whole_request_back(store: PredictionStore) -> None:
     add(store, [record("a"), record("b")])
 
+    @per_label
     def failing(record: PredictionRecord, label: Label, now: float, out: Increments) -> None:
         if record.prediction_id == "b":
             raise RuntimeError("boom")
@@ -164,6 +173,7 @@ def test_the_same_labels_at_two_replicas_at_once_join_exactly_once(backend: Back
     add(replicas[0], [record(pid) for pid in ids])
     barrier = threading.Barrier(2)
 
+    @per_label
     def slow_count(record: PredictionRecord, label: Label, now: float, out: Increments) -> None:
         # Widen the window between reading a row and writing its label: without row
         # locks, the other replica reads the row unlabelled meanwhile and matches too.

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from instrumentation import DuplicatePredictionId
-from instrumentation.store.base import PredictionStore
+from instrumentation.store.protocol import PredictionStore
 from tests.unit.store.contract import Backend, add, predictions, record
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from instrumentation.store.base import (
+from instrumentation.store.protocol import (
     DuplicatePredictionId,
     Increments,
     PredictionStore,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from instrumentation.store.base import PredictionStore, VersionInfo
+from instrumentation.store.protocol import PredictionStore, VersionInfo
 from tests.unit.store.contract import Backend, predictions, record
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from instrumentation import SQLiteStore
-from instrumentation.store.base import DuplicatePredictionId, PredictionRecord
+from instrumentation import SQLiteStore, StoreUnavailable
+from instrumentation.store.protocol import DuplicatePredictionId, PredictionRecord
 from tests.unit.store.contract import BUCKET, T0, add, count_labels, predictions, record
 
 
@@ -37,13 +37,13 @@ def _queued_together(store: SQLiteStore, calls: list[Callable[[], Any]]) -> list
             results[i] = exc
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
-    with store._lock:  # a leader busy with an earlier transaction
+    with store.db.lock:  # a leader busy with an earlier transaction
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 10
-        while len(store._committer._pending) < len(calls) and time.monotonic() < deadline:
+        while len(store.db.committer._pending) < len(calls) and time.monotonic() < deadline:
             time.sleep(0.001)
-        assert len(store._committer._pending) == len(calls)
+        assert len(store.db.committer._pending) == len(calls)
     for thread in threads:
         thread.join(10)
     return results
@@ -52,12 +52,12 @@ def _queued_together(store: SQLiteStore, calls: list[Callable[[], Any]]) -> list
 def test_concurrent_requests_share_one_transaction_and_each_is_durable_on_return(
     store: SQLiteStore,
 ) -> None:
-    before = store._committer.transactions
+    before = store.db.committer.transactions
     batches = [[record(f"r{i}-{j}") for j in range(3)] for i in range(8)]
     results = _queued_together(store, [lambda b=b: add(store, b) for b in batches])
 
     assert all(isinstance(r, list) and len(r) == 3 for r in results)
-    assert store._committer.transactions - before == 1  # one commit for eight requests
+    assert store.db.committer.transactions - before == 1  # one commit for eight requests
     other = SQLiteStore(store.path, checkpoint_seconds=None)  # another worker's view
     ids = [r.prediction_id for b in batches for r in b]
     assert set(other.get_predictions("m", ids)) == set(ids)
@@ -117,8 +117,8 @@ def test_a_full_disk_fails_every_request_of_the_transaction_and_stores_none(
     store: SQLiteStore,
 ) -> None:
     add(store, [record("first")])
-    (pages,) = store._conn.execute("PRAGMA page_count").fetchone()
-    store._conn.execute(f"PRAGMA max_page_count={pages}")  # the disk is full
+    (pages,) = store.db.conn.execute("PRAGMA page_count").fetchone()
+    store.db.conn.execute(f"PRAGMA max_page_count={pages}")  # the disk is full
     big = [
         [record(f"p{i}-{j}", groups={"region": "x" * 100}) for j in range(400)] for i in range(4)
     ]
@@ -130,8 +130,9 @@ def test_a_full_disk_fails_every_request_of_the_transaction_and_stores_none(
         ],
     )
 
-    assert all(isinstance(r, sqlite3.OperationalError) for r in results), results
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+    assert all(isinstance(r.__cause__, sqlite3.OperationalError) for r in results), results
     assert store.count_predictions("m") == 1
-    store._conn.execute("PRAGMA max_page_count=1000000")
+    store.db.conn.execute("PRAGMA max_page_count=1000000")
     add(store, [record("after")])  # the store is usable again
     assert store.count_predictions("m") == 2

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
-import instrumentation.store.postgres as postgres
+import instrumentation.store.postgres.housekeeping as housekeeping
 from instrumentation import StoreURL, open_store
-from instrumentation.store.base import Increments
+from instrumentation.store.protocol import Increments
 from instrumentation.store.postgres import NEWER_SCHEMA, SCHEMA_VERSION, PostgresStore, pool_size
 from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import BUCKET, T0, add, count_labels, record
@@ -97,7 +97,7 @@ def test_open_store_sizes_the_pool_for_the_workers(postgres_cluster: PostgresClu
     store = open_store(StoreURL.parse(postgres_cluster.url(schema="sized")), workers=4)
 
     assert isinstance(store, PostgresStore)
-    assert store._pool.max_size == pool_size(4) == 4
+    assert store.db.pool.max_size == pool_size(4) == 4
     store.close()
     assert (pool_size(1), pool_size(2), pool_size(16), pool_size(3, connections=60)) == (
         8,
@@ -133,7 +133,7 @@ def test_eviction_goes_in_batches_and_skips_a_row_being_labelled(
     opened: list[PostgresStore],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(postgres, "EVICT_BATCH", 7)
+    monkeypatch.setattr(housekeeping, "EVICT_BATCH", 7)
     store = PostgresStore(postgres_cluster.url(), schema=schema)
     opened.append(store)
     add(store, [record(f"p{i:02}", created=T0 + i) for i in range(30)])

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from instrumentation import SQLiteStore
-from instrumentation.store import _sqlite_rows
-from instrumentation.store.base import DuplicatePredictionId
+from instrumentation.store.sqlite import cells
+from instrumentation.store.protocol import DuplicatePredictionId
 from tests.unit.store.contract import T0, add, record
 
 
@@ -19,9 +19,9 @@ def test_the_counter_follows_inserts_reused_ids_and_eviction(tmp_path: Path) -> 
         add(store, [record("new"), record("p3")])
     add(store, [record("q")], model="other")
 
-    assert _sqlite_rows.counted(store._conn, "m") == store.count_predictions("m") == 10
+    assert cells.counted(store.db.conn, "m") == store.count_predictions("m") == 10
     assert store.evict("m", now=T0 + 100, retain=1000, max_rows=6) == 4
-    assert _sqlite_rows.counted(store._conn, "m") == store.count_predictions("m") == 6
+    assert cells.counted(store.db.conn, "m") == store.count_predictions("m") == 6
     assert store.count_predictions("other") == 1
     # Outside every window and untouched by compaction.
     assert store.sum_aggregates("m", "v1", since_bucket=0) == {'["predictions"]': 10.0}
@@ -33,11 +33,11 @@ def test_the_counter_follows_inserts_reused_ids_and_eviction(tmp_path: Path) -> 
 def test_a_store_written_before_the_counter_starts_it_from_a_count(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db", checkpoint_seconds=None)
     add(store, [record(f"p{i}") for i in range(5)])
-    store._conn.execute("DELETE FROM aggregates WHERE version=''")  # as an older version left it
+    store.db.conn.execute("DELETE FROM aggregates WHERE version=''")  # as an older version left it
     store.close()
 
     reopened = SQLiteStore(tmp_path / "s.db", checkpoint_seconds=None)
     assert reopened.count_predictions("m") == 5  # counted while there is no counter
     add(reopened, [record("p5"), record("p6")])
-    assert _sqlite_rows.counted(reopened._conn, "m") == reopened.count_predictions("m") == 7
+    assert cells.counted(reopened.db.conn, "m") == reopened.count_predictions("m") == 7
     reopened.close()

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from instrumentation import SQLiteStore
+from instrumentation import SQLiteStore, StoreUnavailable
 from instrumentation.store.sqlite import CHECKPOINT_BACKSTOP_PAGES
+from instrumentation.store.sqlite.connection import Database
 from tests.unit.store.contract import T0, add, predictions, record
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,7 +35,7 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 _KILLED_WRITER = textwrap.dedent(
     """
     import os, signal, sys
-    from instrumentation.store.base import Increments, PredictionRecord
+    from instrumentation.store.protocol import Increments, PredictionRecord
     from instrumentation.store.sqlite import SQLiteStore
 
     store = SQLiteStore(sys.argv[1])
@@ -80,7 +81,7 @@ def test_an_evictor_working_from_an_old_read_never_goes_below_the_cap(
 ) -> None:
     add(store, [record(f"p{i:03}", created=T0 + i) for i in range(100)])
     other = SQLiteStore(store.path)  # another worker
-    read_then_write = store._transaction
+    read_then_write = store.db.transaction
 
     @contextlib.contextmanager
     def stalled() -> Iterator[Any]:
@@ -91,7 +92,7 @@ def test_an_evictor_working_from_an_old_read_never_goes_below_the_cap(
         with read_then_write() as cur:
             yield cur
 
-    monkeypatch.setattr(store, "_transaction", stalled)
+    monkeypatch.setattr(store.db, "transaction", stalled)
     removed = store.evict("m", now=T0 + 100, retain=1000, max_rows=90)
 
     assert removed == 0  # the other worker already removed p000..p009
@@ -113,8 +114,8 @@ def test_the_log_is_checkpointed_by_a_background_thread_not_by_a_request(
     while background and path.stat().st_size == initial and time.monotonic() < deadline:
         time.sleep(0.02)
     grew = path.stat().st_size > initial
-    backstop = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    thread = store._checkpointer
+    backstop = store.db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    thread = store.db.checkpointer
     assert (thread is not None and thread.is_alive()) is background
     store.close()
     assert grew is background
@@ -128,15 +129,16 @@ def test_the_log_is_checkpointed_by_a_background_thread_not_by_a_request(
 def test_a_full_disk_surfaces_its_own_error_and_leaves_the_store_usable(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db", checkpoint_seconds=None)
     store.add_predictions("m", [record("first")], predictions(1), max_group_values=9)
-    (pages,) = store._conn.execute("PRAGMA page_count").fetchone()
-    store._conn.execute(f"PRAGMA max_page_count={pages}")  # the disk is full
+    (pages,) = store.db.conn.execute("PRAGMA page_count").fetchone()
+    store.db.conn.execute(f"PRAGMA max_page_count={pages}")  # the disk is full
     big = [record(f"p{i}", groups={"region": "x" * 100}) for i in range(2000)]
 
-    with pytest.raises(sqlite3.OperationalError, match="full"):
+    with pytest.raises(StoreUnavailable, match="full") as raised:
         store.add_predictions("m", big, predictions(2000), max_group_values=9)
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
 
     assert store.count_predictions("m") == 1  # nothing of the failed batch
-    store._conn.execute("PRAGMA max_page_count=1000000")
+    store.db.conn.execute("PRAGMA max_page_count=1000000")
     store.add_predictions("m", [record("after")], predictions(1), max_group_values=9)
     assert store.count_predictions("m") == 2
     store.close()
@@ -146,7 +148,7 @@ def test_close_closes_the_readers_of_every_thread(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda _: store.count_predictions("m"), range(16)))
-    readers = list(store._all_readers)
+    readers = list(store.db.readers)
     assert readers
 
     store.close()
@@ -162,7 +164,7 @@ def test_opening_waits_while_another_process_switches_the_file_to_wal(
     # SQLite answers a journal-mode change that races another opener with an immediate
     # "database is locked" (no busy wait); the store must retry, not die at start-up.
     refusals = [sqlite3.OperationalError("database is locked")] * 3
-    real_connect = SQLiteStore._connect
+    real_connect = Database.connect
 
     class RacingConnection:
         def __init__(self, conn: sqlite3.Connection) -> None:
@@ -176,9 +178,9 @@ def test_opening_waits_while_another_process_switches_the_file_to_wal(
         def __getattr__(self, name: str) -> Any:
             return getattr(self._conn, name)
 
-    monkeypatch.setattr(SQLiteStore, "_connect", lambda self: RacingConnection(real_connect(self)))
+    monkeypatch.setattr(Database, "connect", lambda self: RacingConnection(real_connect(self)))
     store = SQLiteStore(tmp_path / "s.db", checkpoint_seconds=None)
 
     assert refusals == []
-    assert store._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert store.db.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     store.close()

@@ -1,7 +1,8 @@
 """Upgrades lose nothing: a store written by the previous release opens, migrated in place.
 
 ``tests/fixtures/store_v1.db`` was written by the version-1 store code (see
-``tests/fixtures/make_store_v1.py``); its manifest holds what that code read back.
+``tests/fixtures/make_store_v1.py``), ``store_v3.db`` by the version-3 code (see
+``make_store_v3.py``); each manifest holds what that code read back.
 Each test works on a copy: the committed file is never opened for writing.
 """
 
@@ -25,12 +26,11 @@ import psycopg
 import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-import instrumentation.store._postgres_schema as postgres_schema
 import instrumentation.store.postgres as postgres
-import instrumentation.store.sqlite as sqlite_store
-from instrumentation import ModelMonitor, MonitorConfig, SQLiteStore
-from instrumentation.store._sqlite_rows import COUNTER_VERSION
-from instrumentation.store._window_cache import MARKER_PREFIX
+import instrumentation.store.postgres.schema as postgres_schema
+import instrumentation.store.sqlite.schema as sqlite_schema
+from instrumentation import ModelMonitor, MonitorConfig, SQLiteStore, StoreError
+from instrumentation.store.encoding import COUNTER_VERSION, MARKER_KEY
 from instrumentation.store.sqlite import NEWER_SCHEMA, SCHEMA_VERSION
 from tests.fixtures.make_store_v1 import (
     MANIFEST_FILE,
@@ -96,16 +96,14 @@ def test_a_version_1_store_opens_migrated_and_loses_nothing(
     finally:
         store.close()
 
-    assert _user_version(old_store) == SCHEMA_VERSION == 3
+    assert _user_version(old_store) == SCHEMA_VERSION == 4
     tables = table_rows(old_store)
     # The new table holds just the version the monitor recorded when it started.
     assert [row[:2] for row in tables.pop("model_versions")] == [[SPEC.name, SPEC.version]]
     # Every row of every version-1 table, unchanged; the rows the window cache and the
     # stored-rows counter add to aggregates (reserved versions) aside.
     tables["aggregates"] = [
-        row
-        for row in tables["aggregates"]
-        if row[1] != COUNTER_VERSION and not row[1].startswith(MARKER_PREFIX)
+        row for row in tables["aggregates"] if row[1] != COUNTER_VERSION and row[3] != MARKER_KEY
     ]
     assert tables == manifest["tables"]
     assert {pid: r.feedback for pid, r in stored.items()} == {
@@ -155,7 +153,7 @@ _OPENER = textwrap.dedent(
     log = logging.getLogger("instrumentation.store.sqlite")
     log.setLevel(logging.INFO)
     log.addHandler(handler)
-    from instrumentation.store.base import Increments, PredictionRecord
+    from instrumentation.store.protocol import Increments, PredictionRecord
     from instrumentation.store.sqlite import SQLiteStore
 
     go = Path(sys.argv[2])
@@ -194,7 +192,7 @@ def test_processes_opening_an_old_store_at_once_migrate_it_once(
 
     assert [child.returncode for child in children] == [0] * 6, [err for _, err in results]
     migrations = [m for out, _ in results for m in json.loads(out) if "schema version" in m]
-    assert migrations == [f"store {old_store}: schema version 1 -> 3"]
+    assert migrations == [f"store {old_store}: schema version 1 -> 4"]
     assert _user_version(old_store) == SCHEMA_VERSION
     tables = table_rows(old_store)
     children_rows = [row for row in tables["predictions"] if row[0] == "m"]
@@ -230,10 +228,12 @@ def test_a_migration_that_fails_leaves_the_store_as_it_was(
     old_store: Path, manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broken = "CREATE TABLE model_versions (model TEXT); CREATE TABLE predictions (x TEXT)"
-    monkeypatch.setattr(sqlite_store, "_MIGRATIONS", (sqlite_store._SCHEMA, broken))
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", (sqlite_schema.SCHEMA, broken))
 
-    with pytest.raises(sqlite3.OperationalError, match="already exists"):
+    with pytest.raises(StoreError, match="already exists") as raised:
         SQLiteStore(old_store, checkpoint_seconds=None)
+
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
 
     assert _user_version(old_store) == 0
     assert table_rows(old_store) == manifest["tables"]  # no model_versions: rolled back

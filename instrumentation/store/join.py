@@ -1,18 +1,18 @@
-"""What every store decides the same way about labels and groups: statuses, the join, caps.
+"""The label join, decided the same way by every engine: each item's status and increments.
 
-Stores call these inside their own transactions, so SQLite and PostgreSQL give the
-same status to the same item, cap the same group values and report the same reused id.
+Engines read (and, where they can, lock) the rows a feedback request names inside
+the transaction that will write the result, call :func:`join_labels`, then write the
+matched labels and the increments in that same transaction: so SQLite and
+PostgreSQL give the same status to the same item, and a label counts exactly once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Container, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
-from instrumentation.store.base import (
-    MISSING_GROUP,
-    OVERFLOW_GROUP,
+from instrumentation.store.protocol import (
     FeedbackStatus,
     Increments,
     Label,
@@ -94,10 +94,9 @@ def join_labels(
         matched earlier in the same request sees that label (``duplicate`` or
         ``conflict``), so a request matches each prediction at most once.
     """
-    if callable(getattr(aggregate, "many", None)):
-        joined = _join_at_once(records, labels, now=now, ttl=ttl, aggregate=aggregate)
-        if joined is not None:
-            return joined
+    joined = _join_at_once(records, labels, now=now, ttl=ttl, aggregate=aggregate)
+    if joined is not None:
+        return joined
     records = dict(records)
     outcomes: list[LabelOutcome] = []
     matched: list[tuple[str, Label]] = []
@@ -126,9 +125,9 @@ def _join_at_once(
 ) -> tuple[list[LabelOutcome], list[tuple[str, Label]], Increments] | None:
     """:func:`join_labels` with the matched labels aggregated in one ``aggregate.many`` call.
 
-    ``many(pairs, now, increments) -> bool`` adds every pair's cells or, when any
-    pair cannot be aggregated, nothing: then this returns None and the caller joins
-    one by one, which tells which items are ``invalid``.
+    ``many`` adds every pair's cells or, when any pair cannot be aggregated,
+    nothing: then this returns None and the caller joins one by one, which tells
+    which items are ``invalid``.
     """
     records = dict(records)
     outcomes: list[LabelOutcome] = []
@@ -143,7 +142,7 @@ def _join_at_once(
             matched.append((pid, label))
         outcomes.append(LabelOutcome(pid, status, record))
     increments = Increments()
-    if pairs and not aggregate.many(pairs, now, increments):  # type: ignore[attr-defined]  # checked by the caller
+    if pairs and not aggregate.many(pairs, now, increments):
         return None
     return outcomes, matched, increments
 
@@ -176,31 +175,3 @@ def first_reused_id(ids: Sequence[str], stored: Collection[str]) -> str:
             return pid
         seen.add(pid)
     return "?"  # the store saw a conflict its caller cannot place (a concurrent writer)
-
-
-def group_pairs(records: Sequence[PredictionRecord]) -> list[tuple[str, str]]:
-    """Every ``(attribute, value)`` a batch names, once, in order; reserved values left out.
-
-    First come, first admitted: stores admit new values in this order until the cap.
-    """
-    pairs: dict[tuple[str, str], None] = {}
-    for record in records:
-        for attribute, value in record.groups.items():
-            if value not in (MISSING_GROUP, OVERFLOW_GROUP):
-                pairs[(attribute, value)] = None
-    return list(pairs)
-
-
-def with_capped_groups(
-    record: PredictionRecord, admitted: Container[tuple[str, str]]
-) -> PredictionRecord:
-    """``record`` with each group value not ``admitted`` moved to the overflow bucket."""
-    groups = {
-        attribute: (
-            value
-            if value in (MISSING_GROUP, OVERFLOW_GROUP) or (attribute, value) in admitted
-            else OVERFLOW_GROUP
-        )
-        for attribute, value in record.groups.items()
-    }
-    return record if groups == dict(record.groups) else replace(record, groups=groups)

@@ -1,5 +1,9 @@
 """The PostgreSQL store's schema: its versions and the migration that brings a store up.
 
+Tables live in their own schema (``monitor`` by default, ``?schema=`` in the URL):
+rows are keyed by model and version as in SQLite; aggregate cells also by a shard
+(see :mod:`.cells`). The version is a ``schema_version`` row.
+
 Every replica runs :func:`migrate` at start, inside one transaction holding an advisory
 lock (taken by the caller), so replicas starting together take turns: the first
 migrates, the others find it done. A schema newer than this code is refused.
@@ -13,6 +17,8 @@ from typing import Any, Final
 
 import psycopg
 
+from instrumentation.errors import StoreSchemaTooNew
+
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 3
@@ -22,7 +28,8 @@ NEWER_SCHEMA: Final = (
     "the store schema {schema!r} is at version {found}, newer than this library's "
     "{known}: upgrade the library or point MONITOR_STORE_URL at another schema"
 )
-"""Raised (as :class:`RuntimeError`) when an older replica meets a migrated schema."""
+"""Raised (as :class:`~instrumentation.errors.StoreSchemaTooNew`) when an older replica meets
+a migrated schema."""
 
 MIGRATIONS: Final = (
     # 1: the tables of the SQLite store, plus a shard in the aggregate key.
@@ -75,7 +82,7 @@ MIGRATIONS: Final = (
     )
     """,
     # 3: the stored-rows counter and per-bucket write markers, cells of `aggregates`
-    # (see _postgres_counts), each started from what is stored; a partial index finds
+    # (see encoding), each started from what is stored; a partial index finds
     # the markers. The share lock holds inserts off until the count is committed;
     # version-2 code still running in a rolling upgrade writes neither, so finish one.
     """
@@ -100,7 +107,7 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], name: str, q: Callable[[s
     """Bring schema ``name`` to :data:`SCHEMA_VERSION` (``q`` fills in its quoted name).
 
     Raises:
-        RuntimeError: the schema is newer than this code (:data:`NEWER_SCHEMA`).
+        StoreSchemaTooNew: the schema is newer than this code (:data:`NEWER_SCHEMA`).
     """
     conn.execute(q("CREATE SCHEMA IF NOT EXISTS {s}"))
     conn.execute(
@@ -112,7 +119,7 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], name: str, q: Callable[[s
     row = conn.execute(q("SELECT version FROM {s}.schema_version")).fetchone()
     found = int(row[0]) if row is not None else 0
     if found > SCHEMA_VERSION:
-        raise RuntimeError(NEWER_SCHEMA.format(schema=name, found=found, known=SCHEMA_VERSION))
+        raise StoreSchemaTooNew(NEWER_SCHEMA.format(schema=name, found=found, known=SCHEMA_VERSION))
     for script in MIGRATIONS[found:]:
         conn.execute(q(script))
     if found < SCHEMA_VERSION:
