@@ -30,8 +30,8 @@ from instrumentation.store.base import (
     PredictionStore,
     bucket_of,
 )
-from instrumentation.store.protocol import per_label
 from instrumentation.store.postgres import PostgresStore
+from instrumentation.store.protocol import per_label
 from tests.harness.postgres import PostgresCluster
 
 T0 = 1_800_000_000.0

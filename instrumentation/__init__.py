@@ -20,13 +20,13 @@ from instrumentation._batch_telemetry import BatchedRequest
 from instrumentation._recording import PredictionInput, PredictionRecorder
 from instrumentation._spool import Spool
 from instrumentation.config import ConfigError, MonitorConfig, StoreURL, Window
+from instrumentation.errors import DuplicatePredictionId, MonitorError, StoreError, StoreUnavailable
 from instrumentation.metrics.reference import ReferenceProfile, build_reference_profile
 from instrumentation.metrics.result import MetricValue
 from instrumentation.monitor import FeedbackResult, ModelMonitor
 from instrumentation.prometheus import PrometheusEndpoint
 from instrumentation.spec import FeatureSpec, InvalidInput, ModelSpec
 from instrumentation.store import PredictionStore, SQLiteStore, open_store
-from instrumentation.errors import DuplicatePredictionId, MonitorError, StoreError, StoreUnavailable
 from instrumentation.store.protocol import PredictionRecord
 from instrumentation.telemetry import (
     OTLPSettings,

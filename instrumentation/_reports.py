@@ -19,8 +19,8 @@ from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_versions
 from instrumentation.config import ROLLUP_SECONDS, MonitorConfig, Window
-from instrumentation.spec import ModelSpec
 from instrumentation.errors import StoreUnavailable
+from instrumentation.spec import ModelSpec
 from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The package's one exception tree: every error the library raises on purpose is a ``MonitorError``.
+"""The package's one exception tree: every error the library raises on purpose is a MonitorError.
 
 Catch :class:`MonitorError` for anything the monitor refuses or cannot do, or a branch
 of it: :class:`StoreError` for the prediction store. A store engine turns its driver's

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from instrumentation.config import DEFAULT_POSTGRES_SCHEMA, StoreURL
-from instrumentation.store.protocol import PredictionStore
 from instrumentation.store.deferred import DeferredStore
+from instrumentation.store.protocol import PredictionStore
 from instrumentation.store.sqlite import SQLiteStore
 
 

@@ -81,7 +81,8 @@ class WindowCache:
                     break
                 _, indices, values = cached[bucket]
                 if len(indices):
-                    found[bucket] = dict(zip([names[i] for i in indices.tolist()], values.tolist()))
+                    keys = [names[i] for i in indices.tolist()]
+                    found[bucket] = dict(zip(keys, values.tolist(), strict=True))
             return found
 
     def _refresh(self, read: Reader, scope: _Scope, since_bucket: int) -> dict[int, float]:

@@ -80,7 +80,7 @@ class Database:
             self.lock,
             begin=self._begin,
             commit=lambda cur: cur.execute("COMMIT"),
-            rollback=lambda: self.conn.execute("ROLLBACK"),
+            rollback=self._rollback,
             savepoint=lambda cur, action: cur.execute(f"{action} job"),
             in_transaction=lambda: self.conn.in_transaction,
         )
@@ -159,7 +159,7 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """One write transaction of its own: ``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error."""
+        """Its own write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error."""
         with self.lock:
             cur = self._begin()
             try:
@@ -171,6 +171,9 @@ class Database:
                 if self.conn.in_transaction:
                     cur.execute("ROLLBACK")
                 raise
+
+    def _rollback(self) -> None:
+        self.conn.execute("ROLLBACK")
 
     def _begin(self) -> sqlite3.Cursor:
         """``BEGIN IMMEDIATE`` on the writer (the caller holds ``self.lock``)."""

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from instrumentation import SQLiteStore
-from instrumentation.store.protocol import PredictionStore
 from instrumentation.store.postgres import PostgresStore
+from instrumentation.store.protocol import PredictionStore
 from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import Backend
 

@@ -14,8 +14,8 @@ import pytest
 
 import instrumentation.store.postgres.housekeeping as housekeeping
 from instrumentation import StoreURL, open_store
-from instrumentation.store.protocol import Increments
 from instrumentation.store.postgres import NEWER_SCHEMA, SCHEMA_VERSION, PostgresStore, pool_size
+from instrumentation.store.protocol import Increments
 from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import BUCKET, T0, add, count_labels, record
 

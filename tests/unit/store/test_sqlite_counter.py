@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from instrumentation import SQLiteStore
-from instrumentation.store.sqlite import cells
 from instrumentation.store.protocol import DuplicatePredictionId
+from instrumentation.store.sqlite import cells
 from tests.unit.store.contract import T0, add, record
 
 
