@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from instrumentation.store.sqlite.schema import V3_MARKER_PREFIX
 from tests.fixtures.make_store_v1 import SPEC, table_rows
 from tests.fixtures.make_store_v3 import MANIFEST_FILE, STORE_FILE
 from tests.unit.store.contract import add, count_labels, record
+from tests.unit.store.test_upgrades import _user_version
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -38,11 +38,6 @@ def v3_store(tmp_path: Path) -> Path:
     copy = tmp_path / "store.db"
     shutil.copyfile(FIXTURES / STORE_FILE, copy)
     return copy
-
-
-def _user_version(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def test_the_fixture_is_a_version_3_store_with_v3_markers(
