@@ -9,8 +9,7 @@ PostgreSQL give the same status to the same item, and a label counts exactly onc
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from instrumentation.store.protocol import (
     FeedbackStatus,
@@ -86,7 +85,7 @@ def join_labels(
         labels: ``(prediction id, canonical label or None)`` in request order.
         now: the time of the join (``feedback_at``, the label buckets, TTL checks).
         ttl: how long a prediction waits for its label, in seconds.
-        aggregate: adds one matched label's increments.
+        aggregate: adds the matched labels' increments (all at once, else one by one).
 
     Returns:
         The outcomes in request order, the ``(id, label)`` pairs to write as
@@ -94,40 +93,33 @@ def join_labels(
         matched earlier in the same request sees that label (``duplicate`` or
         ``conflict``), so a request matches each prediction at most once.
     """
-    joined = _join_at_once(records, labels, now=now, ttl=ttl, aggregate=aggregate)
-    if joined is not None:
-        return joined
-    records = dict(records)
-    outcomes: list[LabelOutcome] = []
-    matched: list[tuple[str, Label]] = []
+    outcomes, matched, pairs = _decide(records, labels, now=now, ttl=ttl)
     increments = Increments()
-    for pid, label in labels:
-        record = records.get(pid)
-        status = label_status(record, label, now=now, ttl=ttl)
-        if status == "matched" and record is not None and label is not None:
-            if not aggregate_one(aggregate, record, label, now, increments):
-                outcomes.append(LabelOutcome(pid, "invalid", record))
-                continue
-            record = replace(record, feedback=label, feedback_at=now)
-            records[pid] = record
-            matched.append((pid, label))
-        outcomes.append(LabelOutcome(pid, status, record))
+    if not pairs or aggregate.many(pairs, now, increments):
+        return outcomes, matched, increments
+    # Some label cannot be aggregated: decide again label by label, which tells those
+    # (``invalid``, nothing of them added) from the rest.
+    increments = Increments()
+
+    def accept(record: PredictionRecord, label: Label) -> bool:
+        return aggregate_one(aggregate, record, label, now, increments)
+
+    outcomes, matched, _ = _decide(records, labels, now=now, ttl=ttl, accept=accept)
     return outcomes, matched, increments
 
 
-def _join_at_once(
+def _decide(
     records: Mapping[str, PredictionRecord],
     labels: Sequence[tuple[str, Label | None]],
     *,
     now: float,
     ttl: float,
-    aggregate: LabelAggregator,
-) -> tuple[list[LabelOutcome], list[tuple[str, Label]], Increments] | None:
-    """:func:`join_labels` with the matched labels aggregated in one ``aggregate.many`` call.
+    accept: Callable[[PredictionRecord, Label], bool] | None = None,
+) -> tuple[list[LabelOutcome], list[tuple[str, Label]], list[tuple[PredictionRecord, Label]]]:
+    """Each item's outcome, the ``(id, label)`` pairs to write, the matched (record, label)s.
 
-    ``many`` adds every pair's cells or, when any pair cannot be aggregated,
-    nothing: then this returns None and the caller joins one by one, which tells
-    which items are ``invalid``.
+    ``accept``, when given, is asked about each item that would match: refused, the
+    item is ``invalid`` instead.
     """
     records = dict(records)
     outcomes: list[LabelOutcome] = []
@@ -137,14 +129,14 @@ def _join_at_once(
         record = records.get(pid)
         status = label_status(record, label, now=now, ttl=ttl)
         if status == "matched" and record is not None and label is not None:
+            if accept is not None and not accept(record, label):
+                outcomes.append(LabelOutcome(pid, "invalid", record))
+                continue
             pairs.append((record, label))
             record = records[pid] = _labelled(record, label, now)
             matched.append((pid, label))
         outcomes.append(LabelOutcome(pid, status, record))
-    increments = Increments()
-    if pairs and not aggregate.many(pairs, now, increments):
-        return None
-    return outcomes, matched, increments
+    return outcomes, matched, pairs
 
 
 def _labelled(r: PredictionRecord, label: Label, now: float) -> PredictionRecord:
