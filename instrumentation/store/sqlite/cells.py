@@ -27,7 +27,11 @@ MAX_VARIABLES: Final = 30_000
 _COUNTER_WHERE = "model=? AND version=? AND bucket=? AND key=?"
 _COUNTER = (COUNTER_VERSION, COUNTER_BUCKET, COUNTER_KEY)
 _IS_MARKER = f"key = '{MARKER_KEY}'"
-"""Spelled out, not bound: SQLite uses the partial index ``aggregates_writes`` only then."""
+"""Spelled out, not bound: SQLite may use the partial index ``aggregates_writes`` only then."""
+
+_MARKERS = "aggregates INDEXED BY aggregates_writes"
+"""Markers are read through their partial index: without statistics the planner would
+take the primary key's ``(model, version, bucket)`` range and read every cell of it."""
 
 Target = sqlite3.Cursor | sqlite3.Connection
 
@@ -101,7 +105,7 @@ def add_to_counter(cur: sqlite3.Cursor, model: str, amount: int) -> None:
 def count_markers(cur: sqlite3.Cursor, model: str, condition: str, args: tuple[int, ...]) -> int:
     """Marker rows of ``model`` (every version) that meet ``condition`` on ``bucket``."""
     (count,) = cur.execute(
-        f"SELECT COUNT(*) FROM aggregates WHERE model=? AND {_IS_MARKER} AND {condition}",
+        f"SELECT COUNT(*) FROM {_MARKERS} WHERE model=? AND {_IS_MARKER} AND {condition}",
         (model, *args),
     ).fetchone()
     return int(count)
@@ -116,7 +120,7 @@ class _Buckets:
     def markers(self, since_bucket: int) -> dict[int, float]:
         return dict(
             self._conn.execute(
-                "SELECT bucket, value FROM aggregates WHERE model=? AND version=? "
+                f"SELECT bucket, value FROM {_MARKERS} WHERE model=? AND version=? "
                 f"AND bucket>=? AND {_IS_MARKER}",
                 (self._model, self._version, since_bucket),
             ).fetchall()
