@@ -13,7 +13,7 @@
    group should stay flat.
 
 ``--store postgresql`` runs 1–3 against a private PostgreSQL cluster on 127.0.0.1
-(``tests/harness/postgres.py``, stopped at the end) instead of SQLite files.
+(``harness/postgres.py``, stopped at the end) instead of SQLite files.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def _stores(kind: str) -> Iterator[OpenStore]:
         workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
         yield lambda name: SQLiteStore(workdir / f"{name}.db")
         return
+    from harness.postgres import PostgresCluster
     from instrumentation.store.postgres import PostgresStore  # optional driver
-    from tests.harness.postgres import PostgresCluster
 
     numbers = itertools.count()
     with PostgresCluster.start_new() as cluster:

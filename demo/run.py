@@ -43,10 +43,10 @@ from demo.report import (
     table_row,
 )
 from demo.traffic import LabelPipeline, Stats, predict_batch
+from harness.postgres import PostgresCluster
+from harness.serving import REPO, Server
 from service.model_store import store_model
 from service.train import save
-from tests.harness.postgres import PostgresCluster
-from tests.harness.serving import REPO, Server
 
 
 @dataclass(frozen=True)

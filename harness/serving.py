@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from harness.processes import ChildProcess, free_port, http_ok
 from service import SERVICE_NAME
-from tests.harness.processes import ChildProcess, free_port, http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE = "service.service:ModelService"

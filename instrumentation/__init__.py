@@ -16,18 +16,18 @@ implementation whose public names are re-exported here: import from here.
 
 from __future__ import annotations
 
-from instrumentation._batch_telemetry import BatchedRequest
-from instrumentation._recording import PredictionInput, PredictionRecorder
-from instrumentation._spool import Spool
 from instrumentation.config import ConfigError, MonitorConfig, StoreURL, Window
 from instrumentation.metrics.reference import ReferenceProfile, build_reference_profile
 from instrumentation.metrics.result import MetricValue
 from instrumentation.monitor import FeedbackResult, ModelMonitor
-from instrumentation.prometheus import PrometheusEndpoint
+from instrumentation.recorder import PredictionInput, PredictionRecorder
 from instrumentation.spec import FeatureSpec, InvalidInput, ModelSpec
+from instrumentation.spool import Spool
 from instrumentation.store import PredictionStore, SQLiteStore, open_store
 from instrumentation.store.base import DuplicatePredictionId, PredictionRecord, StoreUnavailable
-from instrumentation.telemetry import (
+from instrumentation.telemetry.batch import BatchedRequest
+from instrumentation.telemetry.prometheus import PrometheusEndpoint
+from instrumentation.telemetry.providers import (
     OTLPSettings,
     build_meter_provider,
     flush_and_shutdown,

@@ -27,25 +27,19 @@ from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.trace import Span, Status, StatusCode
 
-from instrumentation import _names as names
-from instrumentation._batch_telemetry import BatchedRequest, start_batch_span
-from instrumentation._feedback_telemetry import MAX_IDS_ON_SPAN, record_feedback
-from instrumentation._instruments import Instruments
-from instrumentation._recording import (
+from instrumentation.aggregates import AggregateBook
+from instrumentation.config import ROLLUP_SECONDS, MonitorConfig
+from instrumentation.recorder import (
     NO_OUTPUTS,
     NO_OUTPUTS_MESSAGE,
     PredictionInput,
     PredictionRecorder,
     check_outputs,
 )
-from instrumentation._reports import VersionReports
-from instrumentation._safekeeping import KeptRecords, Safekeeper
-from instrumentation._spool import Spool
-from instrumentation._window_gauges import WindowGauges
-from instrumentation.aggregates import AggregateBook
-from instrumentation.aggregates.gauges import GaugePoint, comparison_points, gauge_points
-from instrumentation.config import ROLLUP_SECONDS, MonitorConfig
+from instrumentation.reports import VersionReports
+from instrumentation.safekeeping import KeptRecords, Safekeeper
 from instrumentation.spec import ModelSpec
+from instrumentation.spool import Spool
 from instrumentation.store.base import (
     FEEDBACK_STATUSES,
     MISSING_GROUP,
@@ -57,6 +51,12 @@ from instrumentation.store.base import (
     bucket_of,
     is_unavailable,
 )
+from instrumentation.telemetry import names
+from instrumentation.telemetry.batch import BatchedRequest, start_batch_span
+from instrumentation.telemetry.feedback import MAX_IDS_ON_SPAN, record_feedback
+from instrumentation.telemetry.gauge_points import GaugePoint, comparison_points, gauge_points
+from instrumentation.telemetry.instruments import Instruments
+from instrumentation.telemetry.window_gauges import WindowGauges
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class ModelMonitor:
         instance_id: this process's ``service.instance.id`` (gauge lease holder).
         clock: seconds since the epoch; injectable for tests.
         spool: where predictions wait while the store cannot take them (see
-            :mod:`instrumentation._safekeeping`); without one they are counted as
+            :mod:`instrumentation.safekeeping`); without one they are counted as
             unrecorded instead.
         version_created: when this model version was made (seconds since the epoch;
             default: now); versions are ordered by it, so "newest" means the newest
@@ -198,7 +198,7 @@ class ModelMonitor:
         Wrap the model call only: each request still opens its own ``predict`` block
         (its span, counts and stored rows), waits for its rows' outputs and sets them
         there. The ``ml.predict.batch`` span is the root of its own trace, with a link
-        to each request's ``ml.predict`` span (see :mod:`instrumentation._batch_telemetry`).
+        to each request's ``ml.predict`` span (see :mod:`instrumentation.telemetry.batch`).
         On an exception it gets status ERROR and ``error.type``, and the exception
         propagates unchanged.
         """

@@ -14,8 +14,8 @@ from typing import Any, Final
 
 from opentelemetry.trace import Span
 
-from instrumentation._safekeeping import Kept, KeptRecords
 from instrumentation.metrics.quality import sums_to_one
+from instrumentation.safekeeping import Kept, KeptRecords
 from instrumentation.spec import MAX_MAGNITUDE, ModelSpec, within_magnitude
 from instrumentation.store.base import PredictionRecord
 

@@ -16,11 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from instrumentation import _names as names
-from instrumentation._instruments import Instruments
-from instrumentation._spool import Entry, Spool, Unavailable
 from instrumentation.aggregates import AggregateBook
 from instrumentation.config import MonitorConfig
+from instrumentation.spool import Entry, Spool, Unavailable
 from instrumentation.store.base import (
     DuplicatePredictionId,
     Increments,
@@ -28,6 +26,8 @@ from instrumentation.store.base import (
     PredictionStore,
     is_unavailable,
 )
+from instrumentation.telemetry import names
+from instrumentation.telemetry.instruments import Instruments
 
 logger = logging.getLogger(__name__)
 

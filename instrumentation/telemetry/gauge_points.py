@@ -1,9 +1,9 @@
 """Flattening a window report into gauge observations: names from the table, bounded attributes.
 
 Each figure ``{"value", "n", "lower", "upper"}`` becomes the gauges of its
-:class:`~instrumentation._gauges.Figure`: the value, ``.lower`` / ``.upper``
+:class:`~instrumentation.telemetry.gauge_table.Figure`: the value, ``.lower`` / ``.upper``
 (where it has an interval) and ``.samples`` (its ``n``). Names come only from
-``instrumentation._gauges``: a report figure without a table entry raises
+``instrumentation.telemetry.gauge_table``: a report figure without a table entry raises
 :class:`KeyError` naming it (``WindowGauges`` then drops that collection, and
 ``tests/unit/test_gauge_table.py`` fails first).
 """
@@ -13,15 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from instrumentation import _gauges as table
-from instrumentation import _names as names
+from instrumentation.telemetry import gauge_table as table
+from instrumentation.telemetry import names
 
 GaugePoint = tuple[str, float, dict[str, str]]
 """One observation: gauge name, value, attributes (without the model's)."""
 
 _AVERAGES = ("macro", "micro", "weighted")
 
-NO_GAUGE_ERROR: Final = "report figure {where}.{key} has no gauge in instrumentation._gauges"
+NO_GAUGE_ERROR: Final = (
+    "report figure {where}.{key} has no gauge in instrumentation.telemetry.gauge_table"
+)
 
 
 def _lookup(section: Mapping[str, Any], where: str, key: str) -> Any:

@@ -1,14 +1,14 @@
 """The monitor's counters and histograms, created once per monitor (never per request).
 
 Window gauges are not here: they need the store, a lease and a cached snapshot,
-so they are an object of their own (``_window_gauges.WindowGauges``).
+so they are an object of their own (``telemetry.window_gauges.WindowGauges``).
 """
 
 from __future__ import annotations
 
 from opentelemetry.metrics import Meter
 
-from instrumentation import _names as names
+from instrumentation.telemetry import names
 
 LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
@@ -24,7 +24,7 @@ class Instruments:
     """Every synchronous instrument of one :class:`ModelMonitor`, made from one meter.
 
     Callers add the attributes (model name and version, and the bounded ones
-    each instrument's docstring in ``_names.py`` lists)::
+    each instrument's docstring in ``telemetry/names.py`` lists)::
 
         instruments = Instruments(meter)
         instruments.predictions.add(3, {"ml.model.name": "fraud", "ml.model.version": "v1"})

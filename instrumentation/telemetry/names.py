@@ -2,7 +2,7 @@
 
 Dashboards, alert rules and clients depend on these strings: change one and you
 break them. Instrument and unit are given in each docstring; the window gauges
-are in ``_gauges.py``.
+are in ``gauge_table.py``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ METRIC_CONFUSION: Final = "ml.confusion"
 """Counter, ``{label}``: matched labels by ``ml.label.actual`` and ``ml.label.predicted``."""
 
 # The window gauges (ml.quality.*, ml.fairness.*, ml.drift.*, ml.estimated.*) are a typed
-# table of their own, with unit and attributes: see instrumentation/_gauges.py.
+# table of their own, with unit and attributes: see instrumentation/telemetry/gauge_table.py.
 
 # --- attributes ------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resou
 from opentelemetry.sdk.trace import TracerProvider
 
 from instrumentation.config import ConfigError
-from instrumentation.prometheus import PrometheusEndpoint, ScrapeEndpointReader
+from instrumentation.telemetry.prometheus import PrometheusEndpoint, ScrapeEndpointReader
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def build_meter_provider(
     or slow backend delays only that thread, never a request.
 
     With ``prometheus``, the provider also serves ``GET /metrics`` on that host and
-    port (a :class:`~instrumentation.prometheus.ScrapeEndpointReader` with its own
+    port (a :class:`~instrumentation.telemetry.prometheus.ScrapeEndpointReader` with its own
     registry); a port that cannot be bound raises ``OSError`` here, and
     ``provider.shutdown()`` stops the server.
     """

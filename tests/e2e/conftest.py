@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.processes import ChildProcess
-from tests.harness.serving import SERVICE, Server
+from harness.processes import ChildProcess
+from harness.serving import SERVICE, Server
 
 from .otlp import OTLPReceiver
 

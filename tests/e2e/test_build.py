@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from harness.serving import REPO, clean_environ, copy_home
 from instrumentation import ModelSpec
 from instrumentation.metrics.drift import PSI_EPSILON
 from instrumentation.metrics.reference import ReferenceProfile
 from service.model_store import SPEC_FILE
 from service.train import train
-from tests.harness.serving import REPO, clean_environ, copy_home
 
 from .conftest import StartServer
 from .otlp import OTLPReceiver, wait_for

@@ -20,9 +20,9 @@ from fairlearn.metrics import (
 from fairlearn_reference import AGGS, DISPARITIES, EQUALIZED_ODDS, METHODS, RATES
 from scipy.spatial.distance import jensenshannon
 
+from harness.serving import Server
 from instrumentation.metrics.drift import PSI_EPSILON
 from service.train import Shift, make_dataset
-from tests.harness.serving import Server
 
 from .conftest import StartServer
 from .otlp import GaugeKey, OTLPReceiver, gauge_key, wait_for

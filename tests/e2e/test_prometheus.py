@@ -30,9 +30,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.harness.backends import write_yaml
-from tests.harness.processes import free_port_run
-from tests.harness.serving import REPO, Server, copy_home
+from harness.backends import write_yaml
+from harness.processes import free_port_run
+from harness.serving import REPO, Server, copy_home
 
 from .backends import (
     RULES,

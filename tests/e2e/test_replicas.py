@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from tests.harness.postgres import PostgresCluster
-from tests.harness.serving import Server
+from harness.postgres import PostgresCluster
+from harness.serving import Server
 
 from .conftest import StartServer
 from .otlp import SERVICE_INSTANCE_ID, OTLPReceiver, wait_for

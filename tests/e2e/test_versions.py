@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import accuracy_score, recall_score
 
-from tests.harness.serving import copy_home
+from harness.serving import copy_home
 
 from .conftest import StartServer
 from .otlp import SERVICE_INSTANCE_ID, OTLPReceiver, gauge_key, wait_for

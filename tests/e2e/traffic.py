@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.serving import REPO, clean_environ
 from service.train import make_dataset
-from tests.harness.serving import REPO, clean_environ
 
 from .otlp import OTLPReceiver
 

@@ -3,7 +3,7 @@
 Reports of a binary, a multiclass and a regression model are rendered with data in
 every section (per-group fairness, drift of features and outputs, the estimate and
 its realised error), flattened, and the emitted names, units and attribute keys
-compared with ``instrumentation._gauges``.
+compared with ``instrumentation.telemetry.gauge_table``.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from instrumentation import _gauges as table
 from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_versions
-from instrumentation.aggregates.gauges import (
+from instrumentation.spec import Task
+from instrumentation.store.base import Increments, encode_key
+from instrumentation.telemetry import gauge_table as table
+from instrumentation.telemetry.gauge_points import (
     NO_GAUGE_ERROR,
     GaugePoint,
     comparison_points,
     gauge_points,
 )
-from instrumentation.spec import Task
-from instrumentation.store.base import Increments, encode_key
 from tests.unit.report_rows import CLASSES, labelled_rows, spec_for
 
 

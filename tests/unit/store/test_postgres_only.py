@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 import instrumentation.store.postgres as postgres
+from harness.postgres import PostgresCluster
 from instrumentation import StoreURL, open_store
 from instrumentation.store.base import Increments
 from instrumentation.store.postgres import NEWER_SCHEMA, SCHEMA_VERSION, PostgresStore, pool_size
-from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import BUCKET, T0, add, count_labels, record
 
 

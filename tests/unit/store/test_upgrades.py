@@ -28,6 +28,7 @@ from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 import instrumentation.store._postgres_schema as postgres_schema
 import instrumentation.store.postgres as postgres
 import instrumentation.store.sqlite as sqlite_store
+from harness.postgres import PostgresCluster
 from instrumentation import ModelMonitor, MonitorConfig, SQLiteStore
 from instrumentation.store._sqlite_rows import COUNTER_VERSION
 from instrumentation.store._window_cache import MARKER_PREFIX
@@ -40,7 +41,6 @@ from tests.fixtures.make_store_v1 import (
     TABLES,
     table_rows,
 )
-from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import add, count_labels, record
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
