@@ -37,10 +37,6 @@ class Section(Protocol):
 
     name: str
 
-    def on_prediction(
-        self, record: PredictionRecord, features: Mapping[str, Any], w: CellWriter
-    ) -> None: ...
-
     def on_predictions(
         self,
         records: Sequence[PredictionRecord],
@@ -77,15 +73,6 @@ class AggregateBook:
             EstimateSection(spec),
         )
 
-    def add_prediction(
-        self, record: PredictionRecord, features: Mapping[str, Any], bucket: int, out: Increments
-    ) -> None:
-        """Cells one prediction adds, in its prediction-time bucket."""
-        writer = CellWriter(out, record.version, bucket)
-        writer.add("predictions")
-        for section in self.sections:
-            section.on_prediction(record, features, writer)
-
     def add_predictions(
         self,
         records: Sequence[PredictionRecord],
@@ -94,9 +81,9 @@ class AggregateBook:
     ) -> None:
         """Cells of a request's predictions, each in its prediction-time bucket.
 
-        The same cells as :meth:`add_prediction` per row, but each section counts a
-        whole (version, bucket) group at once and writes each distinct cell once:
-        the request path then pays per cell, not per row and cell.
+        Each section counts a whole (version, bucket) group at once and writes each
+        distinct cell once: the request path pays per cell, not per row and cell.
+        (``tests/unit/per_row_cells.py`` keeps the row-by-row reference these equal.)
         """
         groups: dict[tuple[str, int], list[int]] = {}
         for i, record in enumerate(records):

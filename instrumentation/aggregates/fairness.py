@@ -32,11 +32,8 @@ class FairnessSection:
         self.min_samples = min_group_samples
         self._offset = target_offset(spec)
 
-    def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
-        """Fairness here is over labelled rows: nothing at prediction time."""
-
     def on_predictions(self, records: Any, features: Any, w: CellWriter) -> None:
-        """Nothing at prediction time (see :meth:`on_prediction`)."""
+        """Fairness here is over labelled rows: nothing at prediction time."""
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Cells of one matched label, for each sensitive attribute."""

@@ -77,11 +77,8 @@ class QualitySection:
         self._auc_classes = spec.classes[1:] if spec.task == "binary" else spec.classes
         self._offset = target_offset(spec)
 
-    def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
-        """Quality needs labels: nothing at prediction time."""
-
     def on_predictions(self, records: Any, features: Any, w: CellWriter) -> None:
-        """Nothing at prediction time (see :meth:`on_prediction`)."""
+        """Quality needs labels: nothing at prediction time."""
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Cells of one matched label."""

@@ -25,6 +25,7 @@ from instrumentation.telemetry.gauge_points import (
     comparison_points,
     gauge_points,
 )
+from tests.unit import per_row_cells
 from tests.unit.report_rows import CLASSES, labelled_rows, spec_for
 
 
@@ -35,7 +36,7 @@ def _rendered(task: Task) -> list[GaugePoint]:
     book = AggregateBook(spec, min_group_samples=5, min_drift_samples=5)
     increments = Increments()
     for record, features, truth in zip(*labelled_rows(spec, rng, 200), strict=True):
-        book.add_prediction(record, features, 0, increments)
+        per_row_cells.add_prediction(book, record, features, 0, increments)
         book.add_label(record, truth, 0.0, increments)
     sums: dict[str, float] = defaultdict(float)
     for (_, _, key), amount in increments.cells.items():
