@@ -19,7 +19,7 @@ import httpx
 from harness.processes import ChildProcess, free_port, http_ok
 from service import SERVICE_NAME
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SERVICE = "service.service:ModelService"
 
 __all__ = ["REPO", "SERVICE", "Server", "clean_environ", "copy_home", "free_port"]
