@@ -30,7 +30,6 @@ import httpx
 
 from demo.backends import DemoBackends
 from demo.chart import write_chart
-from demo.models import DEFAULT_MODEL, Shift, make_dataset, train
 from demo.report import (
     FULL_WINDOW,
     LIVE_WINDOW,
@@ -46,7 +45,7 @@ from demo.traffic import LabelPipeline, Stats, predict_batch
 from harness.postgres import PostgresCluster
 from harness.serving import REPO, Server
 from service.model_store import store_model
-from service.train import save
+from service.train import DEFAULT_MODEL, Shift, make_dataset, save, train
 
 
 @dataclass(frozen=True)

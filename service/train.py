@@ -1,9 +1,14 @@
-"""The three demo models: their data, estimators and monitor specs (not part of the template).
+"""Train the example models and save them into the BentoML model store.
 
-``python -m service.train`` saves them into the BentoML model store through the
-template's :func:`service.model_store.store_model`. ``make_dataset(n, seed)``
-generates valid ``/predict`` traffic with true labels for tests, the demo and
-anyone else (``service.train.make_dataset`` is the same function).
+``python -m service.train`` saves all three (``BENTOML_HOME`` is respected);
+``--model NAME`` saves one. ``make_dataset(n, seed)`` generates valid ``/predict``
+traffic with true labels for tests, the demo and anyone else.
+
+This is the template's training script: the example models' data, estimators
+and monitor specs, saved through :func:`service.model_store.store_model`. To
+serve your own model, replace it with your training code, ending in
+:func:`service.model_store.save_model`. Serving does not need it, so it is not
+shipped in the bento (``bentofile.yaml``).
 
 Models:
     fraud-detector      binary, synthetic card transactions (default; sensitive: region, age_band)
@@ -13,6 +18,9 @@ Models:
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +37,7 @@ from sklearn.preprocessing import (
 )
 
 from instrumentation import FeatureSpec, ModelSpec
-from service.model_store import build_spec
+from service.model_store import build_spec, store_model
 
 DEFAULT_MODEL = "fraud-detector"
 _QUANTILES = "averaged_inverted_cdf"
@@ -195,7 +203,7 @@ def _estimator(spec: ModelSpec) -> Pipeline:
 def train(
     model: str, *, n_train: int = 20_000, seed: int = 7, mislabelled: float = 0.0
 ) -> tuple[Any, ModelSpec]:
-    """Fit one demo model and build its spec, including the drift reference profile.
+    """Fit one example model and build its spec, including the drift reference profile.
 
     ``mislabelled`` marks that share of the training rows paid ``online`` as fraud:
     the demo's "retrained" version learnt from a broken label feed, so it is worse,
@@ -227,3 +235,25 @@ def train(
 
 
 MODELS = (DEFAULT_MODEL, "iris-classifier", "diabetes-regressor")
+
+__all__ = ["DEFAULT_MODEL", "MODELS", "Shift", "main", "make_dataset", "save", "train"]
+
+
+def save(model: str) -> str:
+    """Train ``model`` and save it with its spec into the BentoML model store; return the tag."""
+    estimator, spec = train(model)
+    return store_model(estimator, spec)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: train and save the example models."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=MODELS, action="append", help="default: all three")
+    args = parser.parse_args(argv)
+    for model in args.model or MODELS:
+        print(f"saved {save(model)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
