@@ -48,9 +48,9 @@ from types import FrameType
 from bench._common import trained_home
 from bench.results import RESULTS, replace_section
 from bench.wrk import WrkResult, post_script, run_wrk, wrk_path
+from harness.otlp import OTLPReceiver
 from harness.serving import SERVICE, Server
 from service.train import make_dataset
-from tests.e2e.otlp import OTLPReceiver
 
 BARE = "bench.bare_service:BareService"
 VARIANTS = (("bare", BARE), ("template", SERVICE))

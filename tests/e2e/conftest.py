@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.otlp import OTLPReceiver
 from harness.processes import ChildProcess
 from harness.serving import SERVICE, Server
-
-from .otlp import OTLPReceiver
 
 StartServer = Callable[..., Server]
 

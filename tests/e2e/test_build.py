@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.otlp import OTLPReceiver, wait_for
 from harness.serving import REPO, clean_environ, copy_home
 from instrumentation import ModelSpec
 from instrumentation.metrics.drift import PSI_EPSILON
@@ -20,7 +21,6 @@ from service.model_store import SPEC_FILE
 from service.train import train
 
 from .conftest import StartServer
-from .otlp import OTLPReceiver, wait_for
 from .traffic import MODEL, expected_psi, ok_json, otlp_env, predict_body
 
 pytestmark = pytest.mark.e2e
