@@ -1,4 +1,6 @@
-"""Launchers for real child processes: ``bentoml serve``, Prometheus, Alertmanager, Phoenix.
+"""Real servers and backends for the tests, the benchmarks and ``make demo``.
 
-Used by the end-to-end tests, the benchmarks and ``make demo``; never shipped in a bento.
+Launchers for child processes (``bentoml serve``, PostgreSQL, Prometheus,
+Alertmanager, Phoenix) and an in-process OTLP receiver. ``tests/``, ``bench/`` and
+``demo/`` import it; it imports none of them, and it is never shipped in a bento.
 """
