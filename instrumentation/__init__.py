@@ -33,8 +33,7 @@ from instrumentation.telemetry.providers import (
     flush_and_shutdown,
     new_instance_id,
 )
-
-__version__ = "0.1.0"
+from instrumentation.version import __version__ as __version__
 
 __all__ = [
     "BatchedRequest",

@@ -124,9 +124,17 @@ class ModelMonitor:
         self._label_aggregator = self.book.label_aggregator()
         self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}
         self._tracer = trace.get_tracer(
-            names.INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider
+            names.INSTRUMENTATION_SCOPE,
+            names.SCOPE_VERSION,
+            tracer_provider,
+            schema_url=names.SCHEMA_URL,
         )
-        meter = get_meter(names.INSTRUMENTATION_SCOPE, meter_provider=meter_provider)
+        meter = get_meter(
+            names.INSTRUMENTATION_SCOPE,
+            names.SCOPE_VERSION,
+            meter_provider,
+            schema_url=names.SCHEMA_URL,
+        )
         self.instruments = Instruments(meter)
         self.keeper = Safekeeper(
             spec.name,
