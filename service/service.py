@@ -24,6 +24,8 @@ import time
 from http import HTTPStatus
 from typing import Any, cast
 
+import anyio
+import anyio.to_thread
 import bentoml
 from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
 from opentelemetry import metrics
@@ -233,6 +235,7 @@ class ModelService:
         )
         if SETTINGS.batching.enabled:
             self.predictor = BatchedPredictor(self.predictor, self.monitor, self._submit_batch)
+        self._one_at_a_time: anyio.CapacityLimiter | None = None
         self._stop = threading.Event()
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True)
         self._housekeeper.start()
@@ -255,14 +258,19 @@ class ModelService:
             except Exception:
                 logger.exception("housekeeping failed; will retry")
 
-    if SETTINGS.batching.enabled:  # decided at import: BentoML reads the API list then
-
-        @bentoml.api(input_spec=PREDICT_REQUEST)
-        async def predict(self, instances: list[Instance]) -> PredictResponse:
-            """Predict each instance; every row gets a prediction id to send labels against."""
-            # A thread per waiting request (not BentoML's one-thread limiter for sync APIs):
-            # concurrent requests must wait together for the batch to fill.
+    @bentoml.api(input_spec=PREDICT_REQUEST)
+    async def predict(self, instances: list[Instance]) -> PredictResponse:
+        """Predict each instance; every row gets a prediction id to send labels against."""
+        if isinstance(self.predictor, BatchedPredictor):
+            # A thread per waiting request: concurrent requests must wait together for the
+            # batch to fill.
             return await run_in_threadpool(self._predict, instances)
+        # One request at a time per worker, as BentoML runs a sync API (its `threads`, 1).
+        if self._one_at_a_time is None:  # made in the event loop, as anyio requires
+            self._one_at_a_time = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(self._predict, instances, limiter=self._one_at_a_time)
+
+    if SETTINGS.batching.enabled:  # decided at import: BentoML reads the API list then
 
         @bentoml.api(
             batchable=True,
@@ -273,13 +281,6 @@ class ModelService:
         def predict_batch(self, items: list[str]) -> list[bool]:
             """Internal (adaptive batching): one model call for the parked rows ``items`` name."""
             return cast(BatchedPredictor, self.predictor).run_batch(items)
-
-    else:
-
-        @bentoml.api(input_spec=PREDICT_REQUEST)
-        def predict(self, instances: list[Instance]) -> PredictResponse:
-            """Predict each instance; every row gets a prediction id to send labels against."""
-            return self._predict(instances)
 
     async def _submit_batch(self, items: list[str]) -> list[bool]:
         """Post ``items`` to this worker's own batchable route (BentoML's in-process client)."""
