@@ -177,6 +177,13 @@ class Reading:
         """
         return (self.versions[0], self.versions[1]) if len(self.versions) >= 2 else None
 
+    def comparison(self, version: str, baseline: str) -> dict[str, Any]:
+        """:meth:`compare`, or the reason it cannot (``{"version", "baseline", "error"}``)."""
+        try:
+            return self.compare(version, baseline)
+        except ValueError as exc:
+            return {"version": version, "baseline": baseline, "error": str(exc)}
+
     def compare(self, version: str, baseline: str) -> dict[str, Any]:
         """``version`` against ``baseline`` in every window (differences ``version − baseline``).
 

@@ -24,6 +24,7 @@ from instrumentation.store.base import (
     Increments,
     PredictionRecord,
     PredictionStore,
+    StoreUnavailable,
     is_unavailable,
 )
 from instrumentation.telemetry import names
@@ -180,6 +181,25 @@ class Safekeeper:
                 "replayed %d spooled prediction(s); %d entries left", written, outcome.pending
             )
         return written
+
+    def host_pending(self) -> int:
+        """Requests waiting in this host's spool for the store (0 without a spool)."""
+        return self.spool.host_pending() if self.spool is not None else 0
+
+    def replay_before_labels(self) -> None:
+        """Replay this process's spool before a label is joined: its ids were acknowledged.
+
+        Raises:
+            StoreUnavailable: spooled predictions cannot reach the store yet.
+        """
+        spool = self.spool
+        if spool is None or not spool.pending:
+            return
+        self.replay()
+        if spool.pending:
+            raise StoreUnavailable(
+                f"{spool.pending} spooled prediction(s) are not in the store yet"
+            )
 
     def _probe(self) -> None:
         """Clear the down mark once the store answers a read again."""

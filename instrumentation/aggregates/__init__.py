@@ -21,6 +21,7 @@ from instrumentation.aggregates.estimate import EstimateSection
 from instrumentation.aggregates.fairness import FairnessSection
 from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.aggregates.quality import QualitySection
+from instrumentation.config import MonitorConfig
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import (
     DEFAULT_BUCKET_SECONDS,
@@ -71,6 +72,17 @@ class AggregateBook:
             FairnessSection(spec, min_group_samples=min_group_samples),
             DriftSection(spec, psi_threshold=psi_threshold, min_samples=min_drift_samples),
             EstimateSection(spec),
+        )
+
+    @classmethod
+    def configured(cls, spec: ModelSpec, config: MonitorConfig) -> AggregateBook:
+        """The book of ``spec`` with the group, drift and bucket settings of ``config``."""
+        return cls(
+            spec,
+            min_group_samples=config.min_group_samples,
+            psi_threshold=config.psi_threshold,
+            min_drift_samples=config.min_drift_samples,
+            bucket_seconds=config.bucket_seconds,
         )
 
     def add_predictions(

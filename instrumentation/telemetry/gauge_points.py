@@ -11,10 +11,13 @@ Each figure ``{"value", "n", "lower", "upper"}`` becomes the gauges of its
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from instrumentation.telemetry import gauge_table as table
 from instrumentation.telemetry import names
+
+if TYPE_CHECKING:
+    from instrumentation.reports import Reading
 
 GaugePoint = tuple[str, float, dict[str, str]]
 """One observation: gauge name, value, attributes (without the model's)."""
@@ -177,3 +180,23 @@ def comparison_points(comparison: Mapping[str, Any]) -> list[GaugePoint]:
             for cls, metric in node["per_class"].items():
                 e.figure(figure, metric, {**base, names.ATTR_CLASS: cls})
     return e.points
+
+
+def reading_points(reading: Reading) -> list[GaugePoint]:
+    """Every version's window figures, and the default comparison, each naming its version."""
+    points = [
+        (name, value, {names.ATTR_MODEL_VERSION: version, **attrs})
+        for version, windows in reading.all_windows().items()
+        for name, value, attrs in gauge_points(windows)
+    ]
+    pair = reading.default_pair()
+    if pair is not None:
+        try:
+            comparison = reading.compare(*pair)
+        except ValueError:
+            return points  # other classes: nothing to compare
+        points += [
+            (name, value, {names.ATTR_MODEL_VERSION: pair[0], **attrs})
+            for name, value, attrs in comparison_points(comparison)
+        ]
+    return points
