@@ -29,7 +29,6 @@ import anyio.to_thread
 import bentoml
 from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
 from opentelemetry import metrics
-from opentelemetry.sdk.metrics import MeterProvider
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -45,7 +44,6 @@ from instrumentation import (
     PredictionInput,
     Spool,
     StoreUnavailable,
-    build_meter_provider,
     flush_and_shutdown,
     new_instance_id,
     open_store,
@@ -57,11 +55,11 @@ from service.batching import BATCH_API, BatchedPredictor, batching_options
 from service.bentoml_internals import (
     bento_model_tags,
     bentoml_tracer_provider,
-    bentoml_worker_index,
     share_instance_id_with_spans,
     tracing_config,
 )
 from service.body_limit import BodyLimitMiddleware
+from service.metrics_export import meter_provider
 from service.model_store import load_model
 from service.predictor import Predictor
 from service.schemas import (
@@ -203,7 +201,7 @@ class ModelService:
         self.spec = SPEC
         self.predictor: Predictor | BatchedPredictor = Predictor(_ESTIMATOR, SPEC)
         self.instance_id = INSTANCE_ID
-        self.meter_provider = _meter_provider(settings, self.instance_id)
+        self.meter_provider = meter_provider(settings, self.instance_id)
         # The service (not the library) installs the global provider: BentoML's ASGI
         # middleware then also emits http.server.* metrics through it.
         metrics.set_meter_provider(self.meter_provider)
@@ -371,38 +369,6 @@ class ModelService:
         )
         self.spool.close()  # entries left stay on disk: another worker replays them
         self.monitor.store.close()
-
-
-def _meter_provider(settings: Settings, instance_id: str) -> MeterProvider:
-    """OTLP export as configured, plus this worker's scrape endpoint when one is asked for.
-
-    A scrape port that cannot be bound is logged, not raised: telemetry never takes a
-    worker down (Prometheus then shows ``up == 0`` for that endpoint, which the shipped
-    ``ModelMonitorTargetDown`` rule alerts on).
-    """
-    index = bentoml_worker_index()
-    endpoint = settings.prometheus_endpoint(index)
-    if endpoint is not None:
-        try:
-            return build_meter_provider(
-                settings.otlp,
-                instance_id=instance_id,
-                default_service_name=SERVICE_NAME,
-                prometheus=endpoint,
-            )
-        except OSError as exc:
-            logger.error(
-                "MONITOR_PROMETHEUS_PORT=%s: worker %s cannot serve metrics on %s:%s (%s); "
-                "it serves requests without a scrape endpoint",
-                settings.monitor.prometheus_port,
-                index or 1,
-                endpoint.host,
-                endpoint.port,
-                exc.strerror or exc,
-            )
-    return build_meter_provider(
-        settings.otlp, instance_id=instance_id, default_service_name=SERVICE_NAME
-    )
 
 
 def _feedback_token() -> str | None:
