@@ -16,7 +16,7 @@ from typing import Any
 from instrumentation.aggregates.cells import Cells, CellWriter
 from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.aggregates.quality import read_regression, target_offset, write_regression
-from instrumentation.metrics import fairness, quality
+from instrumentation.metrics import fairness, regression
 from instrumentation.metrics.result import MetricValue
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import Label, PredictionRecord
@@ -92,7 +92,7 @@ class FairnessSection:
             if sums.n < self.min_samples:
                 groups[group] = {"n": sums.n, "insufficient_data": True}
                 continue
-            groups[group] = {"n": sums.n, **quality.regression_quality(sums)}
+            groups[group] = {"n": sums.n, **regression.regression_quality(sums)}
             maes.append(sums.abs_error / sums.n)
         gap = MetricValue(max(maes) - min(maes), total) if maes else MetricValue.undefined()
         return {"groups": groups, "disparities": {"mae_difference": gap.to_dict()}}
