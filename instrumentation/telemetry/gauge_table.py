@@ -17,6 +17,8 @@ A gauge's ``ml.window`` covers exactly the span ``GET /monitor`` reports as that
 window's ``from`` and ``to``: a window longer than ``MONITOR_ROLLUP_AFTER`` starts at
 its first whole hour (the hour bucket at its old edge holds older data), so a
 ``24h`` gauge reflects 23 to 24 hours (``instrumentation/reports.py``).
+
+A pure data table (entries and their lookups, no logic): over 400 lines by nature.
 """
 
 from __future__ import annotations
