@@ -6,11 +6,14 @@ Framework-agnostic (no serving framework is imported here). The public face::
 
 See ``ModelMonitor`` for the lifecycle of a prediction and of feedback.
 
-Everything meant for import is in ``__all__`` (a test pins it). Modules with a
-leading underscore are internal. The sub-packages ``metrics`` (pure metric math
-and the reference profile) and ``store`` (the store protocol and backends) may be
-imported for their own documented functions; the remaining modules (``monitor``,
-``spec``, ``telemetry``, ``prometheus``, ``config``, ``aggregates``) are
+Everything meant for import is in ``__all__`` (a test pins it). The modules read
+in the order a prediction meets them: ``monitor`` (the entry), ``recorder`` (one
+prediction's outputs and records), ``safekeeping`` and ``spool`` (store, else spool),
+``aggregates`` (the additive cells), ``store`` (where predictions wait for labels),
+``reports`` (window reports summed from buckets), ``metrics`` (pure math) and
+``telemetry`` (everything OpenTelemetry); ``config`` and ``environment`` hold the
+configuration, ``spec`` the model's contract. The sub-packages ``metrics`` and
+``store`` may be imported for their own documented functions; everything else is
 implementation whose public names are re-exported here: import from here.
 """
 
