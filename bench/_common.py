@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.serving import REPO
 from service.predictor import Predictor
 from service.train import train
-from tests.harness.serving import REPO
 
 
 def timings(func: Callable[[], object], *, repeats: int, warmup: int = 3) -> list[float]:

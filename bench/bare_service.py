@@ -34,7 +34,7 @@ WORKERS = int(os.environ.get("MONITOR_WORKERS", "2"))
 SAMPLE_RATE = float(os.environ.get("MONITOR_TRACE_SAMPLE_RATE", "0") or 0)
 
 
-# The template's name: the harness (tests.harness.serving.Server) counts each worker's
+# The template's name: the harness (harness.serving.Server) counts each worker's
 # "Service <name> initialized" line to know every worker is up.
 @bentoml.service(
     name=SERVICE_NAME,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from bench._common import trained_home
 from bench.wrk import WrkResult, post_script, run_wrk
+from harness.serving import Server
 from service.train import make_dataset
-from tests.harness.serving import Server
 
 VARIANTS = {"unbatched": "0", "batched": "1"}
 CONNECTIONS = 32

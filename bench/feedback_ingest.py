@@ -27,9 +27,9 @@ import httpx
 from opentelemetry.sdk.metrics import MeterProvider
 
 from bench._common import demo_predictor, trained_home
+from harness.serving import Server
 from instrumentation import ModelMonitor, PredictionInput, SQLiteStore
 from service.train import make_dataset
-from tests.harness.serving import Server
 
 
 def _predict_ids(client: httpx.Client, instances: list[Any]) -> list[str]:

@@ -13,7 +13,7 @@
    group should stay flat.
 
 ``--store postgresql`` runs 1–3 against a private PostgreSQL cluster on 127.0.0.1
-(``tests/harness/postgres.py``, stopped at the end) instead of SQLite files.
+(``harness/postgres.py``, stopped at the end) instead of SQLite files.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from instrumentation import ModelMonitor, MonitorConfig, PredictionInput, SQLite
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.fairness import FairnessSection
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import Increments, PredictionStore, encode_key
+from instrumentation.store.keys import encode_key
+from instrumentation.store.protocol import Increments, PredictionStore
 from service.predictor import Predictor
 from service.train import make_dataset
 
@@ -87,8 +88,8 @@ def _stores(kind: str) -> Iterator[OpenStore]:
         workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
         yield lambda name: SQLiteStore(workdir / f"{name}.db")
         return
+    from harness.postgres import PostgresCluster
     from instrumentation.store.postgres import PostgresStore  # optional driver
-    from tests.harness.postgres import PostgresCluster
 
     numbers = itertools.count()
     with PostgresCluster.start_new() as cluster:

@@ -32,9 +32,9 @@ from bench._common import trained_home
 from bench.results import replace_section
 from bench.served import RESOURCE, SAMPLE_RATE, _stop_on_sigterm
 from bench.wrk import WrkResult, post_script, run_wrk, wrk_path
+from harness.otlp import OTLPReceiver
+from harness.serving import SERVICE, Server
 from service.train import make_dataset
-from tests.e2e.otlp import OTLPReceiver
-from tests.harness.serving import SERVICE, Server
 
 PROJECT = ("service/", "instrumentation/")
 PASSTHROUGH = ("service/auth.py", "service/body_limit.py")

@@ -28,11 +28,11 @@ import joblib
 from bench._common import trained_home
 from bench.metric_compute import Clock, DayOfTraffic
 from bench.wrk import WrkResult, post_script, run_wrk, wrk_path
+from harness.serving import Server
 from instrumentation import ModelMonitor, ModelSpec, SQLiteStore
 from service.model_store import MODEL_FILE, SPEC_FILE
 from service.predictor import Predictor
 from service.train import make_dataset
-from tests.harness.serving import Server
 
 MODEL = "fraud-detector"
 

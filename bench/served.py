@@ -13,7 +13,7 @@ Matrix: store (``--store``: the SQLite default, and PostgreSQL) × rows per requ
 (1, 32) × workers (``MONITOR_WORKERS`` 1, 2) × OTLP export off / on (a gRPC receiver
 in this process; ``MONITOR_TRACE_SAMPLE_RATE=0.1``; the bare service then exports
 BentoML's own spans at the same rate). PostgreSQL is a private cluster on 127.0.0.1
-(``tests/harness/postgres.py``), started for the run and stopped at its end; the
+(``harness/postgres.py``), started for the run and stopped at its end; the
 template reaches it through ``MONITOR_STORE_URL``, a schema per server. The bare
 service has no store, so every cell measures it again beside the template.
 ``--quick`` covers one worker (the issue's setting) with shorter rounds, and on
@@ -48,9 +48,9 @@ from types import FrameType
 from bench._common import trained_home
 from bench.results import RESULTS, replace_section
 from bench.wrk import WrkResult, post_script, run_wrk, wrk_path
+from harness.otlp import OTLPReceiver
+from harness.serving import SERVICE, Server
 from service.train import make_dataset
-from tests.e2e.otlp import OTLPReceiver
-from tests.harness.serving import SERVICE, Server
 
 BARE = "bench.bare_service:BareService"
 VARIANTS = (("bare", BARE), ("template", SERVICE))
@@ -188,7 +188,7 @@ def _store_urls(store: str) -> Iterator[Callable[[str], str | None]]:
     if store == "sqlite":
         yield lambda tag: None
         return
-    from tests.harness.postgres import PostgresCluster
+    from harness.postgres import PostgresCluster
 
     with PostgresCluster.start_new() as cluster:
         yield lambda tag: cluster.url(schema=f"served_{tag}")
@@ -377,7 +377,7 @@ def _store_note(store: str) -> str:
 
 
 def _server_version() -> str:
-    from tests.harness.postgres import find_bindir
+    from harness.postgres import find_bindir
 
     found = subprocess.run(
         [str(find_bindir() / "postgres"), "--version"], capture_output=True, text=True, check=False

@@ -54,11 +54,11 @@ from bench._soak_checks import (
     sample_process,
     stored_rows,
 )
-from instrumentation.store.base import bucket_of
+from harness.otlp import SERVICE_INSTANCE_ID, OTLPReceiver
+from harness.processes import free_port_run
+from harness.serving import Server
+from instrumentation.store.buckets import bucket_of
 from service.train import make_dataset
-from tests.e2e.otlp import SERVICE_INSTANCE_ID, OTLPReceiver
-from tests.harness.processes import free_port_run
-from tests.harness.serving import Server
 
 CLASSES = ("legit", "fraud")
 HOUSEKEEPING_SECONDS = 60.0

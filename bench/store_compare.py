@@ -3,7 +3,7 @@
 Fills each store with ``--rows`` predictions (requests of ``--batch`` rows, each
 with ~30 pre-summed aggregate cells, as the monitor writes them), by one thread
 and by ``--threads`` threads; labels a fifth of them; times a 24 h-style window
-sum. PostgreSQL is a private cluster on 127.0.0.1 (``tests/harness/postgres.py``),
+sum. PostgreSQL is a private cluster on 127.0.0.1 (``harness/postgres.py``),
 so the figures are loopback ones: a networked server adds its round-trip time to
 each of the few round trips per request.
 
@@ -22,17 +22,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.postgres import PostgresCluster
 from instrumentation import SQLiteStore
-from instrumentation.store.base import (
+from instrumentation.store.buckets import bucket_of
+from instrumentation.store.postgres import PostgresStore
+from instrumentation.store.protocol import (
     Increments,
     Label,
     PredictionRecord,
     PredictionStore,
-    bucket_of,
+    per_label,
 )
-from instrumentation.store.postgres import PostgresStore
-from instrumentation.store.protocol import per_label
-from tests.harness.postgres import PostgresCluster
 
 T0 = 1_800_000_000.0
 CLASSES = ("fraud", "legit")

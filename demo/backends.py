@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tests.harness.backends import (
+from harness.backends import (
     Phoenix,
     Prometheus,
     find_binary,
@@ -20,7 +20,7 @@ from tests.harness.backends import (
     render_rules,
     write_yaml,
 )
-from tests.harness.processes import free_port_run, preferred_port
+from harness.processes import free_port_run, preferred_port
 
 PHOENIX_PROJECT = "model-monitor-demo"
 WORKERS = 2

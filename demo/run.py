@@ -30,7 +30,6 @@ import httpx
 
 from demo.backends import DemoBackends
 from demo.chart import write_chart
-from demo.models import DEFAULT_MODEL, Shift, make_dataset, train
 from demo.report import (
     FULL_WINDOW,
     LIVE_WINDOW,
@@ -43,10 +42,10 @@ from demo.report import (
     table_row,
 )
 from demo.traffic import LabelPipeline, Stats, predict_batch
+from harness.postgres import PostgresCluster
+from harness.serving import REPO, Server
 from service.model_store import store_model
-from service.train import save
-from tests.harness.postgres import PostgresCluster
-from tests.harness.serving import REPO, Server
+from service.train import DEFAULT_MODEL, Shift, make_dataset, save, train
 
 
 @dataclass(frozen=True)

@@ -6,36 +6,38 @@ Framework-agnostic (no serving framework is imported here). The public face::
 
 See ``ModelMonitor`` for the lifecycle of a prediction and of feedback.
 
-Everything meant for import is in ``__all__`` (a test pins it). Modules with a
-leading underscore are internal. The sub-packages ``metrics`` (pure metric math
-and the reference profile) and ``store`` (the store protocol and backends) may be
-imported for their own documented functions; the remaining modules (``monitor``,
-``spec``, ``telemetry``, ``prometheus``, ``config``, ``aggregates``) are
+Everything meant for import is in ``__all__`` (a test pins it). The modules read
+in the order a prediction meets them: ``monitor`` (the entry), ``recorder`` (one
+prediction's outputs and records), ``safekeeping`` and ``spool`` (store, else spool),
+``aggregates`` (the additive cells), ``store`` (where predictions wait for labels),
+``reports`` (window reports summed from buckets), ``metrics`` (pure math) and
+``telemetry`` (everything OpenTelemetry); ``config`` and ``environment`` hold the
+configuration, ``spec`` the model's contract. The sub-packages ``metrics`` and
+``store`` may be imported for their own documented functions; everything else is
 implementation whose public names are re-exported here: import from here.
 """
 
 from __future__ import annotations
 
-from instrumentation._batch_telemetry import BatchedRequest
-from instrumentation._recording import PredictionInput, PredictionRecorder
-from instrumentation._spool import Spool
 from instrumentation.config import ConfigError, MonitorConfig, StoreURL, Window
 from instrumentation.errors import DuplicatePredictionId, MonitorError, StoreError, StoreUnavailable
 from instrumentation.metrics.reference import ReferenceProfile, build_reference_profile
 from instrumentation.metrics.result import MetricValue
 from instrumentation.monitor import FeedbackResult, ModelMonitor
-from instrumentation.prometheus import PrometheusEndpoint
+from instrumentation.recorder import PredictionInput, PredictionRecorder
 from instrumentation.spec import FeatureSpec, InvalidInput, ModelSpec
+from instrumentation.spool import Spool
 from instrumentation.store import PredictionStore, SQLiteStore, open_store
 from instrumentation.store.protocol import PredictionRecord
-from instrumentation.telemetry import (
+from instrumentation.telemetry.batch import BatchedRequest
+from instrumentation.telemetry.prometheus import PrometheusEndpoint
+from instrumentation.telemetry.providers import (
     OTLPSettings,
     build_meter_provider,
     flush_and_shutdown,
     new_instance_id,
 )
-
-__version__ = "0.1.0"
+from instrumentation.version import __version__ as __version__
 
 __all__ = [
     "BatchedRequest",

@@ -1,11 +1,14 @@
 """Runtime configuration from ``MONITOR_*`` environment variables, validated at start-up.
 
-A bad value raises :class:`ConfigError` naming the variable and what is allowed,
-so a misconfigured server never starts half-working.
+Each variable, with its default, is declared once in ``environment.py``; this
+module reads them through those entries. A bad value raises :class:`ConfigError`
+naming the variable and what is allowed, so a misconfigured server never starts
+half-working.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,11 +16,31 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-DEFAULT_STORE_URL = "sqlite:///.monitor/store.db"
+from instrumentation.environment import (
+    MONITOR_BUCKET_SECONDS,
+    MONITOR_FEEDBACK_TOKEN,
+    MONITOR_MAX_BATCH,
+    MONITOR_MAX_GROUP_VALUES,
+    MONITOR_MAX_STORED_PREDICTIONS,
+    MONITOR_MIN_DRIFT_SAMPLES,
+    MONITOR_MIN_GROUP_SAMPLES,
+    MONITOR_PREDICTION_TTL,
+    MONITOR_PROMETHEUS_HOST,
+    MONITOR_PROMETHEUS_PORT,
+    MONITOR_PSI_THRESHOLD,
+    MONITOR_ROLLUP_AFTER,
+    MONITOR_SPOOL_DIR,
+    MONITOR_SPOOL_MAX_BYTES,
+    MONITOR_STORE_URL,
+    MONITOR_TRACE_SAMPLE_RATE,
+    MONITOR_WINDOWS,
+    MONITOR_WORKERS,
+    Variable,
+)
+
 DEFAULT_SPOOL_DIR = ".monitor/spool"
 """Where predictions wait when a PostgreSQL store cannot take them (local disk, a file per
 process); beside the database file for SQLite (``<store dir>/spool``)."""
-"""Embedded default: an SQLite file under ``./.monitor/`` shared by all workers of a host."""
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -36,42 +59,56 @@ def parse_duration(text: str, *, variable: str) -> float:
     return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
-def _duration(env: Mapping[str, str], variable: str, default: float) -> float:
-    raw = env.get(variable, "").strip()
-    return parse_duration(raw, variable=variable) if raw else default
+_UNSET: Final[Mapping[str, str]] = {}
+"""The empty environment: every variable at its default (the dataclass defaults below)."""
 
 
-def _int(env: Mapping[str, str], variable: str, default: int, *, minimum: int) -> int:
-    raw = env.get(variable, "").strip()
-    if not raw:
-        return default
+def _duration(variable: Variable, env: Mapping[str, str] = _UNSET) -> float:
+    return parse_duration(variable.raw(env), variable=variable.name)
+
+
+def _int(variable: Variable, env: Mapping[str, str] = _UNSET, *, minimum: int = 0) -> int:
+    raw = variable.raw(env)
     try:
         value = int(raw)
     except ValueError:
         value = minimum - 1
     if value < minimum:
-        raise ConfigError(f"{variable}={raw!r}: expected a whole number >= {minimum}")
+        raise ConfigError(f"{variable.name}={raw!r}: expected a whole number >= {minimum}")
     return value
 
 
 def _float(
-    env: Mapping[str, str], variable: str, default: float, *, low: float, high: float
+    variable: Variable,
+    env: Mapping[str, str] = _UNSET,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
 ) -> float:
-    raw = env.get(variable, "").strip()
-    if not raw:
-        return default
+    raw = variable.raw(env)
     try:
         value = float(raw)
     except ValueError:
         value = float("nan")
     if not low <= value <= high:
-        raise ConfigError(f"{variable}={raw!r}: expected a number from {low} to {high}")
+        raise ConfigError(f"{variable.name}={raw!r}: expected a number from {low} to {high}")
     return value
 
 
-def _port(env: Mapping[str, str], variable: str, *, processes: int) -> int | None:
+def _windows(env: Mapping[str, str] = _UNSET) -> tuple[Window, ...]:
+    raw = MONITOR_WINDOWS.raw(env)
+    names = [part.strip() for part in raw.split(",")]
+    windows = tuple(
+        Window(name, parse_duration(name, variable=MONITOR_WINDOWS.name)) for name in names
+    )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{MONITOR_WINDOWS.name}={raw!r}: window names must be unique")
+    return windows
+
+
+def _port(env: Mapping[str, str], variable: Variable, *, processes: int) -> int | None:
     """A first TCP port; ``processes`` consecutive ports from it must exist."""
-    raw = env.get(variable, "").strip()
+    raw = variable.raw(env)
     if not raw:
         return None
     highest = 65536 - processes
@@ -80,8 +117,11 @@ def _port(env: Mapping[str, str], variable: str, *, processes: int) -> int | Non
     except ValueError:
         value = 0
     if not 1 <= value <= highest:
-        per_worker = f" (one port per worker, MONITOR_WORKERS={processes})" if processes > 1 else ""
-        raise ConfigError(f"{variable}={raw!r}: expected a port from 1 to {highest}{per_worker}")
+        per_worker = f" (one port per worker, {MONITOR_WORKERS.name}={processes})"
+        per_worker = per_worker if processes > 1 else ""
+        raise ConfigError(
+            f"{variable.name}={raw!r}: expected a port from 1 to {highest}{per_worker}"
+        )
     return value
 
 
@@ -128,7 +168,7 @@ class StoreURL:
         return self.conninfo is not None
 
     @classmethod
-    def parse(cls, text: str, *, variable: str = "MONITOR_STORE_URL") -> StoreURL:
+    def parse(cls, text: str, *, variable: str = MONITOR_STORE_URL.name) -> StoreURL:
         """Check a store URL; raise :class:`ConfigError` naming ``variable`` otherwise."""
         shown = _redacted(text)
         if text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
@@ -193,84 +233,65 @@ ROLLUP_SECONDS: Final = 3600
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """Everything the monitor reads from the environment, with its defaults.
+    """Everything the monitor reads from the environment; each default is its variable's.
 
     >>> MonitorConfig.from_env({}).windows[0].name
     '5m'
     """
 
-    workers: int = 2
-    trace_sample_rate: float = 1.0
-    store_url: StoreURL = field(default_factory=lambda: StoreURL.parse(DEFAULT_STORE_URL))
-    windows: tuple[Window, ...] = (
-        Window("5m", 300.0),
-        Window("1h", 3600.0),
-        Window("24h", 86400.0),
-    )
+    workers: int = _int(MONITOR_WORKERS)
+    trace_sample_rate: float = _float(MONITOR_TRACE_SAMPLE_RATE)
+    store_url: StoreURL = field(default_factory=lambda: StoreURL.parse(MONITOR_STORE_URL.text))
+    windows: tuple[Window, ...] = _windows()
     feedback_token: str | None = None
-    prediction_ttl: float = 30 * 86400.0
-    max_stored_predictions: int = 5_000_000
-    max_batch: int = 1000
-    max_group_values: int = 50
-    min_group_samples: int = 30
-    psi_threshold: float = 0.2
-    min_drift_samples: int = 100
-    rollup_after: float = 7200.0
+    prediction_ttl: float = _duration(MONITOR_PREDICTION_TTL)
+    max_stored_predictions: int = _int(MONITOR_MAX_STORED_PREDICTIONS)
+    max_batch: int = _int(MONITOR_MAX_BATCH)
+    max_group_values: int = _int(MONITOR_MAX_GROUP_VALUES)
+    min_group_samples: int = _int(MONITOR_MIN_GROUP_SAMPLES)
+    psi_threshold: float = _float(MONITOR_PSI_THRESHOLD)
+    min_drift_samples: int = _int(MONITOR_MIN_DRIFT_SAMPLES)
+    rollup_after: float = _duration(MONITOR_ROLLUP_AFTER)
     spool_dir: Path = Path(DEFAULT_SPOOL_DIR)
-    spool_max_bytes: int = 256 * 1024 * 1024
+    spool_max_bytes: int = _int(MONITOR_SPOOL_MAX_BYTES)
     """Most the spool may hold on this host (~500k one-row predictions); past it: unrecorded."""
-    bucket_seconds: int = 60
+    bucket_seconds: int = _int(MONITOR_BUCKET_SECONDS)
     prometheus_port: int | None = None
     """First port of the per-worker Prometheus scrape endpoints (worker i: port + i - 1)."""
-    prometheus_host: str = "127.0.0.1"
+    prometheus_host: str = MONITOR_PROMETHEUS_HOST.text
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
         """Read ``MONITOR_*`` variables; raise :class:`ConfigError` on a bad value."""
-        windows_raw = env.get("MONITOR_WINDOWS", "").strip()
-        windows = cls.windows
-        if windows_raw:
-            names = [part.strip() for part in windows_raw.split(",")]
-            windows = tuple(
-                Window(name, parse_duration(name, variable="MONITOR_WINDOWS")) for name in names
-            )
-            if len(set(names)) != len(names):
-                raise ConfigError(f"MONITOR_WINDOWS={windows_raw!r}: window names must be unique")
-        bucket_seconds = _int(env, "MONITOR_BUCKET_SECONDS", 60, minimum=1)
+        windows = _windows(env)
+        bucket_seconds = _int(MONITOR_BUCKET_SECONDS, env, minimum=1)
         for window in windows:
             if window.seconds < bucket_seconds:
                 raise ConfigError(
-                    f"MONITOR_WINDOWS={windows_raw!r}: window {window.name} is shorter than "
-                    f"MONITOR_BUCKET_SECONDS={bucket_seconds}"
+                    f"{MONITOR_WINDOWS.name}={MONITOR_WINDOWS.raw(env)!r}: window {window.name} "
+                    f"is shorter than {MONITOR_BUCKET_SECONDS.name}={bucket_seconds}"
                 )
-        ttl_raw = env.get("MONITOR_PREDICTION_TTL", "").strip()
-        store_url = StoreURL.parse(env.get("MONITOR_STORE_URL", "").strip() or DEFAULT_STORE_URL)
-        workers = _int(env, "MONITOR_WORKERS", 2, minimum=1)
+        store_url = StoreURL.parse(MONITOR_STORE_URL.raw(env))
+        workers = _int(MONITOR_WORKERS, env, minimum=1)
         return cls(
             workers=workers,
-            trace_sample_rate=_float(env, "MONITOR_TRACE_SAMPLE_RATE", 1.0, low=0.0, high=1.0),
+            trace_sample_rate=_float(MONITOR_TRACE_SAMPLE_RATE, env, low=0.0, high=1.0),
             store_url=store_url,
             windows=windows,
-            feedback_token=env.get("MONITOR_FEEDBACK_TOKEN", "").strip() or None,
-            prediction_ttl=(
-                parse_duration(ttl_raw, variable="MONITOR_PREDICTION_TTL")
-                if ttl_raw
-                else 30 * 86400.0
-            ),
-            max_stored_predictions=_int(
-                env, "MONITOR_MAX_STORED_PREDICTIONS", 5_000_000, minimum=1
-            ),
-            max_batch=_int(env, "MONITOR_MAX_BATCH", 1000, minimum=1),
-            max_group_values=_int(env, "MONITOR_MAX_GROUP_VALUES", 50, minimum=1),
-            min_group_samples=_int(env, "MONITOR_MIN_GROUP_SAMPLES", 30, minimum=0),
-            psi_threshold=_float(env, "MONITOR_PSI_THRESHOLD", 0.2, low=1e-6, high=100.0),
-            min_drift_samples=_int(env, "MONITOR_MIN_DRIFT_SAMPLES", 100, minimum=0),
-            rollup_after=_duration(env, "MONITOR_ROLLUP_AFTER", 7200.0),
+            feedback_token=MONITOR_FEEDBACK_TOKEN.raw(env) or None,
+            prediction_ttl=_duration(MONITOR_PREDICTION_TTL, env),
+            max_stored_predictions=_int(MONITOR_MAX_STORED_PREDICTIONS, env, minimum=1),
+            max_batch=_int(MONITOR_MAX_BATCH, env, minimum=1),
+            max_group_values=_int(MONITOR_MAX_GROUP_VALUES, env, minimum=1),
+            min_group_samples=_int(MONITOR_MIN_GROUP_SAMPLES, env, minimum=0),
+            psi_threshold=_float(MONITOR_PSI_THRESHOLD, env, low=1e-6, high=100.0),
+            min_drift_samples=_int(MONITOR_MIN_DRIFT_SAMPLES, env, minimum=0),
+            rollup_after=_duration(MONITOR_ROLLUP_AFTER, env),
             spool_dir=_spool_dir(env, store_url),
-            spool_max_bytes=_int(env, "MONITOR_SPOOL_MAX_BYTES", 256 * 1024 * 1024, minimum=0),
+            spool_max_bytes=_int(MONITOR_SPOOL_MAX_BYTES, env, minimum=0),
             bucket_seconds=bucket_seconds,
-            prometheus_port=_port(env, "MONITOR_PROMETHEUS_PORT", processes=workers),
-            prometheus_host=env.get("MONITOR_PROMETHEUS_HOST", "").strip() or "127.0.0.1",
+            prometheus_port=_port(env, MONITOR_PROMETHEUS_PORT, processes=workers),
+            prometheus_host=MONITOR_PROMETHEUS_HOST.raw(env),
         )
 
 
@@ -279,7 +300,7 @@ def _spool_dir(env: Mapping[str, str], store_url: StoreURL) -> Path:
 
     Beside the file, two servers with their own stores never replay into each other's.
     """
-    raw = env.get("MONITOR_SPOOL_DIR", "").strip()
+    raw = MONITOR_SPOOL_DIR.raw(env)
     if raw:
         return Path(raw)
     if store_url.path is not None:

@@ -15,47 +15,52 @@ is subject to sampling, so nothing here is guarded by ``span.is_recording()``.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.metrics import MeterProvider, get_meter
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span
 
-from instrumentation import _names as names
-from instrumentation._batch_telemetry import BatchedRequest, start_batch_span
-from instrumentation._feedback_telemetry import MAX_IDS_ON_SPAN, record_feedback
-from instrumentation._instruments import Instruments
-from instrumentation._recording import (
+from instrumentation import housekeeping
+from instrumentation.aggregates import AggregateBook
+from instrumentation.config import MonitorConfig
+from instrumentation.recorder import (
     NO_OUTPUTS,
     NO_OUTPUTS_MESSAGE,
+    Outputs,
     PredictionInput,
     PredictionRecorder,
     check_outputs,
+    new_records,
 )
-from instrumentation._reports import VersionReports
-from instrumentation._safekeeping import KeptRecords, Safekeeper
-from instrumentation._spool import Spool
-from instrumentation._window_gauges import WindowGauges
-from instrumentation.aggregates import AggregateBook
-from instrumentation.aggregates.gauges import GaugePoint, comparison_points, gauge_points
-from instrumentation.config import ROLLUP_SECONDS, MonitorConfig
+from instrumentation.reports import VersionReports
+from instrumentation.safekeeping import KeptRecords, Safekeeper
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import (
+from instrumentation.spool import Spool
+from instrumentation.store.protocol import (
     FEEDBACK_STATUSES,
-    MISSING_GROUP,
     FeedbackStatus,
     LabelOutcome,
-    PredictionRecord,
     PredictionStore,
-    StoreUnavailable,
-    bucket_of,
 )
+from instrumentation.telemetry import names
+from instrumentation.telemetry.batch import BatchedRequest, start_batch_span
+from instrumentation.telemetry.feedback import MAX_IDS_ON_SPAN, record_feedback
+from instrumentation.telemetry.gauge_points import GaugePoint, reading_points
+from instrumentation.telemetry.instruments import Instruments, library_meter
+from instrumentation.telemetry.spans import (
+    library_tracer,
+    mark_failed,
+    mark_no_outputs,
+    request_span,
+    safely,
+)
+from instrumentation.telemetry.window_gauges import WindowGauges
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +86,7 @@ class ModelMonitor:
         instance_id: this process's ``service.instance.id`` (gauge lease holder).
         clock: seconds since the epoch; injectable for tests.
         spool: where predictions wait while the store cannot take them (see
-            :mod:`instrumentation._safekeeping`); without one they are counted as
+            :mod:`instrumentation.safekeeping`); without one they are counted as
             unrecorded instead.
         version_created: when this model version was made (seconds since the epoch;
             default: now); versions are ordered by it, so "newest" means the newest
@@ -122,10 +127,8 @@ class ModelMonitor:
         self.reports.register()
         self._label_aggregator = self.book.label_aggregator()
         self._attrs = {names.ATTR_MODEL_NAME: spec.name, names.ATTR_MODEL_VERSION: spec.version}
-        self._tracer = trace.get_tracer(
-            names.INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider
-        )
-        meter = get_meter(names.INSTRUMENTATION_SCOPE, meter_provider=meter_provider)
+        self._tracer = library_tracer(tracer_provider)
+        meter = library_meter(meter_provider)
         self.instruments = Instruments(meter)
         self.keeper = Safekeeper(
             spec.name,
@@ -197,7 +200,7 @@ class ModelMonitor:
         Wrap the model call only: each request still opens its own ``predict`` block
         (its span, counts and stored rows), waits for its rows' outputs and sets them
         there. The ``ml.predict.batch`` span is the root of its own trace, with a link
-        to each request's ``ml.predict`` span (see :mod:`instrumentation._batch_telemetry`).
+        to each request's ``ml.predict`` span (see :mod:`instrumentation.telemetry.batch`).
         On an exception it gets status ERROR and ``error.type``, and the exception
         propagates unchanged.
         """
@@ -213,23 +216,13 @@ class ModelMonitor:
                 raise
 
     def _record_no_outputs(self, span: Span) -> None:
-        logger.warning("%s (%s recorded as an error)", NO_OUTPUTS_MESSAGE, names.SPAN_PREDICT)
-        span.set_status(Status(StatusCode.ERROR, NO_OUTPUTS_MESSAGE))
-        span.set_attribute(names.ATTR_ERROR_TYPE, NO_OUTPUTS)
+        mark_no_outputs(span, NO_OUTPUTS, NO_OUTPUTS_MESSAGE)
 
     def _record_failure(self, span: Span, exc: BaseException, error_type: str) -> None:
-        span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
-        span.set_attribute(names.ATTR_ERROR_TYPE, error_type)
-        span.record_exception(exc)
+        mark_failed(span, exc, error_type)
 
     def _record_request(self, elapsed: float, rows: int, error_type: str | None) -> None:
-        attrs = dict(self._attrs)
-        if error_type is not None:
-            attrs[names.ATTR_ERROR_TYPE] = error_type
-            self.instruments.prediction_errors.add(1, attrs)
-        self.instruments.prediction_duration.record(elapsed, attrs)
-        if rows:
-            self.instruments.predictions.add(rows, self._attrs)
+        self.instruments.record_request(self._attrs, elapsed, rows, error_type)
 
     def _store_predictions(
         self,
@@ -240,41 +233,17 @@ class ModelMonitor:
         span: Span,
     ) -> KeptRecords:
         check_outputs(self.spec, len(inputs), labels, scores, values)
-        now = self.clock()
-        context = span.get_span_context()
-        trace_id = trace.format_trace_id(context.trace_id)
-        span_id = trace.format_span_id(context.span_id)
-        # Time-ordered ids (UUIDv7's layout: 48-bit milliseconds, then 80 random bits) from
-        # one urandom call: rows then land at the right edge of the store's id index, a page
-        # or two per request, where random ids dirty a page per row (each copied to the log).
-        stamp = f"{int(now * 1000) & 0xFFFFFFFFFFFF:012x}"
-        noise = os.urandom(10 * len(inputs)).hex()
-        fresh = [stamp + noise[20 * i : 20 * i + 20] for i in range(len(inputs))]
-        version = self.spec.version
-        records = [
-            PredictionRecord(
-                prediction_id=item.id if item.id is not None else fresh[i],
-                version=version,
-                created=now,
-                label=labels[i] if labels is not None else None,
-                value=float(values[i]) if values is not None else None,
-                scores=tuple(map(float, scores[i])) if scores is not None else None,
-                groups=self._groups(item.groups),
-                trace_id=trace_id,
-                span_id=span_id,
-            )
-            for i, item in enumerate(inputs)
-        ]
+        records = new_records(
+            self.spec,
+            inputs,
+            Outputs(labels, scores, values),
+            now=self.clock(),
+            span_context=span.get_span_context(),
+        )
         kept = self.keeper.keep(records, [item.features for item in inputs])
         ids = [r.prediction_id for r in kept.records]
         self._safely(span.set_attribute, names.ATTR_PREDICTION_IDS, ids[:MAX_IDS_ON_SPAN])
         return kept
-
-    def _groups(self, given: Mapping[str, str | None]) -> dict[str, str]:
-        return {
-            attribute: given.get(attribute) or MISSING_GROUP
-            for attribute in self.spec.sensitive_attributes
-        }
 
     # --- feedback ----------------------------------------------------------
 
@@ -285,19 +254,18 @@ class ModelMonitor:
         change aggregates. The span links to each matched prediction's span.
         """
         parsed = [(pid, self.spec.parse_label(label)) for pid, label in items]
-        self._labels_can_join()
+        self.keeper.replay_before_labels()
         with self._span(
             names.SPAN_FEEDBACK, {**self._attrs, names.ATTR_FEEDBACK_COUNT: len(items)}
         ) as span:
             now = self.clock()
-            with _unavailable_as(StoreUnavailable):
-                outcomes = self.store.apply_labels(
-                    self.spec.name,
-                    parsed,
-                    now=now,
-                    ttl=self.config.prediction_ttl,
-                    aggregate=self._label_aggregator,
-                )
+            outcomes = self.store.apply_labels(
+                self.spec.name,
+                parsed,
+                now=now,
+                ttl=self.config.prediction_ttl,
+                aggregate=self._label_aggregator,
+            )
             counts: dict[str, int] = dict.fromkeys(FEEDBACK_STATUSES, 0)
             for outcome in outcomes:
                 counts[outcome.status] += 1
@@ -322,31 +290,10 @@ class ModelMonitor:
         """
         return self.keeper.replay()
 
-    def _labels_can_join(self) -> None:
-        """Replay this process's spool before a label is joined: its ids were acknowledged.
-
-        Raises:
-            StoreUnavailable: spooled predictions cannot reach the store yet.
-        """
-        spool = self.keeper.spool
-        if spool is None or not spool.pending:
-            return
-        self.replay_spool()
-        if spool.pending:
-            raise StoreUnavailable(
-                f"{spool.pending} spooled prediction(s) are not in the store yet"
-            )
-
     # --- snapshot and housekeeping -----------------------------------------
 
     def _make_book(self, spec: ModelSpec) -> AggregateBook:
-        return AggregateBook(
-            spec,
-            min_group_samples=self.config.min_group_samples,
-            psi_threshold=self.config.psi_threshold,
-            min_drift_samples=self.config.min_drift_samples,
-            bucket_seconds=self.config.bucket_seconds,
-        )
+        return AggregateBook.configured(spec, self.config)
 
     def snapshot(self, *, compare: tuple[str, str] | None = None) -> dict[str, Any]:
         """Every window's figures, computed from the store now (the ``GET /monitor`` body).
@@ -355,36 +302,23 @@ class ModelMonitor:
         data in the longest window (newest first); ``comparison`` sets the newest
         version against the one before it, or ``compare`` = (version, baseline).
         """
-        with _unavailable_as(StoreUnavailable):
-            reading = self.reports.read()
-            versions = reading.all_windows()
-            body: dict[str, Any] = {
-                "model": {
-                    "name": self.spec.name,
-                    "version": self.spec.version,
-                    "task": self.spec.task,
-                },
-                "stored_predictions": self.store.count_predictions(self.spec.name),
-                "spooled_requests": self._spooled_requests(),
-                "windows": versions[self.spec.version],
-                "versions": {v: {"windows": w} for v, w in versions.items()},
-            }
-            pair = compare or reading.default_pair()
-            if pair is not None:
-                try:
-                    body["comparison"] = reading.compare(*pair)
-                except ValueError as exc:
-                    body["comparison"] = {
-                        "version": pair[0],
-                        "baseline": pair[1],
-                        "error": str(exc),
-                    }
-            return body
-
-    def _spooled_requests(self) -> int:
-        """Requests waiting in this host's spool for the store (0 without a spool)."""
-        spool = self.keeper.spool
-        return spool.host_pending() if spool is not None else 0
+        reading = self.reports.read()
+        versions = reading.all_windows()
+        body: dict[str, Any] = {
+            "model": {
+                "name": self.spec.name,
+                "version": self.spec.version,
+                "task": self.spec.task,
+            },
+            "stored_predictions": self.store.count_predictions(self.spec.name),
+            "spooled_requests": self.keeper.host_pending(),
+            "windows": versions[self.spec.version],
+            "versions": {v: {"windows": w} for v, w in versions.items()},
+        }
+        pair = compare or reading.default_pair()
+        if pair is not None:
+            body["comparison"] = reading.comparison(*pair)
+        return body
 
     def window_reports(self) -> dict[str, Any]:
         """The serving version's report for each configured window."""
@@ -392,53 +326,21 @@ class ModelMonitor:
 
     def gauge_points(self) -> list[GaugePoint]:
         """What the window gauges export: every version's figures, and the comparison."""
-        reading = self.reports.read()
-        versions = reading.all_windows()
-        points = [
-            (name, value, {names.ATTR_MODEL_VERSION: version, **attrs})
-            for version, windows in versions.items()
-            for name, value, attrs in gauge_points(windows)
-        ]
-        pair = reading.default_pair()
-        if pair is not None:
-            try:
-                comparison = reading.compare(*pair)
-            except ValueError:
-                return points  # other classes: nothing to compare
-            points += [
-                (name, value, {names.ATTR_MODEL_VERSION: pair[0], **attrs})
-                for name, value, attrs in comparison_points(comparison)
-            ]
-        return points
+        return reading_points(self.reports.read())
 
     def evict_expired(self) -> int:
         """Drop rows kept past twice the TTL, and the oldest beyond the row cap; count them."""
-        removed = self.store.evict(
-            self.spec.name,
-            now=self.clock(),
-            retain=2 * self.config.prediction_ttl,
-            max_rows=self.config.max_stored_predictions,
+        removed = housekeeping.evict_expired(
+            self.store, self.spec.name, self.config, now=self.clock()
         )
         if removed:
             self._safely(self.instruments.evicted.add, removed, self._attrs)
         return removed
 
     def compact_aggregates(self) -> int:
-        """Keep the cost of long windows flat and the aggregate table bounded.
-
-        Buckets older than ``rollup_after`` are merged into hour buckets (a day
-        window then sums ~24 + 120 buckets, not 1,440); buckets older than the
-        longest window (plus one hour) are dropped. A window longer than
-        ``rollup_after`` is therefore exact to the hour at its old edge.
-        """
-        now = self.clock()
-        longest = max(w.seconds for w in self.config.windows)
-        width = self.config.bucket_seconds
-        return self.store.compact_aggregates(
-            self.spec.name,
-            drop_before=bucket_of(now - longest - ROLLUP_SECONDS, width),
-            rollup_before=bucket_of(now - self.config.rollup_after, ROLLUP_SECONDS),
-            rollup_width=ROLLUP_SECONDS,
+        """Merge old buckets into hours, drop those past the longest window (see housekeeping)."""
+        return housekeeping.compact_aggregates(
+            self.store, self.spec.name, self.config, now=self.clock()
         )
 
     def housekeeping(self, *, lease_seconds: float) -> bool:
@@ -464,59 +366,16 @@ class ModelMonitor:
             return self._attrs
         return {**self._attrs, names.ATTR_MODEL_VERSION: version}
 
-    @contextmanager
     def _span(
         self,
         name: str,
         attributes: dict[str, Any],
         *,
         start: Callable[[], Span] | None = None,
-    ) -> Iterator[Span]:
-        """The current span around a request; starting or ending it never raises into it.
-
-        A span processor that raises (in ``on_start`` or ``on_end``) would otherwise
-        fail a request whose prediction or label is already committed: the client
-        would retry into a 409 or a second prediction. ``start`` starts a span other
-        than a child of the current one named ``name``.
-        """
-        try:
-            span: Span = (
-                start()
-                if start is not None
-                else self._tracer.start_span(
-                    name,
-                    attributes=attributes,
-                    record_exception=False,
-                    set_status_on_exception=False,
-                )
-            )
-        except Exception:
-            logger.exception("telemetry error starting %s (request unaffected)", name)
-            span = trace.INVALID_SPAN
-        try:
-            with trace.use_span(
-                span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-            ):
-                yield span
-        finally:
-            self._safely(span.end)
+    ) -> AbstractContextManager[Span]:
+        """The current span around a request (see :func:`~.telemetry.spans.request_span`)."""
+        return request_span(self._tracer, name, attributes, start=start)
 
     def _safely(self, func: Callable[..., Any], *args: Any) -> None:
         """Run telemetry work; log and swallow its errors so it never breaks a request."""
-        try:
-            func(*args)
-        except Exception:
-            logger.exception(
-                "telemetry error in %s (request unaffected)", getattr(func, "__name__", func)
-            )
-
-
-@contextmanager
-def _unavailable_as(kind: type[Exception]) -> Iterator[None]:
-    """Re-raise the store's "cannot work now" errors as ``kind``; anything else unchanged."""
-    try:
-        yield
-    except Exception as exc:
-        if isinstance(exc, StoreUnavailable) and not isinstance(exc, kind):
-            raise kind(str(exc)) from exc
-        raise
+        safely(func, *args)

@@ -31,7 +31,7 @@ from opentelemetry.sdk.environment_variables import OTEL_RESOURCE_ATTRIBUTES
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID
 from opentelemetry.sdk.trace import TracerProvider
 
-from instrumentation.telemetry import OTLPSettings
+from instrumentation.telemetry.providers import OTLPSettings
 
 
 class BentoMLInternalsChanged(RuntimeError):

@@ -24,10 +24,11 @@ import time
 from http import HTTPStatus
 from typing import Any, cast
 
+import anyio
+import anyio.to_thread
 import bentoml
 from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
 from opentelemetry import metrics
-from opentelemetry.sdk.metrics import MeterProvider
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -43,7 +44,6 @@ from instrumentation import (
     PredictionInput,
     Spool,
     StoreUnavailable,
-    build_meter_provider,
     flush_and_shutdown,
     new_instance_id,
     open_store,
@@ -55,11 +55,11 @@ from service.batching import BATCH_API, BatchedPredictor, batching_options
 from service.bentoml_internals import (
     bento_model_tags,
     bentoml_tracer_provider,
-    bentoml_worker_index,
     share_instance_id_with_spans,
     tracing_config,
 )
 from service.body_limit import BodyLimitMiddleware
+from service.metrics_export import meter_provider
 from service.model_store import load_model
 from service.predictor import Predictor
 from service.schemas import (
@@ -201,7 +201,7 @@ class ModelService:
         self.spec = SPEC
         self.predictor: Predictor | BatchedPredictor = Predictor(_ESTIMATOR, SPEC)
         self.instance_id = INSTANCE_ID
-        self.meter_provider = _meter_provider(settings, self.instance_id)
+        self.meter_provider = meter_provider(settings, self.instance_id)
         # The service (not the library) installs the global provider: BentoML's ASGI
         # middleware then also emits http.server.* metrics through it.
         metrics.set_meter_provider(self.meter_provider)
@@ -233,6 +233,7 @@ class ModelService:
         )
         if SETTINGS.batching.enabled:
             self.predictor = BatchedPredictor(self.predictor, self.monitor, self._submit_batch)
+        self._one_at_a_time: anyio.CapacityLimiter | None = None
         self._stop = threading.Event()
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True)
         self._housekeeper.start()
@@ -255,14 +256,19 @@ class ModelService:
             except Exception:
                 logger.exception("housekeeping failed; will retry")
 
-    if SETTINGS.batching.enabled:  # decided at import: BentoML reads the API list then
-
-        @bentoml.api(input_spec=PREDICT_REQUEST)
-        async def predict(self, instances: list[Instance]) -> PredictResponse:
-            """Predict each instance; every row gets a prediction id to send labels against."""
-            # A thread per waiting request (not BentoML's one-thread limiter for sync APIs):
-            # concurrent requests must wait together for the batch to fill.
+    @bentoml.api(input_spec=PREDICT_REQUEST)
+    async def predict(self, instances: list[Instance]) -> PredictResponse:
+        """Predict each instance; every row gets a prediction id to send labels against."""
+        if isinstance(self.predictor, BatchedPredictor):
+            # A thread per waiting request: concurrent requests must wait together for the
+            # batch to fill.
             return await run_in_threadpool(self._predict, instances)
+        # One request at a time per worker, as BentoML runs a sync API (its `threads`, 1).
+        if self._one_at_a_time is None:  # made in the event loop, as anyio requires
+            self._one_at_a_time = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(self._predict, instances, limiter=self._one_at_a_time)
+
+    if SETTINGS.batching.enabled:  # decided at import: BentoML reads the API list then
 
         @bentoml.api(
             batchable=True,
@@ -273,13 +279,6 @@ class ModelService:
         def predict_batch(self, items: list[str]) -> list[bool]:
             """Internal (adaptive batching): one model call for the parked rows ``items`` name."""
             return cast(BatchedPredictor, self.predictor).run_batch(items)
-
-    else:
-
-        @bentoml.api(input_spec=PREDICT_REQUEST)
-        def predict(self, instances: list[Instance]) -> PredictResponse:
-            """Predict each instance; every row gets a prediction id to send labels against."""
-            return self._predict(instances)
 
     async def _submit_batch(self, items: list[str]) -> list[bool]:
         """Post ``items`` to this worker's own batchable route (BentoML's in-process client)."""
@@ -370,38 +369,6 @@ class ModelService:
         )
         self.spool.close()  # entries left stay on disk: another worker replays them
         self.monitor.store.close()
-
-
-def _meter_provider(settings: Settings, instance_id: str) -> MeterProvider:
-    """OTLP export as configured, plus this worker's scrape endpoint when one is asked for.
-
-    A scrape port that cannot be bound is logged, not raised: telemetry never takes a
-    worker down (Prometheus then shows ``up == 0`` for that endpoint, which the shipped
-    ``ModelMonitorTargetDown`` rule alerts on).
-    """
-    index = bentoml_worker_index()
-    endpoint = settings.prometheus_endpoint(index)
-    if endpoint is not None:
-        try:
-            return build_meter_provider(
-                settings.otlp,
-                instance_id=instance_id,
-                default_service_name=SERVICE_NAME,
-                prometheus=endpoint,
-            )
-        except OSError as exc:
-            logger.error(
-                "MONITOR_PROMETHEUS_PORT=%s: worker %s cannot serve metrics on %s:%s (%s); "
-                "it serves requests without a scrape endpoint",
-                settings.monitor.prometheus_port,
-                index or 1,
-                endpoint.host,
-                endpoint.port,
-                exc.strerror or exc,
-            )
-    return build_meter_provider(
-        settings.otlp, instance_id=instance_id, default_service_name=SERVICE_NAME
-    )
 
 
 def _feedback_token() -> str | None:

@@ -3,37 +3,91 @@
 ``load_settings(os.environ)`` is what the service calls; tests call it with their
 own mapping. A bad value raises :class:`~instrumentation.ConfigError` naming the
 variable and what is allowed.
+
+The variables are declared once, with their defaults: the library's in
+``instrumentation/environment.py``, the service's own below (``SERVICE_VARIABLES``);
+``VARIABLES`` is both, the table the README's *Configuration* section shows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 import bentoml
 
 from instrumentation import ConfigError, MonitorConfig, OTLPSettings, PrometheusEndpoint
+from instrumentation.environment import LIBRARY_VARIABLES, Variable
+from service import SERVICE_NAME
 
-DEFAULT_MODEL = "fraud-detector"
-"""``MONITOR_MODEL`` when unset: the demo model ``python -m service.train`` saves."""
+MONITOR_MODEL: Final = Variable(
+    "MONITOR_MODEL",
+    "model store tag",
+    "fraud-detector",  # the example model `python -m service.train` saves
+    "model store tag to serve",
+)
+MONITOR_MAX_BODY_BYTES: Final = Variable(
+    "MONITOR_MAX_BODY_BYTES",
+    "whole number >= 1",
+    # Sized from the batch cap: MONITOR_MAX_BATCH (1000) rows of up to 4 KiB each, about 20
+    # times a demo row (~200 bytes with its groups), room for a hundred numeric features with
+    # an id and group values. Parsed, a body takes about six times its size, so one request
+    # holds ~25 MB at most before MONITOR_MAX_BATCH can even be checked.
+    "4194304",
+    "largest request body; a larger one gets a 413 before it is read into memory (1000 rows "
+    "of up to 4 KiB each; raise it for wide models)",
+    shown="`4194304` (4 MiB)",
+)
+MONITOR_ADAPTIVE_BATCHING: Final = Variable(
+    "MONITOR_ADAPTIVE_BATCHING",
+    "1/true/on or 0/false/off",
+    "0",
+    "`1` (or `true`/`on`): concurrent `/predict` requests share model calls through BentoML's "
+    "adaptive batching (see [Adaptive batching](#adaptive-batching-optional))",
+)
+MONITOR_BATCH_MAX_ROWS: Final = Variable(
+    "MONITOR_BATCH_MAX_ROWS",
+    "whole number >= 2",
+    "64",
+    "with batching on: most rows in one model call (BentoML's `max_batch_size`, at least 2; a "
+    "larger request is split over several calls)",
+)
+MONITOR_BATCH_MAX_LATENCY_MS: Final = Variable(
+    "MONITOR_BATCH_MAX_LATENCY_MS",
+    "whole number >= 1",
+    "60000",
+    "with batching on: BentoML's `max_latency_ms`; a request it expects to wait longer in the "
+    "batch queue gets a 503 (the default, BentoML's own, sheds nothing the unbatched service "
+    "would have queued)",
+)
+OTEL_SERVICE_NAME: Final = Variable(
+    "OTEL_SERVICE_NAME",
+    "name",
+    None,
+    "resource `service.name` of spans and metrics",
+    shown=f"`{SERVICE_NAME}`",
+    read_by_sdk=True,  # the service passes its name as the SDK's fallback
+)
 
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-"""``MONITOR_MAX_BODY_BYTES`` when unset: 4 MiB.
+SERVICE_VARIABLES: Final[tuple[Variable, ...]] = (
+    MONITOR_MODEL,
+    MONITOR_MAX_BODY_BYTES,
+    MONITOR_ADAPTIVE_BATCHING,
+    MONITOR_BATCH_MAX_ROWS,
+    MONITOR_BATCH_MAX_LATENCY_MS,
+    OTEL_SERVICE_NAME,
+)
+"""The variables only the service reads (the library's are ``LIBRARY_VARIABLES``)."""
 
-Sized from the batch cap: ``MONITOR_MAX_BATCH`` (1000) rows of up to 4 KiB each, about
-20 times a demo row (~200 bytes with its groups), room for a hundred numeric features
-with an id and group values. Parsed, a body takes about six times its size, so one
-request holds ~25 MB at most before ``MONITOR_MAX_BATCH`` can even be checked. Raise it
-for wide models.
-"""
+VARIABLES: Final[tuple[Variable, ...]] = (*LIBRARY_VARIABLES, *SERVICE_VARIABLES)
+"""Every variable the service and the library read: the README's configuration table."""
 
+DEFAULT_MODEL: Final = MONITOR_MODEL.text
+"""``MONITOR_MODEL`` when unset: the example model ``python -m service.train`` saves."""
 
-DEFAULT_BATCH_MAX_ROWS = 64
-"""``MONITOR_BATCH_MAX_ROWS`` when unset: most rows in one batched model call."""
-
-DEFAULT_BATCH_MAX_LATENCY_MS = 60000
-"""``MONITOR_BATCH_MAX_LATENCY_MS`` when unset: BentoML's own default, so turning batching on
-sheds no load that the unbatched service would have queued."""
+DEFAULT_MAX_BODY_BYTES: Final = int(MONITOR_MAX_BODY_BYTES.text)
+"""``MONITOR_MAX_BODY_BYTES`` when unset: 4 MiB."""
 
 _SWITCH = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
 
@@ -47,9 +101,9 @@ class Batching:
     (a request BentoML expects to wait longer is refused with a 503).
     """
 
-    enabled: bool = False
-    max_rows: int = DEFAULT_BATCH_MAX_ROWS
-    max_latency_ms: int = DEFAULT_BATCH_MAX_LATENCY_MS
+    enabled: bool = _SWITCH[MONITOR_ADAPTIVE_BATCHING.text]
+    max_rows: int = int(MONITOR_BATCH_MAX_ROWS.text)
+    max_latency_ms: int = int(MONITOR_BATCH_MAX_LATENCY_MS.text)
 
 
 @dataclass(frozen=True)
@@ -84,44 +138,41 @@ class Settings:
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read ``MONITOR_*`` and ``OTEL_*`` variables; raise ``ConfigError`` on a bad one."""
-    model = environ.get("MONITOR_MODEL", "").strip()
     return Settings(
-        model=model or DEFAULT_MODEL,
-        model_from_env=bool(model),
+        model=MONITOR_MODEL.raw(environ),
+        model_from_env=bool(environ.get(MONITOR_MODEL.name, "").strip()),
         monitor=MonitorConfig.from_env(environ),
         otlp=OTLPSettings.from_env(environ),
-        max_body_bytes=_positive_int(environ, "MONITOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        max_body_bytes=_positive_int(environ, MONITOR_MAX_BODY_BYTES),
         batching=_batching(environ),
     )
 
 
 def _batching(environ: Mapping[str, str]) -> Batching:
-    raw = environ.get("MONITOR_ADAPTIVE_BATCHING", "").strip()
-    if raw.lower() not in _SWITCH and raw:
-        raise ConfigError(f"MONITOR_ADAPTIVE_BATCHING={raw!r}: expected 1/true/on or 0/false/off")
-    max_rows = _positive_int(environ, "MONITOR_BATCH_MAX_ROWS", DEFAULT_BATCH_MAX_ROWS)
+    raw = MONITOR_ADAPTIVE_BATCHING.raw(environ)
+    if raw.lower() not in _SWITCH:
+        raise ConfigError(
+            f"{MONITOR_ADAPTIVE_BATCHING.name}={raw!r}: expected 1/true/on or 0/false/off"
+        )
+    max_rows = _positive_int(environ, MONITOR_BATCH_MAX_ROWS)
     if max_rows < 2:  # BentoML's own floor for max_batch_size
-        raise ConfigError(f"MONITOR_BATCH_MAX_ROWS={max_rows}: expected a whole number >= 2")
+        raise ConfigError(f"{MONITOR_BATCH_MAX_ROWS.name}={max_rows}: expected a whole number >= 2")
     return Batching(
-        enabled=_SWITCH.get(raw.lower(), False),
+        enabled=_SWITCH[raw.lower()],
         max_rows=max_rows,
-        max_latency_ms=_positive_int(
-            environ, "MONITOR_BATCH_MAX_LATENCY_MS", DEFAULT_BATCH_MAX_LATENCY_MS
-        ),
+        max_latency_ms=_positive_int(environ, MONITOR_BATCH_MAX_LATENCY_MS),
     )
 
 
-def _positive_int(environ: Mapping[str, str], variable: str, default: int) -> int:
-    """A whole number >= 1 from ``variable``, or ``default`` when unset or blank."""
-    raw = environ.get(variable, "").strip()
-    if not raw:
-        return default
+def _positive_int(environ: Mapping[str, str], variable: Variable) -> int:
+    """A whole number >= 1 from ``variable`` (its default when unset or blank)."""
+    raw = variable.raw(environ)
     try:
         value = int(raw)
     except ValueError:
         value = 0
     if value < 1:
-        raise ConfigError(f"{variable}={raw!r}: expected a whole number >= 1")
+        raise ConfigError(f"{variable.name}={raw!r}: expected a whole number >= 1")
     return value
 
 

@@ -21,25 +21,16 @@ from instrumentation.aggregates.estimate import EstimateSection
 from instrumentation.aggregates.fairness import FairnessSection
 from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.aggregates.quality import QualitySection
+from instrumentation.config import MonitorConfig
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import (
-    DEFAULT_BUCKET_SECONDS,
-    Increments,
-    Label,
-    LabelAggregator,
-    PredictionRecord,
-    bucket_of,
-)
+from instrumentation.store.buckets import DEFAULT_BUCKET_SECONDS, bucket_of
+from instrumentation.store.protocol import Increments, Label, LabelAggregator, PredictionRecord
 
 
 class Section(Protocol):
     """One part of a window report and the cells behind it."""
 
     name: str
-
-    def on_prediction(
-        self, record: PredictionRecord, features: Mapping[str, Any], w: CellWriter
-    ) -> None: ...
 
     def on_predictions(
         self,
@@ -77,14 +68,16 @@ class AggregateBook:
             EstimateSection(spec),
         )
 
-    def add_prediction(
-        self, record: PredictionRecord, features: Mapping[str, Any], bucket: int, out: Increments
-    ) -> None:
-        """Cells one prediction adds, in its prediction-time bucket."""
-        writer = CellWriter(out, record.version, bucket)
-        writer.add("predictions")
-        for section in self.sections:
-            section.on_prediction(record, features, writer)
+    @classmethod
+    def configured(cls, spec: ModelSpec, config: MonitorConfig) -> AggregateBook:
+        """The book of ``spec`` with the group, drift and bucket settings of ``config``."""
+        return cls(
+            spec,
+            min_group_samples=config.min_group_samples,
+            psi_threshold=config.psi_threshold,
+            min_drift_samples=config.min_drift_samples,
+            bucket_seconds=config.bucket_seconds,
+        )
 
     def add_predictions(
         self,
@@ -94,9 +87,9 @@ class AggregateBook:
     ) -> None:
         """Cells of a request's predictions, each in its prediction-time bucket.
 
-        The same cells as :meth:`add_prediction` per row, but each section counts a
-        whole (version, bucket) group at once and writes each distinct cell once:
-        the request path then pays per cell, not per row and cell.
+        Each section counts a whole (version, bucket) group at once and writes each
+        distinct cell once: the request path pays per cell, not per row and cell.
+        (``tests/unit/per_row_cells.py`` keeps the row-by-row reference these equal.)
         """
         groups: dict[tuple[str, int], list[int]] = {}
         for i, record in enumerate(records):

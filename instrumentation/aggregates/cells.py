@@ -9,7 +9,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import numpy.typing as npt
 
-from instrumentation.store.base import Increments, decode_key
+from instrumentation.store.keys import decode_key
+from instrumentation.store.protocol import Increments
 
 
 class CellWriter:

@@ -17,7 +17,7 @@ from instrumentation.aggregates.cells import Cells, CellWriter
 from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.metrics import drift, reference
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import Label, PredictionRecord
+from instrumentation.store.protocol import Label, PredictionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -48,23 +48,13 @@ class DriftSection:
         self.features: Mapping[str, reference.Reference] = profile.features if profile else {}
         self.outputs: Mapping[str, reference.Reference] = profile.prediction if profile else {}
 
-    def on_prediction(
-        self, record: PredictionRecord, features: Mapping[str, Any], w: CellWriter
-    ) -> None:
-        """Bin each input feature and the model's output."""
-        for name, ref in self.features.items():
-            if name in features:
-                w.add("drift", name, str(reference.bin_index(ref, features[name])))
-        for output, value in self._outputs(record):
-            w.add("drift_output", output, str(reference.bin_index(self.outputs[output], value)))
-
     def on_predictions(
         self,
         records: Sequence[PredictionRecord],
         features: Sequence[Mapping[str, Any]],
         w: CellWriter,
     ) -> None:
-        """:meth:`on_prediction` of every row, binned a column at a time, each bin written once."""
+        """Bin each input feature and the model's output, a column at a time, each bin once."""
         for name, ref in self.features.items():
             values = [row[name] for row in features if name in row]
             if values:

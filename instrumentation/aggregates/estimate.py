@@ -25,7 +25,7 @@ from instrumentation.aggregates.cells import Cells, CellWriter
 from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.metrics import estimate, quality
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import Label, PredictionRecord
+from instrumentation.store.protocol import Label, PredictionRecord
 
 
 class EstimateSection:
@@ -37,16 +37,12 @@ class EstimateSection:
         self.spec = spec
         self._index = {c: i for i, c in enumerate(spec.classes)}
 
-    def _write(self, kind: str, record: PredictionRecord, w: CellWriter) -> None:
-        """The cells of ``EstimateSums.from_row(scores, predicted)``, without its validation.
-
-        Scores were validated when the prediction was made; this runs per row on the
-        request path, where numpy on a handful of floats costs more than it saves.
-        """
-        self._write_many(kind, (record,), w)
-
     def _write_row(self, kind: str, scores: tuple[float, ...], label: str, w: CellWriter) -> None:
-        """:meth:`_write` of one row, cell by cell (a label's writer sums them itself)."""
+        """The cells of ``EstimateSums.from_row(scores, label)``, without its validation.
+
+        Cell by cell (a label's writer sums them itself). Scores were validated when
+        the prediction was made; numpy on a handful of floats costs more than it saves.
+        """
         confidence = scores[self._index[label]]
         w.add(kind, "n")
         w.add(kind, "conf_sum", amount=confidence)
@@ -58,7 +54,7 @@ class EstimateSection:
                 w.add(kind, "prob_sum", cls, amount=p)
 
     def _write_many(self, kind: str, records: Sequence[PredictionRecord], w: CellWriter) -> None:
-        """:meth:`_write` of each record, summed here first: each cell is written once.
+        """:meth:`_write_row` of each record, summed here first: each cell is written once.
 
         Sums run in row order from 0, as row-by-row writes would add them.
         """
@@ -103,11 +99,6 @@ class EstimateSection:
             tuple(cells.get(kind, "predicted_prob_sum", c) for c in classes),
             tuple(cells.get(kind, "prob_sum", c) for c in classes),
         )
-
-    def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
-        """Score sums of every prediction."""
-        if self.spec.is_classifier:
-            self._write("estimate", record, w)
 
     def on_predictions(
         self, records: Sequence[PredictionRecord], features: Any, w: CellWriter

@@ -16,10 +16,10 @@ from typing import Any
 from instrumentation.aggregates.cells import Cells, CellWriter
 from instrumentation.aggregates.label_columns import LabelColumns
 from instrumentation.aggregates.quality import read_regression, target_offset, write_regression
-from instrumentation.metrics import fairness, quality
+from instrumentation.metrics import fairness, regression
 from instrumentation.metrics.result import MetricValue
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import Label, PredictionRecord
+from instrumentation.store.protocol import Label, PredictionRecord
 
 
 class FairnessSection:
@@ -32,11 +32,8 @@ class FairnessSection:
         self.min_samples = min_group_samples
         self._offset = target_offset(spec)
 
-    def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
-        """Fairness here is over labelled rows: nothing at prediction time."""
-
     def on_predictions(self, records: Any, features: Any, w: CellWriter) -> None:
-        """Nothing at prediction time (see :meth:`on_prediction`)."""
+        """Fairness here is over labelled rows: nothing at prediction time."""
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Cells of one matched label, for each sensitive attribute."""
@@ -95,7 +92,7 @@ class FairnessSection:
             if sums.n < self.min_samples:
                 groups[group] = {"n": sums.n, "insufficient_data": True}
                 continue
-            groups[group] = {"n": sums.n, **quality.regression_quality(sums)}
+            groups[group] = {"n": sums.n, **regression.regression_quality(sums)}
             maes.append(sums.abs_error / sums.n)
         gap = MetricValue(max(maes) - min(maes), total) if maes else MetricValue.undefined()
         return {"groups": groups, "disparities": {"mae_difference": gap.to_dict()}}

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from instrumentation.aggregates.cells import CellWriter
-from instrumentation.store.base import Label, PredictionRecord
+from instrumentation.store.protocol import Label, PredictionRecord
 
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]

@@ -24,14 +24,14 @@ from instrumentation.aggregates.label_columns import (
     unit_bins,
     write_bins,
 )
-from instrumentation.metrics import quality, reference
+from instrumentation.metrics import quality, reference, regression
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import Label, PredictionRecord
+from instrumentation.store.protocol import Label, PredictionRecord
 
 _EPS = float(np.finfo(np.float64).eps)
 """The clipping of ``quality.log_loss_term`` (sklearn's)."""
 
-REGRESSION_FIELDS = tuple(f.name for f in fields(quality.RegressionSums))
+REGRESSION_FIELDS = tuple(f.name for f in fields(regression.RegressionSums))
 
 
 def target_offset(spec: ModelSpec) -> float:
@@ -54,15 +54,15 @@ def write_regression(
     writer: CellWriter, kind: tuple[str, ...], y_true: float, y_pred: float, offset: float
 ) -> None:
     """Cells of one labelled regression row under the key prefix ``kind``."""
-    sums = quality.RegressionSums.from_row(y_true, y_pred, offset=offset)
+    sums = regression.RegressionSums.from_row(y_true, y_pred, offset=offset)
     for name in REGRESSION_FIELDS:
         writer.add(*kind, name, amount=float(getattr(sums, name)))
 
 
-def read_regression(cells: Cells, kind: str, *prefix: str) -> quality.RegressionSums:
+def read_regression(cells: Cells, kind: str, *prefix: str) -> regression.RegressionSums:
     """The RegressionSums stored under ``(kind, *prefix, field)``."""
     values = {name: cells.get(kind, *prefix, name) for name in REGRESSION_FIELDS}
-    return quality.RegressionSums(int(round(values.pop("n"))), **values)
+    return regression.RegressionSums(int(round(values.pop("n"))), **values)
 
 
 class QualitySection:
@@ -77,11 +77,8 @@ class QualitySection:
         self._auc_classes = spec.classes[1:] if spec.task == "binary" else spec.classes
         self._offset = target_offset(spec)
 
-    def on_prediction(self, record: PredictionRecord, features: Any, w: CellWriter) -> None:
-        """Quality needs labels: nothing at prediction time."""
-
     def on_predictions(self, records: Any, features: Any, w: CellWriter) -> None:
-        """Nothing at prediction time (see :meth:`on_prediction`)."""
+        """Quality needs labels: nothing at prediction time."""
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Cells of one matched label."""
@@ -155,7 +152,7 @@ class QualitySection:
     def report(self, cells: Cells) -> dict[str, Any]:
         """The window's quality figures."""
         if not self.spec.is_classifier:
-            return quality.regression_quality(read_regression(cells, "regression"))
+            return regression.regression_quality(read_regression(cells, "regression"))
         out = quality.classification_quality(
             cells.matrix("confusion", self.spec.classes), self.spec.classes
         )

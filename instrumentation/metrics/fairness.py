@@ -286,40 +286,54 @@ def disparities(groups: Mapping[str, BinaryCounts], *, min_samples: int = 0) -> 
         ValueError: ``MIN_SAMPLES_ERROR``.
     """
     _check_min_samples(min_samples)
-    kept = [c for c in groups.values() if c.n > 0 and c.n >= min_samples]
-    total = BinaryCounts()
-    for counts in kept:
-        total = total + counts
-    n = total.n
+    rates = _Rates([c for c in groups.values() if c.n > 0 and c.n >= min_samples])
+    return {
+        "demographic_parity_difference": rates.leaves(_fl_selection_rate, _difference),
+        "demographic_parity_ratio": rates.leaves(_fl_selection_rate, _ratio),
+        "equalized_odds_difference": rates.equalized_odds(_difference, max),
+        "equalized_odds_ratio": rates.equalized_odds(_ratio, min),
+        "equal_opportunity_difference": rates.leaves(_fl_tpr, _difference),
+        "equal_opportunity_ratio": rates.leaves(_fl_tpr, _ratio),
+    }
+
+
+Aggregate = Callable[[list[float], float, Method], float]
+"""A disparity of the groups' rates, given the overall rate, by one method."""
+
+
+class _Rates:
+    """The kept groups' counts and their total: each disparity's leaves, per method."""
+
+    def __init__(self, kept: list[BinaryCounts]) -> None:
+        self.kept = kept
+        total = BinaryCounts()
+        for counts in kept:
+            total = total + counts
+        self.total = total
+        self.n = total.n
 
     def per_method(
-        rate_of: Callable[[BinaryCounts], float],
-        aggregate: Callable[[list[float], float, Method], float],
+        self, rate_of: Callable[[BinaryCounts], float], aggregate: Aggregate
     ) -> dict[Method, float]:
-        if not kept:
+        if not self.kept:
             return {m: float("nan") for m in METHODS}
-        values = [rate_of(c) for c in kept]
-        return {m: aggregate(values, rate_of(total), m) for m in METHODS}
+        values = [rate_of(c) for c in self.kept]
+        return {m: aggregate(values, rate_of(self.total), m) for m in METHODS}
 
-    def leaves(values: Mapping[Method, float]) -> dict[str, Any]:
-        return {m: _leaf(values[m], n) for m in METHODS}
-
-    def eo(
-        aggregate: Callable[[list[float], float, Method], float],
-        worst: Callable[[list[float]], float],
+    def leaves(
+        self, rate_of: Callable[[BinaryCounts], float], aggregate: Aggregate
     ) -> dict[str, Any]:
-        tpr = per_method(_fl_tpr, aggregate)
-        fpr = per_method(_fl_fpr, aggregate)
-        return {
-            "worst_case": leaves({m: _worst_case([tpr[m], fpr[m]], worst) for m in METHODS}),
-            "mean": leaves({m: _mean([tpr[m], fpr[m]]) for m in METHODS}),
-        }
+        return self._leaves(self.per_method(rate_of, aggregate))
 
-    return {
-        "demographic_parity_difference": leaves(per_method(_fl_selection_rate, _difference)),
-        "demographic_parity_ratio": leaves(per_method(_fl_selection_rate, _ratio)),
-        "equalized_odds_difference": eo(_difference, max),
-        "equalized_odds_ratio": eo(_ratio, min),
-        "equal_opportunity_difference": leaves(per_method(_fl_tpr, _difference)),
-        "equal_opportunity_ratio": leaves(per_method(_fl_tpr, _ratio)),
-    }
+    def _leaves(self, values: Mapping[Method, float]) -> dict[str, Any]:
+        return {m: _leaf(values[m], self.n) for m in METHODS}
+
+    def equalized_odds(
+        self, aggregate: Aggregate, worst: Callable[[list[float]], float]
+    ) -> dict[str, Any]:
+        tpr = self.per_method(_fl_tpr, aggregate)
+        fpr = self.per_method(_fl_fpr, aggregate)
+        return {
+            "worst_case": self._leaves({m: _worst_case([tpr[m], fpr[m]], worst) for m in METHODS}),
+            "mean": self._leaves({m: _mean([tpr[m], fpr[m]]) for m in METHODS}),
+        }

@@ -1,4 +1,4 @@
-"""Test-side pieces around the real backends of ``tests.harness.backends``.
+"""Test-side pieces around the real backends of ``harness.backends``.
 
 The binaries are Debian's (``make services`` installs them); a missing one fails the
 test with the install hint, never skips it. Alertmanager sends to a :class:`Webhook`
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness.backends import (
+from harness.backends import (
     ALERTMANAGER_CONFIG,
     PROMETHEUS_CONFIG,
     PROMETHEUS_DIR,

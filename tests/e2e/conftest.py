@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.processes import ChildProcess
-from tests.harness.serving import SERVICE, Server
-
-from .otlp import OTLPReceiver
+from harness.otlp import OTLPReceiver
+from harness.processes import ChildProcess
+from harness.serving import SERVICE, Server
 
 StartServer = Callable[..., Server]
 

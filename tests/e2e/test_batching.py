@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from harness.otlp import OTLPReceiver, attributes, wait_for
 from service.predictor import Predictor
 from service.train import train
 
 from .conftest import StartServer
-from .otlp import OTLPReceiver, attributes, wait_for
 from .traffic import MODEL, labelled_body, ok_json, otlp_env, post_concurrently, trace_id
 
 pytestmark = pytest.mark.e2e

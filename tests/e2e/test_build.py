@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
+from harness.otlp import OTLPReceiver, wait_for
+from harness.serving import REPO, clean_environ, copy_home
 from instrumentation import ModelSpec
 from instrumentation.metrics.drift import PSI_EPSILON
 from instrumentation.metrics.reference import ReferenceProfile
 from service.model_store import SPEC_FILE
 from service.train import train
-from tests.harness.serving import REPO, clean_environ, copy_home
 
 from .conftest import StartServer
-from .otlp import OTLPReceiver, wait_for
 from .traffic import MODEL, expected_psi, ok_json, otlp_env, predict_body
 
 pytestmark = pytest.mark.e2e

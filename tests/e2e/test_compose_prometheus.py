@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.harness.serving import REPO
+from harness.serving import REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.serving import REPO, clean_environ, copy_home
+from harness.serving import REPO, clean_environ, copy_home
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.serving import free_port
 from instrumentation.store.sqlite import SQLiteStore
-from tests.harness.serving import free_port
 
 from .conftest import StartServer
 from .traffic import MODEL, labelled_body, ok_json

@@ -20,12 +20,12 @@ from fairlearn.metrics import (
 from fairlearn_reference import AGGS, DISPARITIES, EQUALIZED_ODDS, METHODS, RATES
 from scipy.spatial.distance import jensenshannon
 
+from harness.otlp import GaugeKey, OTLPReceiver, gauge_key, wait_for
+from harness.serving import Server
 from instrumentation.metrics.drift import PSI_EPSILON
 from service.train import Shift, make_dataset
-from tests.harness.serving import Server
 
 from .conftest import StartServer
-from .otlp import GaugeKey, OTLPReceiver, gauge_key, wait_for
 from .traffic import (
     MODEL,
     expected_psi,

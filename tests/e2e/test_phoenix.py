@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.harness.backends import PHOENIX_VENV, Phoenix, Span
-from tests.harness.serving import Server
+from harness.backends import PHOENIX_VENV, Phoenix, Span
+from harness.otlp import wait_for
+from harness.serving import Server
 
-from .otlp import wait_for
 from .traffic import MODEL, labelled_body, ok_json, post_concurrently, predict_body, trace_id
 
 NOT_INSTALLED = (

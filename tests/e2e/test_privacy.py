@@ -26,8 +26,9 @@ from google.protobuf.message import Message
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
+from harness.otlp import OTLPReceiver, attributes, wait_for
+
 from .conftest import StartServer
-from .otlp import OTLPReceiver, attributes, wait_for
 from .traffic import ok_json, otlp_env, post_concurrently, predict_body, trace_id
 
 pytestmark = pytest.mark.e2e

@@ -30,9 +30,10 @@ import httpx
 import pytest
 import yaml
 
-from tests.harness.backends import write_yaml
-from tests.harness.processes import free_port_run
-from tests.harness.serving import REPO, Server, copy_home
+from harness.backends import write_yaml
+from harness.otlp import wait_for
+from harness.processes import free_port_run
+from harness.serving import REPO, Server, copy_home
 
 from .backends import (
     RULES,
@@ -44,7 +45,6 @@ from .backends import (
     shipped_job_name,
     start_alertmanager,
 )
-from .otlp import wait_for
 from .traffic import MODEL, labelled_body, ok_json, post_concurrently, save_another_version
 
 pytestmark = pytest.mark.e2e

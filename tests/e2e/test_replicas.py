@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from tests.harness.postgres import PostgresCluster
-from tests.harness.serving import Server
+from harness.otlp import SERVICE_INSTANCE_ID, OTLPReceiver, wait_for
+from harness.postgres import PostgresCluster
+from harness.serving import Server
 
 from .conftest import StartServer
-from .otlp import SERVICE_INSTANCE_ID, OTLPReceiver, wait_for
 from .traffic import labelled_body, ok_json, otlp_env
 
 pytestmark = pytest.mark.e2e

@@ -16,10 +16,17 @@ from typing import Any
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from harness.otlp import (
+    SERVICE_INSTANCE_ID,
+    Attributes,
+    OTLPReceiver,
+    attributes,
+    span_index,
+    wait_for,
+)
+from harness.serving import Server
 from instrumentation.store.sqlite import SQLiteStore
-from tests.harness.serving import Server
 
-from .otlp import SERVICE_INSTANCE_ID, Attributes, OTLPReceiver, attributes, span_index, wait_for
 from .traffic import (
     MODEL,
     labelled_body,

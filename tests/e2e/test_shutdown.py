@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.otlp import SERVICE_INSTANCE_ID, OTLPReceiver, wait_for
+
 from .conftest import StartServer
-from .otlp import SERVICE_INSTANCE_ID, OTLPReceiver, wait_for
 from .traffic import ok_json, otlp_env, post_concurrently, predict_body, trace_id
 
 pytestmark = pytest.mark.e2e

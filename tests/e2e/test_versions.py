@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import accuracy_score, recall_score
 
-from tests.harness.serving import copy_home
+from harness.otlp import SERVICE_INSTANCE_ID, OTLPReceiver, gauge_key, wait_for
+from harness.serving import copy_home
 
 from .conftest import StartServer
-from .otlp import SERVICE_INSTANCE_ID, OTLPReceiver, gauge_key, wait_for
 from .traffic import MODEL, labelled_body, ok_json, otlp_env, save_another_version
 
 pytestmark = pytest.mark.e2e

@@ -26,7 +26,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from tests.harness.serving import REPO, clean_environ, copy_home
+from harness.serving import REPO, clean_environ, copy_home
 
 from .conftest import StartServer
 from .traffic import ok_json

@@ -13,10 +13,9 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.otlp import OTLPReceiver
+from harness.serving import REPO, clean_environ
 from service.train import make_dataset
-from tests.harness.serving import REPO, clean_environ
-
-from .otlp import OTLPReceiver
 
 MODEL = "fraud-detector"
 """The model ``bentoml serve`` serves by default (and the store's model key)."""

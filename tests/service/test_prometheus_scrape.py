@@ -9,10 +9,10 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from harness.serving import free_port
 from instrumentation import PrometheusEndpoint
 from service.settings import load_settings
 from service.train import make_dataset
-from tests.harness.serving import free_port
 
 
 def test_each_worker_gets_the_port_after_the_previous_one() -> None:

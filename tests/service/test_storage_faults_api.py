@@ -9,7 +9,7 @@ import pytest
 from api_helpers import instances_of, predict_ok, send_feedback
 from starlette.testclient import TestClient
 
-from tests.harness.filesystems import fill, remount, tiny_filesystem
+from harness.filesystems import fill, remount, tiny_filesystem
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from instrumentation.aggregates import AggregateBook
 from instrumentation.spec import Task
 from instrumentation.store.join import join_labels
 from instrumentation.store.protocol import Increments
+from tests.unit import per_row_cells
 from tests.unit.report_rows import labelled_rows, spec_for
 
 
@@ -38,7 +39,7 @@ def test_prediction_cells_of_a_batch_equal_those_added_row_by_row(task: Task) ->
     book, records, features, _ = _rows(task)
     single, batched = Increments(), Increments()
     for record, row in zip(records, features, strict=True):
-        book.add_prediction(record, row, int(record.created // 60) * 60, single)
+        per_row_cells.add_prediction(book, record, row, int(record.created // 60) * 60, single)
     book.add_predictions(records, features, batched)
     _same(batched, single)
 

@@ -17,14 +17,14 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-import instrumentation.telemetry as telemetry
+import instrumentation.telemetry.providers as telemetry
 from instrumentation import (
     ConfigError,
     OTLPSettings,
     build_meter_provider,
     new_instance_id,
 )
-from instrumentation.telemetry import build_resource
+from instrumentation.telemetry.providers import build_resource
 
 # --- OTLPSettings -------------------------------------------------------------------------------
 

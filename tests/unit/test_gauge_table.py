@@ -3,7 +3,7 @@
 Reports of a binary, a multiclass and a regression model are rendered with data in
 every section (per-group fairness, drift of features and outputs, the estimate and
 its realised error), flattened, and the emitted names, units and attribute keys
-compared with ``instrumentation._gauges``.
+compared with ``instrumentation.telemetry.gauge_table``.
 """
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from instrumentation import _gauges as table
 from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_versions
-from instrumentation.aggregates.gauges import (
+from instrumentation.spec import Task
+from instrumentation.store.keys import encode_key
+from instrumentation.store.protocol import Increments
+from instrumentation.telemetry import gauge_table as table
+from instrumentation.telemetry.gauge_points import (
     NO_GAUGE_ERROR,
     GaugePoint,
     comparison_points,
     gauge_points,
 )
-from instrumentation.spec import Task
-from instrumentation.store.keys import encode_key
-from instrumentation.store.protocol import Increments
+from tests.unit import per_row_cells
 from tests.unit.report_rows import CLASSES, labelled_rows, spec_for
 
 
@@ -36,7 +37,7 @@ def _rendered(task: Task) -> list[GaugePoint]:
     book = AggregateBook(spec, min_group_samples=5, min_drift_samples=5)
     increments = Increments()
     for record, features, truth in zip(*labelled_rows(spec, rng, 200), strict=True):
-        book.add_prediction(record, features, 0, increments)
+        per_row_cells.add_prediction(book, record, features, 0, increments)
         book.add_label(record, truth, 0.0, increments)
     sums: dict[str, float] = defaultdict(float)
     for (_, _, key), amount in increments.cells.items():

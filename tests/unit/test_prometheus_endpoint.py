@@ -11,11 +11,11 @@ import pytest
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 
+from harness.serving import free_port
 from instrumentation import OTLPSettings, PrometheusEndpoint, build_meter_provider
-from instrumentation import _gauges as gauges
-from instrumentation import _names as names
-from instrumentation.prometheus import ScrapeEndpointReader
-from tests.harness.serving import free_port
+from instrumentation.telemetry import gauge_table as gauges
+from instrumentation.telemetry import names
+from instrumentation.telemetry.prometheus import ScrapeEndpointReader
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from instrumentation.metrics.quality import (
+from instrumentation.metrics.regression import (
     _ROW_ERROR,
     RegressionSums,
     regression_quality,

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, StatusCode
 
 from instrumentation import BatchedRequest, ModelMonitor
-from instrumentation._batch_telemetry import MAX_LINKS_PER_BATCH
+from instrumentation.telemetry.batch import MAX_LINKS_PER_BATCH
 from tests.unit.monitor.monitor_support import MODEL_ATTRS, predict, spans
 
 

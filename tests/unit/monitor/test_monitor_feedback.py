@@ -17,8 +17,8 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-import instrumentation._feedback_telemetry as feedback_telemetry
 import instrumentation.monitor as monitor_module
+import instrumentation.telemetry.feedback as feedback_telemetry
 from instrumentation import (
     ModelMonitor,
     SQLiteStore,

@@ -16,7 +16,7 @@ from instrumentation import (
     ModelMonitor,
     SQLiteStore,
 )
-from instrumentation._instruments import LATENCY_BUCKETS_S
+from instrumentation.telemetry.instruments import LATENCY_BUCKETS_S
 from tests.unit.monitor.monitor_support import (
     BINARY,
     MODEL_ATTRS,

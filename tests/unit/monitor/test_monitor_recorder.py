@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from instrumentation import InvalidInput, ModelMonitor, PredictionInput, SQLiteStore
-from instrumentation._recording import NO_OUTPUTS, NO_OUTPUTS_MESSAGE, SET_OUTPUTS_TWICE_ERROR
+from instrumentation.recorder import NO_OUTPUTS, NO_OUTPUTS_MESSAGE, SET_OUTPUTS_TWICE_ERROR
 from tests.unit.monitor.monitor_support import (
     MODEL_ATTRS,
     attr_key,

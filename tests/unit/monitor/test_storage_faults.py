@@ -16,11 +16,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
+from harness.filesystems import fill, remount, tiny_filesystem
 from instrumentation import ModelMonitor, MonitorConfig, Spool, SQLiteStore, StoreUnavailable
 from instrumentation.store import DeferredStore
 from instrumentation.store.protocol import Increments
 from instrumentation.store.sqlite import DELETED_FILE
-from tests.harness.filesystems import fill, remount, tiny_filesystem
 from tests.unit.monitor.monitor_support import BINARY, Clock, by_attrs, inputs, metrics
 
 MODEL = {"ml.model.name": "fraud-test", "ml.model.version": "v1"}

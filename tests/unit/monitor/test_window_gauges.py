@@ -13,11 +13,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
-import instrumentation._window_gauges as window_gauges_module
+import instrumentation.telemetry.window_gauges as window_gauges_module
 from instrumentation import ModelMonitor, SQLiteStore
-from instrumentation._gauges import QUALITY_ACCURACY
-from instrumentation._window_gauges import COMPUTE_FAILED_LOG, WindowGauges
-from instrumentation.aggregates.gauges import gauge_points
+from instrumentation.telemetry.gauge_points import gauge_points
+from instrumentation.telemetry.gauge_table import QUALITY_ACCURACY
+from instrumentation.telemetry.window_gauges import COMPUTE_FAILED_LOG, WindowGauges
 from tests.unit.monitor.monitor_support import (
     BINARY,
     MODEL_ATTRS,
@@ -238,7 +238,7 @@ def test_a_failed_computation_is_logged_never_raised(
     gauges = _gauges(store, failing, clock)
 
     assert gauges.observe("ml.quality.accuracy") == []
-    (record,) = [r for r in caplog.records if r.name == "instrumentation._window_gauges"]
+    (record,) = [r for r in caplog.records if r.name == "instrumentation.telemetry.window_gauges"]
     assert record.getMessage() == COMPUTE_FAILED_LOG
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], sqlite3.OperationalError)

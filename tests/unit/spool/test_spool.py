@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from instrumentation._spool import Entry, Spool, Unavailable
+from instrumentation.spool import Entry, Spool, Unavailable
 
 
 def entry(n: int) -> Entry:

@@ -1,8 +1,8 @@
 """One contract, every store: each test runs against SQLite and against PostgreSQL.
 
-PostgreSQL is a private cluster started once per session (``tests/harness/postgres.py``);
+PostgreSQL is a private cluster started once per session (``harness/postgres.py``);
 each test gets a schema of its own. Where the server binaries are missing, the
-PostgreSQL runs fail (never skip) with :data:`~tests.harness.postgres.POSTGRES_MISSING`:
+PostgreSQL runs fail (never skip) with :data:`~harness.postgres.POSTGRES_MISSING`:
 CI must prove them.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.postgres import PostgresCluster
 from instrumentation import SQLiteStore
 from instrumentation.store.postgres import PostgresStore
 from instrumentation.store.protocol import PredictionStore
-from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import Backend
 
 _schemas = itertools.count()

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 import instrumentation.store.postgres.housekeeping as housekeeping
+from harness.postgres import PostgresCluster
 from instrumentation import StoreURL, open_store
 from instrumentation.store.postgres import NEWER_SCHEMA, SCHEMA_VERSION, PostgresStore, pool_size
 from instrumentation.store.protocol import Increments
-from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import BUCKET, T0, add, count_labels, record
 
 

@@ -29,6 +29,7 @@ from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 import instrumentation.store.postgres as postgres
 import instrumentation.store.postgres.schema as postgres_schema
 import instrumentation.store.sqlite.schema as sqlite_schema
+from harness.postgres import PostgresCluster
 from instrumentation import ModelMonitor, MonitorConfig, SQLiteStore, StoreError
 from instrumentation.store.encoding import COUNTER_VERSION, MARKER_KEY
 from instrumentation.store.sqlite import NEWER_SCHEMA, SCHEMA_VERSION
@@ -40,7 +41,6 @@ from tests.fixtures.make_store_v1 import (
     TABLES,
     table_rows,
 )
-from tests.harness.postgres import PostgresCluster
 from tests.unit.store.contract import add, count_labels, record
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

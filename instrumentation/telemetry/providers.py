@@ -29,13 +29,31 @@ from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resou
 from opentelemetry.sdk.trace import TracerProvider
 
 from instrumentation.config import ConfigError
-from instrumentation.prometheus import PrometheusEndpoint, ScrapeEndpointReader
+from instrumentation.environment import (
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+    OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    OTEL_METRIC_EXPORT_INTERVAL,
+    Variable,
+)
+from instrumentation.telemetry.prometheus import PrometheusEndpoint, ScrapeEndpointReader
 
 logger = logging.getLogger(__name__)
 
 Protocol = Literal["grpc", "http/protobuf"]
 PROTOCOLS: tuple[Protocol, ...] = ("grpc", "http/protobuf")
-DEFAULT_EXPORT_INTERVAL_MS = 60_000
+Signal = Literal["traces", "metrics"]
+_SIGNAL_PROTOCOL: dict[Signal, Variable] = {
+    "traces": OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    "metrics": OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+}
+_SIGNAL_ENDPOINT: dict[Signal, Variable] = {
+    "traces": OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    "metrics": OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+}
 
 
 @dataclass(frozen=True)
@@ -59,15 +77,15 @@ class OTLPSettings:
         """Read ``OTEL_EXPORTER_OTLP_*`` and ``OTEL_METRIC_EXPORT_INTERVAL``; raise on bad ones."""
         traces_protocol = _protocol(env, "traces")
         metrics_protocol = _protocol(env, "metrics")
-        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip().rstrip("/") or None
-        interval_raw = env.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
+        base = OTEL_EXPORTER_OTLP_ENDPOINT.raw(env).rstrip("/") or None
+        interval_raw = OTEL_METRIC_EXPORT_INTERVAL.raw(env)
         try:
-            interval_ms = float(interval_raw) if interval_raw else DEFAULT_EXPORT_INTERVAL_MS
+            interval_ms = float(interval_raw)
         except ValueError:
             interval_ms = -1.0
         if not (0 < interval_ms < math.inf):  # also rejects nan, which compares False
             raise ConfigError(
-                f"OTEL_METRIC_EXPORT_INTERVAL={interval_raw!r}: expected milliseconds > 0"
+                f"{OTEL_METRIC_EXPORT_INTERVAL.name}={interval_raw!r}: expected milliseconds > 0"
             )
         return cls(
             endpoint=base,
@@ -79,22 +97,22 @@ class OTLPSettings:
         )
 
 
-def _protocol(env: Mapping[str, str], signal: str) -> Protocol:
+def _protocol(env: Mapping[str, str], signal: Signal) -> Protocol:
     """The signal's own ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL``, else the general one."""
-    variable = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
-    if not env.get(variable, "").strip():
-        variable = "OTEL_EXPORTER_OTLP_PROTOCOL"
-    raw = env.get(variable, "").strip() or "http/protobuf"
+    variable = _SIGNAL_PROTOCOL[signal]
+    if not variable.raw(env):
+        variable = OTEL_EXPORTER_OTLP_PROTOCOL
+    raw = variable.raw(env)
     protocol = next((p for p in PROTOCOLS if p == raw), None)
     if protocol is None:
-        raise ConfigError(f"{variable}={raw!r}: expected one of grpc, http/protobuf")
+        raise ConfigError(f"{variable.name}={raw!r}: expected one of grpc, http/protobuf")
     return protocol
 
 
 def _signal_endpoint(
-    env: Mapping[str, str], base: str | None, protocol: str, signal: str
+    env: Mapping[str, str], base: str | None, protocol: str, signal: Signal
 ) -> str | None:
-    explicit = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "").strip()
+    explicit = _SIGNAL_ENDPOINT[signal].raw(env)
     if explicit:
         return explicit
     if base is None:
@@ -150,7 +168,7 @@ def build_meter_provider(
     or slow backend delays only that thread, never a request.
 
     With ``prometheus``, the provider also serves ``GET /metrics`` on that host and
-    port (a :class:`~instrumentation.prometheus.ScrapeEndpointReader` with its own
+    port (a :class:`~instrumentation.telemetry.prometheus.ScrapeEndpointReader` with its own
     registry); a port that cannot be bound raises ``OSError`` here, and
     ``provider.shutdown()`` stops the server.
     """

@@ -8,16 +8,18 @@ exactly once or raise. Leaving it with neither is recorded as an error of type
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, SpanContext, format_span_id, format_trace_id
 
-from instrumentation._safekeeping import Kept, KeptRecords
 from instrumentation.metrics.quality import sums_to_one
+from instrumentation.safekeeping import Kept, KeptRecords
 from instrumentation.spec import MAX_MAGNITUDE, ModelSpec, within_magnitude
-from instrumentation.store.base import PredictionRecord
+from instrumentation.store.groups import MISSING_GROUP
+from instrumentation.store.protocol import PredictionRecord
 
 SET_OUTPUTS_TWICE_ERROR: Final = "set_outputs: outputs were already recorded for this prediction"
 """``RuntimeError`` text of a second ``set_outputs`` on one recorder."""
@@ -132,3 +134,51 @@ def check_outputs(
                 f"set_outputs: values[{i}]={value!r} is not a finite number within "
                 f"±{MAX_MAGNITUDE:g} (aggregates could not sum its errors)"
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """A request's model outputs, as ``set_outputs`` took them (already checked)."""
+
+    labels: Sequence[str] | None
+    scores: Sequence[Sequence[float]] | None
+    values: Sequence[float] | None
+
+
+def new_records(
+    spec: ModelSpec,
+    inputs: Sequence[PredictionInput],
+    outputs: Outputs,
+    *,
+    now: float,
+    span_context: SpanContext,
+) -> list[PredictionRecord]:
+    """One record per input: its id (the client's, else a fresh one), outputs, groups, span.
+
+    Fresh ids are time-ordered (UUIDv7's layout: 48-bit milliseconds, then 80 random
+    bits) from one urandom call: rows then land at the right edge of the store's id
+    index, a page or two per request, where random ids dirty a page per row (each
+    copied to the log). A group the client left out is ``MISSING_GROUP``.
+    """
+    trace_id = format_trace_id(span_context.trace_id)
+    span_id = format_span_id(span_context.span_id)
+    stamp = f"{int(now * 1000) & 0xFFFFFFFFFFFF:012x}"
+    noise = os.urandom(10 * len(inputs)).hex()
+    labels, scores, values = outputs.labels, outputs.scores, outputs.values
+    return [
+        PredictionRecord(
+            prediction_id=item.id if item.id is not None else stamp + noise[20 * i : 20 * i + 20],
+            version=spec.version,
+            created=now,
+            label=labels[i] if labels is not None else None,
+            value=float(values[i]) if values is not None else None,
+            scores=tuple(map(float, scores[i])) if scores is not None else None,
+            groups={
+                attribute: item.groups.get(attribute) or MISSING_GROUP
+                for attribute in spec.sensitive_attributes
+            },
+            trace_id=trace_id,
+            span_id=span_id,
+        )
+        for i, item in enumerate(inputs)
+    ]

@@ -72,10 +72,11 @@ class OTLPReceiver:
         self._traces: list[Any] = []
         self._metrics: list[Any] = []
         self._server = grpc.server(ThreadPoolExecutor(max_workers=4, thread_name_prefix="otlp"))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), self._server)
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
-            _MetricsService(self), self._server
-        )
+        # The generated gRPC modules are untyped.
+        add_traces = trace_service_pb2_grpc.add_TraceServiceServicer_to_server
+        add_metrics = metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server
+        add_traces(_TraceService(self), self._server)  # type: ignore[no-untyped-call]  # generated
+        add_metrics(_MetricsService(self), self._server)  # type: ignore[no-untyped-call]  # generated
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         if not self.port:
             raise RuntimeError("could not bind an OTLP receiver port on 127.0.0.1")
@@ -132,7 +133,7 @@ class OTLPReceiver:
         return [
             (resource, point)
             for resource, metric in self.metrics(name)
-            for point in getattr(metric, metric.WhichOneof("data")).data_points
+            for point in getattr(metric, str(metric.WhichOneof("data"))).data_points
         ]
 
     def gauge_exports(self, prefix: str) -> list[tuple[Attributes, dict[GaugeKey, float]]]:

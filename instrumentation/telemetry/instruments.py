@@ -1,20 +1,28 @@
 """The monitor's counters and histograms, created once per monitor (never per request).
 
 Window gauges are not here: they need the store, a lease and a cached snapshot,
-so they are an object of their own (``_window_gauges.WindowGauges``).
+so they are an object of their own (``telemetry.window_gauges.WindowGauges``).
 """
 
 from __future__ import annotations
 
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import Meter, MeterProvider, get_meter
 
-from instrumentation import _names as names
+from instrumentation.telemetry import names
 
 LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
     0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 """Prediction latency histogram bounds (s): the SDK default starts at 5 ms, too coarse here."""
+
+
+def library_meter(provider: MeterProvider | None) -> Meter:
+    """This library's meter from ``provider`` (global when None): name, version, schema URL."""
+    return get_meter(
+        names.INSTRUMENTATION_SCOPE, names.SCOPE_VERSION, provider, schema_url=names.SCHEMA_URL
+    )
+
 
 DELAY_BUCKETS_S = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
 """Label delay histogram bounds (s): a second to a week."""
@@ -24,7 +32,7 @@ class Instruments:
     """Every synchronous instrument of one :class:`ModelMonitor`, made from one meter.
 
     Callers add the attributes (model name and version, and the bounded ones
-    each instrument's docstring in ``_names.py`` lists)::
+    each instrument's docstring in ``telemetry/names.py`` lists)::
 
         instruments = Instruments(meter)
         instruments.predictions.add(3, {"ml.model.name": "fraud", "ml.model.version": "v1"})
@@ -79,3 +87,15 @@ class Instruments:
             unit="{label}",
             description="Matched labels by actual and predicted class.",
         )
+
+    def record_request(
+        self, attributes: dict[str, str], elapsed: float, rows: int, error_type: str | None
+    ) -> None:
+        """One prediction request: its latency, its rows, and its error (``error.type``) if any."""
+        attrs = dict(attributes)
+        if error_type is not None:
+            attrs[names.ATTR_ERROR_TYPE] = error_type
+            self.prediction_errors.add(1, attrs)
+        self.prediction_duration.record(elapsed, attrs)
+        if rows:
+            self.predictions.add(rows, attributes)

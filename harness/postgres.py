@@ -1,7 +1,7 @@
 """A private PostgreSQL cluster on 127.0.0.1: for unit tests, end-to-end tests and the demo.
 
 ``initdb`` into a fresh directory, then the server in the foreground as a
-:class:`~tests.harness.processes.ChildProcess` (its own process group and log file),
+:class:`~harness.processes.ChildProcess` (its own process group and log file),
 on a port below the ephemeral range, with its socket in that directory. initdb and
 the server refuse to run as root: as root both run as the ``postgres`` user.
 
@@ -23,7 +23,7 @@ from typing import Final, Self
 
 import psycopg
 
-from tests.harness.processes import ChildProcess, free_port_run
+from harness.processes import ChildProcess, free_port_run
 
 POSTGRES_MISSING: Final = (
     "PostgreSQL server binaries (initdb, postgres, pg_ctl) not found via `pg_config --bindir` "

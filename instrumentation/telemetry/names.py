@@ -2,7 +2,7 @@
 
 Dashboards, alert rules and clients depend on these strings: change one and you
 break them. Instrument and unit are given in each docstring; the window gauges
-are in ``_gauges.py``.
+are in ``gauge_table.py``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,19 @@ from __future__ import annotations
 from typing import Final
 
 from opentelemetry.semconv.attributes import error_attributes
+from opentelemetry.semconv.schemas import Schemas
 
-INSTRUMENTATION_SCOPE: Final = "instrumentation"
-"""Name of the tracer and meter this library creates (its package name)."""
+from instrumentation.version import __version__
+
+INSTRUMENTATION_SCOPE: Final = __name__.split(".")[0]
+"""Name of the tracer and meter this library creates: its package name, ``instrumentation``."""
+
+SCOPE_VERSION: Final = __version__
+"""Version of the tracer and meter this library creates: the library's version."""
+
+SCHEMA_URL: Final = Schemas.V1_26_0.value
+"""Schema URL of the tracer and meter: the semantic conventions the standard names here follow
+(``error.type``, ``service.*``; stable in 1.26). The ``ml.*`` names are this library's own."""
 
 # --- spans -----------------------------------------------------------------
 
@@ -59,7 +69,7 @@ METRIC_CONFUSION: Final = "ml.confusion"
 """Counter, ``{label}``: matched labels by ``ml.label.actual`` and ``ml.label.predicted``."""
 
 # The window gauges (ml.quality.*, ml.fairness.*, ml.drift.*, ml.estimated.*) are a typed
-# table of their own, with unit and attributes: see instrumentation/_gauges.py.
+# table of their own, with unit and attributes: see instrumentation/telemetry/gauge_table.py.
 
 # --- attributes ------------------------------------------------------------
 

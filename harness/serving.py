@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 
+from harness.processes import ChildProcess, free_port, http_ok
 from service import SERVICE_NAME
-from tests.harness.processes import ChildProcess, free_port, http_ok
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SERVICE = "service.service:ModelService"
 
 __all__ = ["REPO", "SERVICE", "Server", "clean_environ", "copy_home", "free_port"]

@@ -16,9 +16,9 @@ from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from instrumentation._gauges import GAUGES, Gauge
-from instrumentation.aggregates.gauges import GaugePoint
-from instrumentation.store.base import PredictionStore
+from instrumentation.store.protocol import PredictionStore
+from instrumentation.telemetry.gauge_points import GaugePoint
+from instrumentation.telemetry.gauge_table import GAUGES, Gauge
 
 logger = logging.getLogger(__name__)
 

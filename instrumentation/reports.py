@@ -21,7 +21,8 @@ from instrumentation.aggregates.comparison import compare_versions
 from instrumentation.config import ROLLUP_SECONDS, MonitorConfig, Window
 from instrumentation.errors import StoreUnavailable
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of
+from instrumentation.store.buckets import bucket_of
+from instrumentation.store.protocol import PredictionStore, VersionInfo
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,13 @@ class Reading:
         holder) must report the same one — the new version against the old.
         """
         return (self.versions[0], self.versions[1]) if len(self.versions) >= 2 else None
+
+    def comparison(self, version: str, baseline: str) -> dict[str, Any]:
+        """:meth:`compare`, or the reason it cannot (``{"version", "baseline", "error"}``)."""
+        try:
+            return self.compare(version, baseline)
+        except ValueError as exc:
+            return {"version": version, "baseline": baseline, "error": str(exc)}
 
     def compare(self, version: str, baseline: str) -> dict[str, Any]:
         """``version`` against ``baseline`` in every window (differences ``version − baseline``).

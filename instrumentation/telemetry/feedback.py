@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 
 from opentelemetry.trace import Span, SpanContext, TraceFlags
 
-from instrumentation import _names as names
-from instrumentation._instruments import Instruments
-from instrumentation.store.base import LabelOutcome, PredictionRecord
+from instrumentation.store.protocol import LabelOutcome, PredictionRecord
+from instrumentation.telemetry import names
+from instrumentation.telemetry.instruments import Instruments
 
 MAX_IDS_ON_SPAN = 64
 """Prediction ids listed on one span; more are counted, not listed (spans stay small)."""

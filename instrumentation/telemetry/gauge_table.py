@@ -8,7 +8,7 @@ sense, which would add a ``_ratio`` suffix); sample counts are ``{sample}``, an
 annotation that adds no suffix either.
 
 The per-section mappings (``QUALITY``, ``FAIRNESS_GROUP``…) take a report key to
-its figure; ``aggregates/gauges.py`` flattens reports through them only, and
+its figure; ``telemetry/gauge_points.py`` flattens reports through them only, and
 ``tests/unit/test_gauge_table.py`` renders reports of every task to prove the
 table and the reports agree both ways. Every gauge also carries
 ``ml.model.name`` and ``ml.model.version`` (not listed per entry).
@@ -16,7 +16,9 @@ table and the reports agree both ways. Every gauge also carries
 A gauge's ``ml.window`` covers exactly the span ``GET /monitor`` reports as that
 window's ``from`` and ``to``: a window longer than ``MONITOR_ROLLUP_AFTER`` starts at
 its first whole hour (the hour bucket at its old edge holds older data), so a
-``24h`` gauge reflects 23 to 24 hours (``instrumentation/_reports.py``).
+``24h`` gauge reflects 23 to 24 hours (``instrumentation/reports.py``).
+
+A pure data table (entries and their lookups, no logic): over 400 lines by nature.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from instrumentation import _names as names
+from instrumentation.telemetry import names
 
 UNIT_FIGURE: Final = ""
 """Unit of a figure's value and interval bounds (dimensionless, no Prometheus suffix)."""
@@ -342,7 +344,7 @@ ESTIMATED_ERROR_F1: Final = Gauge(
     _PER_CLASS,
 )
 
-# --- lookups by report key (what aggregates/gauges.py reads) ---------------------------------
+# --- lookups by report key (what gauge_points.py reads) ---------------------------------
 
 QUALITY: Final[Mapping[str, Figure]] = MappingProxyType(
     {

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanContext, Tracer
 
-from instrumentation import _names as names
+from instrumentation.telemetry import names
 
 MAX_LINKS_PER_BATCH = 128
 """Span links from one ``ml.predict.batch`` span; more served requests are counted, not linked.

@@ -2,7 +2,7 @@
 
 Used by ``make demo`` (when they are installed) and by the end-to-end tests. Each
 listens on 127.0.0.1 only, on ports picked here, with a private data directory,
-and runs as a :class:`~tests.harness.processes.ChildProcess`. Configuration is rendered
+and runs as a :class:`~harness.processes.ChildProcess`. Configuration is rendered
 from the files shipped in ``deploy/``, so demo, tests and users share one source.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.harness.processes import ChildProcess, free_port, http_ok
-from tests.harness.serving import REPO, clean_environ
+from harness.processes import ChildProcess, free_port, http_ok
+from harness.serving import REPO, clean_environ
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 RULES = PROMETHEUS_DIR / "rules.yml"

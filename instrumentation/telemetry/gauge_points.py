@@ -1,9 +1,9 @@
 """Flattening a window report into gauge observations: names from the table, bounded attributes.
 
 Each figure ``{"value", "n", "lower", "upper"}`` becomes the gauges of its
-:class:`~instrumentation._gauges.Figure`: the value, ``.lower`` / ``.upper``
+:class:`~instrumentation.telemetry.gauge_table.Figure`: the value, ``.lower`` / ``.upper``
 (where it has an interval) and ``.samples`` (its ``n``). Names come only from
-``instrumentation._gauges``: a report figure without a table entry raises
+``instrumentation.telemetry.gauge_table``: a report figure without a table entry raises
 :class:`KeyError` naming it (``WindowGauges`` then drops that collection, and
 ``tests/unit/test_gauge_table.py`` fails first).
 """
@@ -11,17 +11,22 @@ Each figure ``{"value", "n", "lower", "upper"}`` becomes the gauges of its
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from instrumentation import _gauges as table
-from instrumentation import _names as names
+from instrumentation.telemetry import gauge_table as table
+from instrumentation.telemetry import names
+
+if TYPE_CHECKING:
+    from instrumentation.reports import Reading
 
 GaugePoint = tuple[str, float, dict[str, str]]
 """One observation: gauge name, value, attributes (without the model's)."""
 
 _AVERAGES = ("macro", "micro", "weighted")
 
-NO_GAUGE_ERROR: Final = "report figure {where}.{key} has no gauge in instrumentation._gauges"
+NO_GAUGE_ERROR: Final = (
+    "report figure {where}.{key} has no gauge in instrumentation.telemetry.gauge_table"
+)
 
 
 def _lookup(section: Mapping[str, Any], where: str, key: str) -> Any:
@@ -175,3 +180,23 @@ def comparison_points(comparison: Mapping[str, Any]) -> list[GaugePoint]:
             for cls, metric in node["per_class"].items():
                 e.figure(figure, metric, {**base, names.ATTR_CLASS: cls})
     return e.points
+
+
+def reading_points(reading: Reading) -> list[GaugePoint]:
+    """Every version's window figures, and the default comparison, each naming its version."""
+    points = [
+        (name, value, {names.ATTR_MODEL_VERSION: version, **attrs})
+        for version, windows in reading.all_windows().items()
+        for name, value, attrs in gauge_points(windows)
+    ]
+    pair = reading.default_pair()
+    if pair is not None:
+        try:
+            comparison = reading.compare(*pair)
+        except ValueError:
+            return points  # other classes: nothing to compare
+        points += [
+            (name, value, {names.ATTR_MODEL_VERSION: pair[0], **attrs})
+            for name, value, attrs in comparison_points(comparison)
+        ]
+    return points

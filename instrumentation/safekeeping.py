@@ -16,18 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from instrumentation import _names as names
-from instrumentation._instruments import Instruments
-from instrumentation._spool import Entry, Spool, Unavailable
 from instrumentation.aggregates import AggregateBook
 from instrumentation.config import MonitorConfig
-from instrumentation.store.base import (
+from instrumentation.spool import Entry, Spool, Unavailable
+from instrumentation.store.protocol import (
     DuplicatePredictionId,
     Increments,
     PredictionRecord,
     PredictionStore,
     StoreUnavailable,
 )
+from instrumentation.telemetry import names
+from instrumentation.telemetry.instruments import Instruments
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +176,25 @@ class Safekeeper:
                 "replayed %d spooled prediction(s); %d entries left", written, outcome.pending
             )
         return written
+
+    def host_pending(self) -> int:
+        """Requests waiting in this host's spool for the store (0 without a spool)."""
+        return self.spool.host_pending() if self.spool is not None else 0
+
+    def replay_before_labels(self) -> None:
+        """Replay this process's spool before a label is joined: its ids were acknowledged.
+
+        Raises:
+            StoreUnavailable: spooled predictions cannot reach the store yet.
+        """
+        spool = self.spool
+        if spool is None or not spool.pending:
+            return
+        self.replay()
+        if spool.pending:
+            raise StoreUnavailable(
+                f"{spool.pending} spooled prediction(s) are not in the store yet"
+            )
 
     def _probe(self) -> None:
         """Clear the down mark once the store answers a read again."""
