@@ -49,8 +49,8 @@ false-alarm rate). ``*_cusum_arl`` give the average run length, in buckets, unti
 ``S > h`` for a stated true value (the false-alarm ARL at ``p0`` — any better figure
 alarms less often — and, at ``p1``, the zero-state detection delay), by the Markov
 chain of Brook & Evans (1972): ``S`` on a lattice of ``cells`` steps of ``h/cells``,
-each bucket's increment rounded to the lattice, the number of labels in a bucket
-Poisson. ``cusum_threshold`` finds the ``h`` giving a target ARL by bisection.
+each bucket's increment split between its two neighbouring lattice steps (mean kept),
+the number of labels in a bucket Poisson. ``cusum_threshold`` finds the ``h`` giving a target ARL by bisection.
 
 Zero-denominator policy: a comparison with a side without labels (for means, fewer than
 2) has ``value`` ``None``, never a fake 0, and keeps both counts; an empty bucket adds
@@ -326,14 +326,20 @@ def _lattice_arl(
     """ARL from 0 of ``S ↦ max(0, S + X)`` on the lattice ``{0, h/cells, …}`` until ``S > h``.
 
     ``X`` takes ``values`` with probabilities ``weights`` (plus ``lower_tail`` far below),
-    each rounded to a whole number of steps.
+    each split between the two lattice steps around it so that its mean is kept (plain
+    rounding shifts the drift, and the ARL is exponential in it).
     """
     if not h > 0:
         raise ValueError(THRESHOLD_ERROR.format(h=h))
     step = h / cells
-    offsets = np.clip(np.rint(values / step).astype(np.int64), -cells - 1, cells + 1)
-    pmf = np.zeros(2 * cells + 3)  # index k + cells + 1 holds P(X rounds to k steps)
-    np.add.at(pmf, offsets + cells + 1, weights)
+    scaled = np.clip(values / step, -cells - 1.0, cells + 1.0)
+    floor = np.floor(scaled)
+    above = scaled - floor  # split between the two lattice points around it, mean kept
+    index = floor.astype(np.int64) + cells + 1
+    pmf = np.zeros(2 * cells + 4)  # index k + cells + 1 holds P(X on k steps)
+    np.add.at(pmf, index, weights * (1.0 - above))
+    np.add.at(pmf, index + 1, weights * above)
+    pmf = pmf[:-1]
     pmf[0] += lower_tail
     states = np.arange(cells + 1)  # S = i·step for i = 0..cells; i > cells is an alarm
     jumps = states[None, :] - states[:, None]
