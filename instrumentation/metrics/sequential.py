@@ -50,7 +50,8 @@ false-alarm rate). ``*_cusum_arl`` give the average run length, in buckets, unti
 alarms less often — and, at ``p1``, the zero-state detection delay), by the Markov
 chain of Brook & Evans (1972): ``S`` on a lattice of ``cells`` steps of ``h/cells``,
 each bucket's increment split between its two neighbouring lattice steps (mean kept),
-the number of labels in a bucket Poisson. ``cusum_threshold`` finds the ``h`` giving a target ARL by bisection.
+the number of labels in a bucket Poisson. ``cusum_threshold`` finds the ``h`` giving a
+target ARL by bisection.
 
 Zero-denominator policy: a comparison with a side without labels (for means, fewer than
 2) has ``value`` ``None``, never a fake 0, and keeps both counts; an empty bucket adds
