@@ -53,6 +53,20 @@ each bucket's increment split between its two neighbouring lattice steps (mean k
 the number of labels in a bucket Poisson. ``cusum_threshold`` finds the ``h`` giving a
 target ARL by bisection.
 
+Which statistic for which judgment (the numbers are in ``bench/RESULTS.md``, *Alerts*):
+
+- a rollout (any proportion or MAE, version against version): the confidence sequence
+  over the cumulative sums since the rollout began; alarm when it excludes 0 on the
+  worse side;
+- accuracy below a threshold: ``bernoulli_increment`` with ``p0`` = the threshold and
+  ``p1`` a stated worse value, over the buckets of the look-back; MAE above one (and the
+  label-free estimated accuracy, a mean of each prediction's expected correctness):
+  ``normal_increment`` with ``sd`` from the reference recorded with the model;
+- a fairness disparity above a threshold: the confidence sequence of the two groups'
+  difference (selection rate, TPR, FPR) over the version's labels, alarm when its lower
+  bound on the gap exceeds the threshold (a CUSUM on a difference of two per-bucket rates
+  has no clean per-bucket likelihood ratio).
+
 Zero-denominator policy: a comparison with a side without labels (for means, fewer than
 2) has ``value`` ``None``, never a fake 0, and keeps both counts; an empty bucket adds
 0 to a CUSUM.

@@ -128,7 +128,8 @@ def test_all_correct_on_both_sides_still_has_width() -> None:
 
 def test_one_class_only_gives_a_valid_interval() -> None:
     got = proportion_difference_cs(0, 50, 0, 3)
-    assert got.value == 0.0 and got.lower == pytest.approx(-got.upper)  # type: ignore[operator]
+    assert got.value == 0.0 and got.lower is not None and got.upper is not None
+    assert got.lower == pytest.approx(-got.upper) and got.upper > 0
 
 
 def test_bad_input_is_refused_with_the_modules_message() -> None:
@@ -168,6 +169,31 @@ def test_coverage_holds_under_a_look_after_every_batch() -> None:
                 missed[run] = True
                 break
     assert missed.mean() <= 0.08
+
+
+def test_mean_difference_coverage_holds_under_a_look_after_every_batch() -> None:
+    """Skewed errors (exponential |e|, MAE 1.0 vs 1.2), 10% canary, a look per batch of 20."""
+    rng = np.random.default_rng(11)
+    runs, looks, per_look = 300, 500, 20
+    missed = 0
+    for _ in range(runs):
+        side = rng.random(looks * per_look) < 0.1
+        errors = rng.exponential(np.where(side, 1.0, 1.2))
+        n_a = np.cumsum(side)
+        s_a, q_a = np.cumsum(errors * side), np.cumsum(errors * errors * side)
+        s_b, q_b = np.cumsum(errors * ~side), np.cumsum(errors * errors * ~side)
+        n_b = np.arange(1, len(side) + 1) - n_a
+        for end in range(per_look - 1, len(side), per_look):
+            if n_a[end] < 20:
+                continue
+            d = mean_difference_cs(
+                int(n_a[end]), s_a[end], q_a[end], int(n_b[end]), s_b[end], q_b[end]
+            )
+            assert d.lower is not None and d.upper is not None
+            if not d.lower <= -0.2 <= d.upper:
+                missed += 1
+                break
+    assert missed / runs <= 0.08
 
 
 def test_cusum_is_pages_recursion_and_the_largest_suffix_sum() -> None:
