@@ -2,7 +2,8 @@
 
 Order: the served benchmark (template vs bare BentoML, SQLite and PostgreSQL), the
 in-process monitoring cost, window reports over a day of traffic, label ingest,
-the requests' tail while ``/monitor`` refreshes a day, and adaptive batching.
+the requests' tail while ``/monitor`` refreshes a day, adaptive batching, and alerts
+(simulated label streams: false alarms, detection delay, coverage).
 ``--quick`` (``make bench BENCH_ARGS=--quick``) runs the bounded versions. The
 closing table is also written into ``bench/RESULTS.md`` (``targets`` section).
 """
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench import (
+    alerts,
     batching,
     feedback_ingest,
     metric_compute,
@@ -32,6 +34,7 @@ QUICK_ARGS = {
     "feedback_ingest": ["--labels", "6000"],
     "refresh_tail": ["--day-rows", "1000000", "--rounds", "3", "--seconds", "4"],
     "batching": ["--rounds", "3", "--seconds", "4"],
+    "alerts": ["--quick"],
 }
 FULL_ARGS: dict[str, list[str]] = {
     "prediction_overhead": [],
@@ -39,6 +42,7 @@ FULL_ARGS: dict[str, list[str]] = {
     "feedback_ingest": [],
     "refresh_tail": [],
     "batching": [],
+    "alerts": [],
 }
 
 
@@ -165,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     refresh = refresh_tail.main(extra["refresh_tail"])
     banner("batching")
     batched = batching.main(extra["batching"])
+    banner("alerts")  # writes its own section and targets table (bench/RESULTS.md, alerts)
+    alerts.main(extra["alerts"] + no_write)
 
     command = "python -m bench.run_all " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [
