@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 PHOENIX_VENV ?= .venv-phoenix
 PHOENIX_REQUIREMENTS := deploy/phoenix-requirements.txt
 PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
+ORACLE_STAMP := $(VENV)/.oracles
 
-.PHONY: demo test test-fast lint format bench bench-tools bench-profile soak build services phoenix clean
+.PHONY: demo test test-fast oracles lint format bench bench-tools bench-profile soak build services phoenix clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +33,21 @@ demo: $(STAMP)
 	$(PY) -m demo $(DEMO_ARGS)
 
 ## make test: install what the tests need (system services included) and run the whole suite.
-test: $(STAMP) services phoenix
-	$(PY) -m pytest
+## MONITOR_TEST_ORACLES=required: an oracle library that cannot be imported fails its tests.
+test: $(STAMP) services phoenix oracles
+	MONITOR_TEST_ORACLES=required $(PY) -m pytest
+
+# confseq (Howard et al.'s confidence-sequence library), the independent oracle of
+# instrumentation/metrics/sequential.py. Its sdist pins pybind11~=2.6, which does not build on
+# Python 3.11: built here without build isolation against a current pybind11 and Debian's
+# Boost headers (libboost-dev, from `make services`), ~1 min once.
+$(ORACLE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet "pybind11>=2.10" scikit-build cmake ninja
+	$(PY) -m pip install --quiet --no-build-isolation confseq==0.0.10
+	touch $(ORACLE_STAMP)
+
+## Independent implementations the tests compare the statistics with.
+oracles: services $(ORACLE_STAMP)
 
 ## Unit and in-process service tests only (no servers started).
 test-fast: $(STAMP)

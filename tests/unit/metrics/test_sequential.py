@@ -1,12 +1,10 @@
 """Confidence sequences and CUSUMs against independent implementations, edges and coverage.
 
 Oracles: confseq's ``normal_mixture_bound`` (Howard et al.'s C++ library; its sdist pins
-pybind11 2.6, which does not build on Python 3.11, so it is not in the ``test`` extra:
-build it with ``pip wheel --no-build-isolation confseq==0.0.10`` after installing
-``pybind11>=2.10 scikit-build cmake ninja`` and Debian's ``libboost-dev``; the test skips
-without it); the mixture's defining integral solved by quadrature (scipy), written here;
-and, for the CUSUM's run lengths, a Markov chain built state by state here and seeded
-Monte Carlo runs of the recursion itself.
+pybind11 2.6, which does not build on Python 3.11, so ``make oracles`` builds it and
+``make test`` requires it: see ``tests/oracles.py``); the mixture's defining integral
+solved by quadrature (scipy), written here; and, for the CUSUM's run lengths, a Markov
+chain built state by state here and seeded Monte Carlo runs of the recursion itself.
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ from instrumentation.metrics.sequential import (
     normal_mixture_boundary,
     proportion_difference_cs,
 )
+from tests.oracles import oracle
 
 V_GRID = [1.0, 7.5, 100.0, 1_000.0, 2_500.0, 1e5, 1e7]
 
@@ -47,7 +46,7 @@ V_GRID = [1.0, 7.5, 100.0, 1_000.0, 2_500.0, 1e5, 1e7]
 def test_boundary_is_confseqs_two_sided_normal_mixture(
     v: float, alpha: float, v_opt: float
 ) -> None:
-    boundaries = pytest.importorskip("confseq.boundaries")
+    boundaries = oracle("confseq.boundaries")
     expected = boundaries.normal_mixture_bound(v, alpha, v_opt, alpha, False)
     assert normal_mixture_boundary(v, alpha=alpha, v_opt=v_opt) == pytest.approx(
         float(expected), rel=1e-12, abs=1e-9
@@ -78,7 +77,7 @@ def test_boundary_is_where_the_mixture_martingale_reaches_one_over_alpha(v: floa
 
 
 def test_interval_is_the_boundary_scaled_by_the_welch_standard_error() -> None:
-    boundaries = pytest.importorskip("confseq.boundaries")
+    boundaries = oracle("confseq.boundaries")
     k_a, n_a, k_b, n_b = 1_430, 1_800, 13_050, 16_200
     got = proportion_difference_cs(k_a, n_a, k_b, n_b, alpha=0.05, v_opt=1_000.0)
 
