@@ -262,6 +262,14 @@ class PredictionStore(Protocol):
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
         """Sum of every aggregate cell over buckets ``>= since_bucket``, by encoded key."""
 
+    def bucket_cells(
+        self, model: str, version: str, *, since_bucket: int, until_bucket: int | None = None
+    ) -> dict[int, dict[str, float]]:
+        """Each bucket's summed cells in ``[since_bucket, until_bucket)``, by encoded key.
+
+        Write markers and the stored-rows counter are not cells: they are left out.
+        """
+
     def count_predictions(self, model: str) -> int:
         """Rows currently stored for ``model``."""
 

@@ -126,6 +126,14 @@ class DeferredStore:
         """See :class:`~instrumentation.store.base.PredictionStore`."""
         return self._store().sum_aggregates(model, version, since_bucket=since_bucket)
 
+    def bucket_cells(
+        self, model: str, version: str, *, since_bucket: int, until_bucket: int | None = None
+    ) -> dict[int, dict[str, float]]:
+        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        return self._store().bucket_cells(
+            model, version, since_bucket=since_bucket, until_bucket=until_bucket
+        )
+
     def count_predictions(self, model: str) -> int:
         """See :class:`~instrumentation.store.base.PredictionStore`."""
         return self._store().count_predictions(model)

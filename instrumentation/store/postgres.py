@@ -448,6 +448,25 @@ class PostgresStore:
                 lambda: counts.buckets(conn, self._q, model, version), model, version, since_bucket
             )
 
+    def bucket_cells(
+        self, model: str, version: str, *, since_bucket: int, until_bucket: int | None = None
+    ) -> dict[int, dict[str, float]]:
+        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        until = counts.COUNTER_BUCKET if until_bucket is None else until_bucket
+        out: dict[int, dict[str, float]] = {}
+        with self._connection() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT bucket, key, sum(value) FROM {s}.aggregates WHERE model = %s "
+                    "AND version = %s AND bucket >= %s AND bucket < %s AND key <> %s "
+                    "GROUP BY bucket, key"
+                ),
+                (model, version, since_bucket, until, counts.MARKER_KEY),
+            ).fetchall()
+        for bucket, key, value in rows:
+            out.setdefault(int(bucket), {})[key] = float(value)
+        return out
+
     def count_predictions(self, model: str) -> int:
         """Rows stored for ``model``: its counter (see :mod:`._postgres_counts`)."""
         with self._connection() as conn:

@@ -489,6 +489,21 @@ class SQLiteStore:
             since_bucket,
         )
 
+    def bucket_cells(
+        self, model: str, version: str, *, since_bucket: int, until_bucket: int | None = None
+    ) -> dict[int, dict[str, float]]:
+        """See :class:`~instrumentation.store.base.PredictionStore`."""
+        until = sql.COUNTER_BUCKET if until_bucket is None else until_bucket
+        out: dict[int, dict[str, float]] = {}
+        rows = self._reader().execute(
+            "SELECT bucket, key, value FROM aggregates WHERE model=? AND version=? "
+            "AND bucket>=? AND bucket<?",
+            (model, version, since_bucket, until),
+        )
+        for bucket, key, value in rows:
+            out.setdefault(int(bucket), {})[key] = float(value)
+        return out
+
     def count_predictions(self, model: str) -> int:
         """Rows stored for ``model``: its counter (see :mod:`._sqlite_rows`), else a count."""
         reader = self._reader()
