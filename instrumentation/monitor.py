@@ -44,6 +44,7 @@ from instrumentation._spool import Spool
 from instrumentation._window_gauges import WindowGauges
 from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.gauges import GaugePoint, comparison_points, gauge_points
+from instrumentation.aggregates.history import read_history
 from instrumentation.config import ROLLUP_SECONDS, MonitorConfig
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import (
@@ -381,6 +382,35 @@ class ModelMonitor:
                         "error": str(exc),
                     }
             return body
+
+    def history(
+        self,
+        *,
+        window: float,
+        step: float,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> dict[str, Any]:
+        """Each figure over time, per version: the ``GET /monitor/history`` body.
+
+        See :func:`instrumentation.aggregates.history.read_history`.
+
+        Raises:
+            ValueError: a step or window that is not whole buckets, or too many points.
+        """
+        with _unavailable_as(StoreUnavailable):
+            self.reports.register()
+            return read_history(
+                self.store,
+                self.spec,
+                self.config,
+                self.reports.book,
+                now=self.clock(),
+                window=window,
+                step=step,
+                start=start,
+                end=end,
+            )
 
     def _spooled_requests(self) -> int:
         """Requests waiting in this host's spool for the store (0 without a spool)."""
