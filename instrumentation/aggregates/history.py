@@ -38,12 +38,10 @@ import numpy.typing as npt
 from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.drift import DriftSection
-from instrumentation.aggregates.estimate import EstimateSection
 from instrumentation.aggregates.fairness import FairnessSection
 from instrumentation.aggregates.quality import read_regression
 from instrumentation.config import ROLLUP_SECONDS, MonitorConfig
-from instrumentation.metrics import quality
-from instrumentation.metrics.intervals import rate
+from instrumentation.metrics import quality, series
 from instrumentation.spec import ModelSpec
 from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of, decode_key
 
@@ -62,17 +60,12 @@ CHARTED_KINDS: Final = frozenset(
 """Cell kinds the history reads; the others (AUC, calibration, losses) are not charted."""
 
 DISPARITIES: Final = (
-    ("demographic_parity_difference", ("demographic_parity_difference", "between_groups")),
-    (
-        "equalized_odds_difference",
-        ("equalized_odds_difference", "worst_case", "between_groups"),
-    ),
-    ("equal_opportunity_difference", ("equal_opportunity_difference", "between_groups")),
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
 )
-"""The disparities charted for a classifier, and where each sits in the fairness report."""
-
-GROUP_RATES: Final = ("selection_rate", "tpr")
-"""The per-group rates charted for a classifier."""
+"""The disparities charted for a binary classifier: fairlearn's, ``method="between_groups"``
+(equalized odds with ``agg="worst_case"``), over the groups with enough rows."""
 
 MAX_POINTS: Final = 5000
 """Most points one history returns (a week at two-minute steps is 5,041)."""
@@ -83,6 +76,7 @@ RANGE_ERROR: Final = "from must be before to"
 
 Point = dict[str, Any]
 Series = list[Point]
+Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -134,16 +128,23 @@ class _Sums:
 
     def __init__(self, buckets: Mapping[int, Mapping[str, float]]) -> None:
         columns: dict[str, int] = {}
+        skipped: set[str] = set()  # keys of kinds not charted, decoded once
         starts = sorted(buckets)
         rows: list[int] = []
         cols: list[int] = []
         values: list[float] = []
         for row, bucket in enumerate(starts):
             for key, value in buckets[bucket].items():
-                if decode_key(key)[0] not in CHARTED_KINDS:
-                    continue
+                col = columns.get(key)
+                if col is None:
+                    if key in skipped:
+                        continue
+                    if decode_key(key)[0] not in CHARTED_KINDS:
+                        skipped.add(key)
+                        continue
+                    col = columns[key] = len(columns)
                 rows.append(row)
-                cols.append(columns.setdefault(key, len(columns)))
+                cols.append(col)
                 values.append(value)
         dense = np.zeros((len(starts), len(columns)))
         seen = np.zeros((len(starts), len(columns)))
@@ -171,56 +172,64 @@ class _Sums:
             return None
 
 
-def _cells(keys: list[tuple[str, ...]], row: npt.NDArray[np.float64], present: Any) -> Cells:
-    """A :class:`Cells` of one window from its row of sums (keys already decoded)."""
-    values = row.tolist()
-    return Cells.decoded((keys[i], values[i]) for i in np.flatnonzero(present).tolist())
+def _series(times: list[int], value: Any, n: Any, lower: Any = None, upper: Any = None) -> Series:
+    """Points ``{t, value, lower, upper, n}`` from rows of figures (NaN → ``None``)."""
+    values = series.to_values(value)
+    counts = np.asarray(n, dtype=np.float64).round().astype(np.int64).tolist()
+    if lower is None or upper is None:
+        return [
+            {"t": t, "value": v, "lower": None, "upper": None, "n": c if v is not None else 0}
+            for t, v, c in zip(times, values, counts, strict=True)
+        ]
+    lows, highs = series.to_values(lower), series.to_values(upper)
+    return [
+        {"t": t, "value": v, "lower": lo, "upper": hi, "n": c if v is not None else 0}
+        for t, v, lo, hi, c in zip(times, values, lows, highs, counts, strict=True)
+    ]
 
 
-def _point(t: int, figure: Mapping[str, Any]) -> Point:
-    return {
-        "t": t,
-        "value": figure.get("value"),
-        "lower": figure.get("lower"),
-        "upper": figure.get("upper"),
-        "n": figure.get("n", 0),
-    }
+def _rate_series(times: list[int], successes: Any, n: Any) -> Series:
+    value, lower, upper = series.rates(successes, n)
+    return _series(times, value, n, lower, upper)
 
 
-def _dig(report: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any]:
-    found: Any = report
-    for part in path:
-        found = found.get(part, {})
-    return found if isinstance(found, Mapping) else {}
+class _Window:
+    """Each point's window sums, read by cell key (a cell no bucket holds reads as 0)."""
 
+    def __init__(self, sums: _Sums, span: Span) -> None:
+        t = span.times()
+        self.times: list[int] = t.tolist()
+        self.sums, self.present = sums.between(span.window_starts(t), t)
+        self.steps, _ = sums.between(t - span.step, t)
+        self._index = {key: i for i, key in enumerate(sums.keys)}
+        self.keys = sums.keys
 
-class _Collector:
-    """Appends each point's figures to its series, creating series as figures appear."""
+    def column(self, *key: str, counts: bool = False, per_step: bool = False) -> Floats:
+        i = self._index.get(key)
+        if i is None:
+            return np.zeros(len(self.times))
+        found = (self.steps if per_step else self.sums)[:, i]
+        return np.round(found) if counts else found
 
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.out: dict[str, Any] = {}
+    def seen(self, *key: str) -> npt.NDArray[np.bool_]:
+        i = self._index.get(key)
+        return self.present[:, i] if i is not None else np.zeros(len(self.times), dtype=bool)
 
-    def add(self, path: tuple[str, ...], index: int, point: Point) -> None:
-        node = self.out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        series = node.setdefault(path[-1], [None] * self.n)
-        series[index] = point
+    def confusion(self, classes: tuple[str, ...], *prefix: str) -> Floats:
+        """Windows × K × K confusion counts from cells ``(*prefix, actual, predicted)``."""
+        return np.stack(
+            [
+                np.stack([self.column(*prefix, a, p, counts=True) for p in classes], axis=1)
+                for a in classes
+            ],
+            axis=1,
+        )
 
-    def finish(self, times: list[int]) -> dict[str, Any]:
-        """Fill the points a series lacks (no such group yet) with undefined ones."""
-
-        def fill(node: dict[str, Any]) -> None:
-            for key, value in node.items():
-                if isinstance(value, dict):
-                    fill(value)
-                else:
-                    pairs = zip(value, times, strict=True)
-                    node[key] = [p if p is not None else _point(t, {}) for p, t in pairs]
-
-        fill(self.out)
-        return self.out
+    def cells(self, i: int) -> Cells:
+        """One point's window as :class:`Cells` (for the figures computed point by point)."""
+        row = self.sums[i].tolist()
+        present = np.flatnonzero(self.present[i]).tolist()
+        return Cells.decoded((self.keys[j], row[j]) for j in present)
 
 
 def version_history(
@@ -232,75 +241,162 @@ def version_history(
     least ``[span.first_bucket(), span.end)``.
     """
     spec = book.spec
-    sums = _Sums(buckets)
-    t = span.times()
-    times = t.tolist()
-    windows, present = sums.between(span.window_starts(t), t)
-    steps, _ = sums.between(t - span.step, t)
-    out = _Collector(len(times))
-    for name in ("predictions", "labels"):
-        col = sums.column(name)
-        counts = steps[:, col] if col is not None else np.zeros(len(times))
-        for i, (when, count) in enumerate(zip(times, counts.tolist(), strict=True)):
-            whole = round(count)
-            out.add((name,), i, {**_point(when, {}), "value": whole, "n": whole})
-    sections = {type(s): s for s in book.sections}
-    estimate = sections[EstimateSection]
-    drift_section = sections[DriftSection]
-    fairness_section = sections[FairnessSection]
-    assert isinstance(drift_section, DriftSection)
-    assert isinstance(fairness_section, FairnessSection)
-    for i, when in enumerate(times):
-        cells = _cells(sums.keys, windows[i], present[i])
-        _quality(out, i, when, spec.classes if spec.is_classifier else None, cells)
-        if spec.is_classifier:
-            accuracy = estimate.report(cells)["accuracy"]
-            out.add(("estimated", "accuracy"), i, _point(when, accuracy))
-        for feature, figures in drift_section.report(cells)["features"].items():
-            out.add(("drift", "psi", feature), i, _point(when, figures["psi"]))
-        for attribute, figures in fairness_section.report(cells).items():
-            _fairness(out, i, when, attribute, figures, classifier=spec.is_classifier)
-    result = out.finish(times)
-    if drift_section.features:
-        result["drift"]["psi_threshold"] = drift_section.psi_threshold
-    return result
-
-
-def _quality(
-    out: _Collector, i: int, when: int, classes: tuple[str, ...] | None, cells: Cells
-) -> None:
-    """The headline quality figures of one point (as ``classification_quality`` computes them)."""
-    if classes is None:
-        figures = quality.regression_quality(read_regression(cells, "regression"))
-        for name, figure in figures.items():
-            out.add(("quality", name), i, _point(when, figure))
-        return
-    cm = cells.matrix("confusion", classes)
-    tp, predicted, actual = np.diag(cm).tolist(), cm.sum(axis=0).tolist(), cm.sum(axis=1).tolist()
-    out.add(("quality", "accuracy"), i, _point(when, rate(float(sum(tp)), cm.sum()).to_dict()))
-    for k, cls in enumerate(classes):
-        out.add(("quality", "recall", cls), i, _point(when, rate(tp[k], actual[k]).to_dict()))
-        out.add(("quality", "precision", cls), i, _point(when, rate(tp[k], predicted[k]).to_dict()))
-
-
-def _fairness(
-    out: _Collector, i: int, when: int, attribute: str, figures: Any, *, classifier: bool
-) -> None:
-    """One attribute's per-group figures and disparities (binary or regression)."""
-    if "per_class" in figures:
-        return  # multiclass: see GET /monitor
-    for group, report in figures["groups"].items():
-        for name in GROUP_RATES if classifier else ("mae",):
-            figure = report.get(name, {"n": report.get("n", 0)})
-            out.add(("fairness", attribute, "groups", group, name), i, _point(when, figure))
-    disparities = figures["disparities"]
-    if "mae_difference" in disparities:
-        wanted: tuple[tuple[str, tuple[str, ...]], ...] = (("mae_difference", ("mae_difference",)),)
+    w = _Window(_Sums(buckets), span)
+    times = w.times
+    out: dict[str, Any] = {
+        name: _series(times, counts, counts)
+        for name in ("predictions", "labels")
+        for counts in [w.column(name, counts=True, per_step=True)]
+    }
+    if spec.is_classifier:
+        out["quality"] = _classifier_quality(w, spec.classes)
+        n = w.column("estimate", "n", counts=True)
+        value, lower, upper = series.estimated_accuracy(
+            n, w.column("estimate", "conf_sum"), w.column("estimate", "conf_sq_sum")
+        )
+        out["estimated"] = {"accuracy": _series(times, value, n, lower, upper)}
     else:
-        wanted = DISPARITIES
-    for name, path in wanted:
-        point = _point(when, _dig(disparities, path))
-        out.add(("fairness", attribute, "disparities", name), i, point)
+        out["quality"] = _regression_quality(w)
+    sections = {type(s): s for s in book.sections}
+    drift_section = sections[DriftSection]
+    assert isinstance(drift_section, DriftSection)
+    out["drift"] = {
+        "psi": {
+            feature: _psi(w, feature, len(ref.shares), ref.shares)
+            for feature, ref in drift_section.features.items()
+        },
+        "psi_threshold": drift_section.psi_threshold,
+    }
+    fairness_section = sections[FairnessSection]
+    assert isinstance(fairness_section, FairnessSection)
+    if spec.task == "binary":
+        out["fairness"] = {
+            attribute: _binary_fairness(w, spec.classes, attribute, fairness_section.min_samples)
+            for attribute in spec.sensitive_attributes
+        }
+    elif spec.task == "regression":
+        out["fairness"] = _regression_fairness(w, fairness_section)
+    else:
+        out["fairness"] = {}  # multiclass: per class in GET /monitor, not charted
+    return out
+
+
+def _classifier_quality(w: _Window, classes: tuple[str, ...]) -> dict[str, Any]:
+    """Accuracy and per-class recall and precision (as ``classification_quality``)."""
+    cm = w.confusion(classes, "confusion")
+    tp = np.diagonal(cm, axis1=1, axis2=2)
+    actual, predicted = cm.sum(axis=2), cm.sum(axis=1)
+    times = w.times
+    return {
+        "accuracy": _rate_series(times, tp.sum(axis=1), cm.sum(axis=(1, 2))),
+        "recall": {c: _rate_series(times, tp[:, k], actual[:, k]) for k, c in enumerate(classes)},
+        "precision": {
+            c: _rate_series(times, tp[:, k], predicted[:, k]) for k, c in enumerate(classes)
+        },
+    }
+
+
+def _psi(w: _Window, feature: str, bins: int, shares: Any) -> Series:
+    counts = np.stack([w.column("drift", feature, str(b), counts=True) for b in range(bins)], 1)
+    return _series(w.times, series.psi(shares, counts), counts.sum(axis=1))
+
+
+def _binary_fairness(
+    w: _Window, classes: tuple[str, ...], attribute: str, min_samples: int
+) -> dict[str, Any]:
+    """Per-group selection rate and TPR, and the disparities (as ``FairnessSection``)."""
+    names = sorted({k[2] for k in w.keys if k[0] == "group_confusion" and k[1] == attribute})
+    times = w.times
+    groups: dict[str, Any] = {}
+    rows: list[tuple[npt.NDArray[Any], ...]] = []
+    for group in names:
+        cm = w.confusion(classes, "group_confusion", attribute, group)
+        tp, fn, fp, tn = cm[:, 1, 1], cm[:, 1, 0], cm[:, 0, 1], cm[:, 0, 0]
+        n = tp + fn + fp + tn
+        present = np.zeros(len(times), dtype=bool)
+        for a in classes:
+            for p in classes:
+                present |= w.seen("group_confusion", attribute, group, a, p)
+        enough = present & (n >= min_samples)
+        shown = np.where(enough, n, 0.0)  # too few rows: undefined, "not enough data"
+        positives = np.where(enough, tp + fn, 0.0)
+        groups[group] = {
+            "selection_rate": _rate_series(times, np.where(enough, tp + fp, 0.0), shown),
+            "tpr": _rate_series(times, np.where(enough, tp, 0.0), positives),
+        }
+        for name, points in groups[group].items():
+            _keep_n(points, np.where(present, n, 0.0) if name == "selection_rate" else None)
+        rows.append((tp, fn, fp, tn, present & (n > 0) & (n >= min_samples)))
+    return {"groups": groups, "disparities": _disparities(times, rows)}
+
+
+def _keep_n(points: Series, n: Floats | None) -> None:
+    """An undefined group figure still says how many rows it rests on (``n``)."""
+    if n is None:
+        return
+    for point, count in zip(points, n.round().astype(np.int64).tolist(), strict=True):
+        if point["value"] is None:
+            point["n"] = count
+
+
+def _disparities(times: list[int], rows: list[tuple[npt.NDArray[Any], ...]]) -> dict[str, Series]:
+    """Between-groups differences of ``fairness.disparities`` over the kept groups."""
+    if not rows:
+        nothing = np.full(len(times), np.nan)
+        return {name: _series(times, nothing, nothing) for name in DISPARITIES}
+    tp, fn, fp, tn, kept = (np.stack(column, axis=1) for column in zip(*rows, strict=True))
+    n = tp + fn + fp + tn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        selection = (tp + fp) / n
+    kept_mask = kept.astype(bool)
+    tpr = series.between_groups(series.fairlearn_rate(tp, tp + fn), kept_mask)
+    fpr = series.between_groups(series.fairlearn_rate(fp, fp + tn), kept_mask)
+    total = np.where(kept_mask, n, 0.0).sum(axis=1)
+    figures = {
+        "demographic_parity_difference": series.between_groups(selection, kept_mask),
+        "equalized_odds_difference": np.fmax(tpr, fpr),
+        "equal_opportunity_difference": tpr,
+    }
+    return {name: _series(times, figures[name], total) for name in DISPARITIES}
+
+
+def _regression_quality(w: _Window) -> dict[str, Any]:
+    """MAE, RMSE, MAPE and R² per point (``regression_quality``: cheap, point by point)."""
+    out: dict[str, Series] = {}
+    for i, t in enumerate(w.times):
+        figures = quality.regression_quality(read_regression(w.cells(i), "regression"))
+        for name, figure in figures.items():
+            out.setdefault(name, []).append(_point(t, figure))
+    return out
+
+
+def _regression_fairness(w: _Window, section: FairnessSection) -> dict[str, Any]:
+    """Per-group MAE and its spread per point, from the section's own report."""
+    out: dict[str, Any] = {}
+    for i, t in enumerate(w.times):
+        for attribute, figures in section.report(w.cells(i)).items():
+            node = out.setdefault(attribute, {"groups": {}, "disparities": {}})
+            for group, report in figures["groups"].items():
+                points = node["groups"].setdefault(group, {}).setdefault("mae", [])
+                points.extend(_point(u, {}) for u in w.times[len(points) : i])
+                points.append(_point(t, report.get("mae", {"n": report.get("n", 0)})))
+            gap = figures["disparities"]["mae_difference"]
+            node["disparities"].setdefault("mae_difference", []).append(_point(t, gap))
+    for node in out.values():
+        for group in node["groups"].values():
+            points = group["mae"]
+            points.extend(_point(t, {}) for t in w.times[len(points) :])
+    return out
+
+
+def _point(t: int, figure: Mapping[str, Any]) -> Point:
+    return {
+        "t": t,
+        "value": figure.get("value"),
+        "lower": figure.get("lower"),
+        "upper": figure.get("upper"),
+        "n": figure.get("n", 0),
+    }
 
 
 def retention(
