@@ -6,6 +6,8 @@
 #   prometheus-alertmanager  /usr/bin/prometheus-alertmanager, /usr/bin/amtool  (0.25)
 #   postgresql               initdb, pg_ctl, postgres in /usr/lib/postgresql/<major>/bin (15);
 #                            the store tests start a private cluster from them
+#   chromium chromium-driver /usr/bin/chromium, /usr/bin/chromedriver: the page's browser
+#                            tests (tests/e2e/test_ui.py) drive it headless with selenium
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -20,6 +22,7 @@ have_postgres() {
 { have prometheus && have promtool; } || need+=(prometheus)
 { have prometheus-alertmanager && have amtool; } || need+=(prometheus-alertmanager)
 have_postgres || need+=(postgresql)
+{ have chromium && have chromedriver; } || need+=(chromium chromium-driver)
 # (to come as backends are added: redis-server)
 if ((${#need[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"

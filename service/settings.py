@@ -69,6 +69,8 @@ class Settings:
     """Largest request body accepted (``MONITOR_MAX_BODY_BYTES``); larger ones get a 413."""
     batching: Batching = Batching()
     """``MONITOR_ADAPTIVE_BATCHING`` and its limits (see ``service/batching.py``)."""
+    read_token: str | None = None
+    """``MONITOR_READ_TOKEN``: when set, ``/monitor`` and its history need ``Bearer <token>``."""
 
     def prometheus_endpoint(self, worker_index: int | None) -> PrometheusEndpoint | None:
         """Worker ``i``'s scrape endpoint: ``MONITOR_PROMETHEUS_PORT + i - 1``, or None (off).
@@ -92,6 +94,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         otlp=OTLPSettings.from_env(environ),
         max_body_bytes=_positive_int(environ, "MONITOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         batching=_batching(environ),
+        read_token=environ.get("MONITOR_READ_TOKEN", "").strip() or None,
     )
 
 

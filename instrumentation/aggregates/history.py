@@ -343,7 +343,7 @@ def _disparities(times: list[int], rows: list[tuple[npt.NDArray[Any], ...]]) -> 
     """Between-groups differences of ``fairness.disparities`` over the kept groups."""
     if not rows:
         nothing = np.full(len(times), np.nan)
-        return {name: _series(times, nothing, nothing) for name in DISPARITIES}
+        return {name: _series(times, nothing, np.zeros(len(times))) for name in DISPARITIES}
     tp, fn, fp, tn, kept = (np.stack(column, axis=1) for column in zip(*rows, strict=True))
     n = tp + fn + fp + tn
     with np.errstate(divide="ignore", invalid="ignore"):
