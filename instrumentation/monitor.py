@@ -387,7 +387,7 @@ class ModelMonitor:
         self,
         *,
         window: float,
-        step: float,
+        step: float | None = None,
         start: float | None = None,
         end: float | None = None,
     ) -> dict[str, Any]:

@@ -9,8 +9,9 @@ elsewhere: the page works offline and from a bento.
 ``GET /monitor/history?window=15m&step=1m&from=…&to=…``: for each model version and
 figure, the window ending at each step (see
 :mod:`instrumentation.aggregates.history`). ``window`` defaults to the first of
-``MONITOR_WINDOWS``, ``step`` to the bucket width, ``to`` to now and ``from`` to one
-``window`` before ``to``; ``from``/``to`` are epoch seconds or ISO-8601 times.
+``MONITOR_WINDOWS``, ``step`` to the fewest whole buckets that keep the range within
+240 points, ``to`` to now and ``from`` to one ``window`` before ``to``; ``from``/``to``
+are epoch seconds or ISO-8601 times.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _time(request: Request, name: str) -> float | None:
         raise ConfigError(TIME_PARAMETER.format(name=name, value=raw)) from None
 
 
-def _duration(request: Request, name: str, default: float) -> float:
+def _duration(request: Request, name: str, default: float | None) -> float | None:
     raw = request.query_params.get(name)
     return default if raw is None else parse_duration(raw, variable=name)
 
@@ -65,8 +66,8 @@ def routes(*, unavailable: Callable[[StoreUnavailable], Response]) -> list[BaseR
         service = bentoml.get_current_service()
         config = service.settings.monitor
         try:
-            window = _duration(request, "window", config.windows[0].seconds)
-            step = _duration(request, "step", float(config.bucket_seconds))
+            window = _duration(request, "window", None) or config.windows[0].seconds
+            step = _duration(request, "step", None)
             start, end = _time(request, "from"), _time(request, "to")
             body = await run_in_threadpool(
                 lambda: service.monitor.history(window=window, step=step, start=start, end=end)

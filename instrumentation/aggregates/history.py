@@ -70,6 +70,9 @@ DISPARITIES: Final = (
 MAX_POINTS: Final = 5000
 """Most points one history returns (a week at two-minute steps is 5,041)."""
 
+AUTO_POINTS: Final = 240
+"""Most points of a history whose step is not given."""
+
 TOO_MANY_POINTS: Final = "the range holds {n} steps; at most {max} (widen step or narrow range)"
 STEP_ERROR: Final = "step and window must be whole multiples of the bucket width ({width} s)"
 RANGE_ERROR: Final = "from must be before to"
@@ -424,7 +427,7 @@ def read_history(
     *,
     now: float,
     window: float,
-    step: float,
+    step: float | None = None,
     start: float | None = None,
     end: float | None = None,
 ) -> dict[str, Any]:
@@ -432,12 +435,15 @@ def read_history(
 
     ``end`` defaults to the end of the bucket holding ``now`` (the last point is then
     the window ``GET /monitor`` reports now), ``start`` to one window before it;
-    both are rounded down to the bucket width. ``book_of(version, recorded)`` reads
-    a version's cells with its own spec.
+    both are rounded down to the bucket width. ``step`` defaults to the fewest whole
+    buckets that keep the range within :data:`AUTO_POINTS` points.
+    ``book_of(version, recorded)`` reads a version's cells with its own spec.
     """
     width = config.bucket_seconds
     last = int(bucket_of(now, width) + width if end is None else bucket_of(end, width))
     first = last - int(window) if start is None else int(bucket_of(start, width))
+    if step is None:
+        step = max(1, -(-(last - first) // (AUTO_POINTS * width))) * width
     whole_step = int(step)
     first = last - (last - first) // whole_step * whole_step  # the points end exactly at `last`
     span = Span(

@@ -12,7 +12,14 @@ const SERIES_COLORS = ["#2563eb", "#d97706", "#059669", "#9333ea", "#dc2626", "#
   "#65a30d", "#db2777", "#4b5563", "#ca8a04"];
 const UNITS = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
-const state = { windowName: null, range: 3600, refreshing: false, refreshes: 0, charts: {} };
+const params = new URLSearchParams(window.location.search);
+const state = {
+  windowName: params.get("window"),
+  range: Number(params.get("range")) || 3600,
+  refreshing: false,
+  refreshes: 0,
+  charts: {},
+};
 
 /* ---------- formatting ---------- */
 
@@ -135,7 +142,9 @@ function drawChart(id, series, options = {}) {
     data.push(s.points.map((p) => p.value));
     uSeries.push({
       label: s.label, stroke: s.color, width: s.width || 2, dash: s.dash,
-      spanGaps: false, points: { show: s.points.length < 40 },
+      spanGaps: false,
+      // Dots where a line cannot show a point (sparse data, a lone point between gaps).
+      points: { show: s.points.filter((p) => p.value !== null).length < 90, size: 5 },
     });
     meta.push(s);
     if (s.band) {
@@ -384,7 +393,7 @@ function drawTable(snapshot) {
     return el("tr", { "data-figure": name, "data-version": version,
       "data-value": none ? "" : String(figure.value) },
     el("th", { scope: "row", text: name }),
-    el("td", { text: version }),
+    el("td", { text: version, title: version }),
     el("td", { class: none ? "none" : "num",
       text: none ? "not enough data" : fmt(figure.value, Number.isInteger(figure.value) ? 0 : 3) }),
     el("td", { class: "num", text: fmtInterval(figure) }),
@@ -400,6 +409,7 @@ function drawVersions(snapshot) {
   if (versions.length < 2) {
     target.replaceChildren(el("p", { class: "muted",
       text: `One version (${versions[0] || snapshot.model.version}) has data: deploy another to compare.` }));
+    target.closest(".panel").dataset.drawn = "true";
     return;
   }
   const w = (v) => snapshot.versions[v].windows[state.windowName];
@@ -440,13 +450,9 @@ function fillWindows(snapshot) {
   const names = Object.keys(snapshot.windows);
   if (select.options.length !== names.length) {
     select.replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
-    state.windowName = state.windowName && names.includes(state.windowName) ? state.windowName : names[0];
+    state.windowName = names.includes(state.windowName) ? state.windowName : names[0];
   }
   select.value = state.windowName;
-}
-
-function step(range) {
-  return Math.max(60, Math.ceil(range / 120 / 60) * 60);
 }
 
 async function refresh() {
@@ -458,8 +464,8 @@ async function refresh() {
     fillWindows(snapshot);
     const windowSeconds = seconds(state.windowName) || 300;
     const now = Date.now() / 1000;
-    const s = step(state.range);
-    const url = `/monitor/history?window=${windowSeconds}s&step=${s}s&from=${Math.floor(now - state.range)}`;
+    // The server picks the step: whole buckets, at most 240 points over the range.
+    const url = `/monitor/history?window=${windowSeconds}s&from=${Math.floor(now - state.range)}`;
     const history = await getJSON(url);
     const m = snapshot.model;
     document.getElementById("model-name").textContent = m.name;
@@ -481,6 +487,12 @@ async function refresh() {
     state.refreshing = false;
   }
 }
+
+const rangeSelect = document.getElementById("range-select");
+if (![...rangeSelect.options].some((o) => Number(o.value) === state.range)) {
+  rangeSelect.append(el("option", { value: String(state.range), text: `last ${state.range} s` }));
+}
+rangeSelect.value = String(state.range);
 
 document.getElementById("window-select").addEventListener("change", (event) => {
   state.windowName = event.target.value;

@@ -56,6 +56,10 @@ def test_history_parameters_are_checked_by_name(client: TestClient) -> None:
     )
     assert iso.status_code == 200, iso.text
     assert (iso.json()["from"], iso.json()["to"]) == (1796083200, 1796086800)
+    auto = client.get(
+        "/monitor/history", params={"from": "2026-12-01T00:00:00Z", "to": "1796169600"}
+    )
+    assert auto.json()["step"] == 360  # a day in at most 240 whole-minute steps
 
 
 def test_the_page_and_its_assets_are_served(client: TestClient) -> None:
