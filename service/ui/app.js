@@ -124,6 +124,17 @@ function tooltipPlugin(meta) {
   };
 }
 
+function needsDots(points) {
+  const defined = (i) => i >= 0 && i < points.length && points[i].value !== null;
+  let count = 0;
+  for (let i = 0; i < points.length; i += 1) {
+    if (!defined(i)) continue;
+    count += 1;
+    if (!defined(i - 1) && !defined(i + 1)) return true;
+  }
+  return count < 20;
+}
+
 /* series: [{label, color, points, dash, band, digits}], options: {yRange, threshold, bars} */
 function drawChart(id, series, options = {}) {
   const target = document.getElementById(id);
@@ -144,7 +155,7 @@ function drawChart(id, series, options = {}) {
       label: s.label, stroke: s.color, width: s.width || 2, dash: s.dash,
       spanGaps: false,
       // Dots where a line cannot show a point (sparse data, a lone point between gaps).
-      points: { show: s.points.filter((p) => p.value !== null).length < 90, size: 5 },
+      points: { show: needsDots(s.points), size: 5 },
     });
     meta.push(s);
     if (s.band) {
@@ -222,7 +233,7 @@ function drawHistory(history, snapshot) {
   drawChart("chart-traffic", versions.flatMap((v) => [
     { label: `predictions${tag(v)}`, color: versionColor(versions, v),
       points: history.versions[v].predictions, digits: 0 },
-    { label: `labels${tag(v)}`, color: versionColor(versions, v), dash: [4, 3],
+    { label: `labels${tag(v)}`, color: `${versionColor(versions, v)}99`, dash: [4, 3], width: 1.5,
       points: history.versions[v].labels, digits: 0 },
   ]));
 
@@ -307,6 +318,8 @@ function drawCards(snapshot) {
       q && q.value !== null ? `95%: ${fmtInterval(q)} · n=${q.n} labels`
         : `n=${q ? q.n : 0} labels so far`),
   ];
+  const compared = comparisonCard(snapshot, head);
+  if (compared) cards.push(compared);
   if (w.estimated && w.estimated.accuracy) {
     const e = w.estimated.accuracy;
     cards.push(card("Estimated accuracy (no labels needed)", e,
@@ -327,6 +340,29 @@ function drawCards(snapshot) {
       worst.figure.value !== null ? `${worst.name}, n=${worst.figure.n}` : "not enough labelled rows per group"));
   }
   document.getElementById("cards").replaceChildren(...cards);
+}
+
+/* The newest version against the one before it: the rollout's verdict, when two have data. */
+function comparisonCard(snapshot, head) {
+  const c = snapshot.comparison;
+  if (!c || c.error || !c.windows || !c.windows[state.windowName]) return null;
+  const d = c.windows[state.windowName][head.key];
+  if (!d) return null;
+  const lowerIsBetter = head.key === "mae";
+  const defined = d.value !== null && d.value !== undefined;
+  let flag = "";
+  if (defined && d.lower !== null) {
+    const worse = lowerIsBetter ? d.lower > 0 : d.upper < 0;
+    const better = lowerIsBetter ? d.upper < 0 : d.lower > 0;
+    flag = worse ? "alert" : better ? "ok" : "";
+  }
+  const node = card(`${head.label}: ${c.version} − ${c.baseline}`, d,
+    defined ? `95%: ${fmtInterval(d)} · n=${d.n} / ${d.n_baseline} labels`
+      : "not enough labels for both versions yet", flag);
+  if (defined) {
+    node.querySelector(".card-value").textContent = `${d.value >= 0 ? "+" : ""}${fmt(d.value)}`;
+  }
+  return node;
 }
 
 function worstDisparity(fairness) {

@@ -104,6 +104,13 @@ def test_the_page_draws_the_monitors_figures_and_late_labels_within_one_refresh(
     assert accuracy.get_attribute("data-value") == ""
     assert "not enough data" in browser.find_element(By.ID, "cards").text
     assert _drawn(browser) == list(PANELS)
+    # The first load (page, script, styles, uPlot, the figures): within 1.5 MB, all local.
+    loaded = browser.execute_script(
+        "return performance.getEntries().filter(e => e.name.startsWith('http'))"
+        ".map(e => [e.name, e.encodedBodySize || 0])"
+    )
+    assert all(name.startswith(server.base_url) for name, _ in loaded), loaded
+    assert sum(size for _, size in loaded) <= 1_500_000
     full_page_screenshot(browser, ARTIFACTS / "ui-before-labels.png")
 
     # Labels sent now appear within one refresh (one may be under way as they land).
