@@ -163,7 +163,7 @@ function drawChart(id, series, options = {}) {
       data.push(s.points.map((p) => (p.value === null ? null : p.lower)));
       uSeries.push({ label: `${s.label} upper`, stroke: "transparent", points: { show: false } });
       uSeries.push({ label: `${s.label} lower`, stroke: "transparent", points: { show: false } });
-      bands.push({ series: [index + 1, index + 2], fill: `${s.color}22` });
+      bands.push({ series: [index + 1, index + 2], fill: `${s.color}33` });
     }
   }
   if (options.threshold !== undefined) {
@@ -242,8 +242,10 @@ function drawHistory(history, snapshot) {
     const out = [{ label: `${head.label}${tag(v)}`, color: versionColor(versions, v), band: true,
       points: h.quality[head.key] }];
     if (h.estimated && h.estimated.accuracy) {
-      out.push({ label: `estimated${tag(v)}`, color: versionColor(versions, v), dash: [2, 3],
-        width: 1.5, band: false, points: h.estimated.accuracy });
+      // One version: the estimate in a colour of its own, so that agreeing lines both show.
+      const color = multi ? `${versionColor(versions, v)}aa` : "#9333ea";
+      out.push({ label: `estimated${tag(v)}`, color, dash: [6, 4], width: 2, band: false,
+        points: h.estimated.accuracy });
     }
     return out;
   });
