@@ -22,7 +22,7 @@ from tests.harness.browser import chromium, console_errors, full_page_screenshot
 from tests.harness.serving import REPO, copy_home
 
 from .conftest import StartServer
-from .traffic import MODEL, labelled_body, ok_json, save_another_version
+from .traffic import MODEL, labelled_body, ok_json, save_another_version, shared_store
 
 pytestmark = pytest.mark.e2e
 
@@ -163,11 +163,8 @@ def test_two_versions_are_drawn_side_by_side(
 ) -> None:
     home = copy_home(trained_home, tmp_path)
     v1, v2 = save_another_version(home)
-    shared = {
-        "MONITOR_STORE_URL": f"sqlite:///{tmp_path / 'shared' / 'store.db'}",
-        "MONITOR_SPOOL_DIR": str(tmp_path / "spool"),
-        "MONITOR_WORKERS": "1",
-    }
+    shared = shared_store(tmp_path)
+    shared["MONITOR_WORKERS"] = "1"
     old = start_server({**shared, "MONITOR_MODEL": f"{MODEL}:{v1}"}, home=home)
     body, truth = labelled_body(60, seed=2000)
     with old.client() as client:
