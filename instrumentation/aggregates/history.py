@@ -5,9 +5,11 @@ ending at every step of a range (a day at one-minute steps is 1,441 windows): su
 each again would cost points × buckets × cells. Instead each cell's running sum over
 the buckets is taken once (numpy ``cumsum`` over a buckets × cells matrix), and the
 window ``[t − window, t)`` is the difference of two rows of it, for every point at
-once. Each point's figures are then the very functions the window report uses, on
-those sums, so a point equals what ``GET /monitor`` reported for that window (counts
-exactly, float sums to rounding).
+once. The figures of all points are then computed at once by
+:mod:`instrumentation.metrics.series`, each function equal to the one-window function
+the report uses (a regressor's few figures are that function, point by point), so a
+point equals what ``GET /monitor`` reported for that window (counts exactly, float
+sums to rounding; the contract test compares every point on both engines).
 
 A point at ``t`` (a bucket boundary) covers the buckets starting in
 ``[t − window, t)``: ``GET /monitor`` read at any time inside the bucket before
@@ -29,35 +31,28 @@ histograms). Shown per version, each series a list of ``{t, value, lower, upper,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from instrumentation.aggregates import AggregateBook
-from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.drift import DriftSection
 from instrumentation.aggregates.fairness import FairnessSection
 from instrumentation.aggregates.quality import read_regression
+from instrumentation.aggregates.running_sums import (
+    MAX_POINTS,
+    RANGE_ERROR,
+    STEP_ERROR,
+    TOO_MANY_POINTS,
+    RunningSums,
+    Span,
+    Windows,
+)
 from instrumentation.config import ROLLUP_SECONDS, MonitorConfig
 from instrumentation.metrics import quality, series
 from instrumentation.spec import ModelSpec
-from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of, decode_key
-
-CHARTED_KINDS: Final = frozenset(
-    {
-        "predictions",
-        "labels",
-        "confusion",
-        "regression",
-        "estimate",
-        "drift",
-        "group_confusion",
-        "group_regression",
-    }
-)
-"""Cell kinds the history reads; the others (AUC, calibration, losses) are not charted."""
+from instrumentation.store.base import PredictionStore, VersionInfo, bucket_of
 
 DISPARITIES: Final = (
     "demographic_parity_difference",
@@ -67,112 +62,22 @@ DISPARITIES: Final = (
 """The disparities charted for a binary classifier: fairlearn's, ``method="between_groups"``
 (equalized odds with ``agg="worst_case"``), over the groups with enough rows."""
 
-MAX_POINTS: Final = 5000
-"""Most points one history returns (a week at two-minute steps is 5,041)."""
-
 AUTO_POINTS: Final = 240
 """Most points of a history whose step is not given."""
-
-TOO_MANY_POINTS: Final = "the range holds {n} steps; at most {max} (widen step or narrow range)"
-STEP_ERROR: Final = "step and window must be whole multiples of the bucket width ({width} s)"
-RANGE_ERROR: Final = "from must be before to"
 
 Point = dict[str, Any]
 Series = list[Point]
 Floats = npt.NDArray[np.float64]
 
-
-@dataclass(frozen=True)
-class Span:
-    """The points of a history: ``t = start, start + step, …, end`` and each window's width.
-
-    ``rollup_after``: windows longer than it start at the next whole hour (as in the
-    window report, whose old edge is hour buckets).
-    """
-
-    start: int
-    end: int
-    step: int
-    window: int
-    bucket_seconds: int
-    rollup_after: float
-    rollup_seconds: int
-
-    def __post_init__(self) -> None:
-        width = self.bucket_seconds
-        if self.step % width or self.window % width or self.step <= 0 or self.window <= 0:
-            raise ValueError(STEP_ERROR.format(width=width))
-        if self.start > self.end:
-            raise ValueError(RANGE_ERROR)
-        n = (self.end - self.start) // self.step + 1
-        if n > MAX_POINTS:
-            raise ValueError(TOO_MANY_POINTS.format(n=n, max=MAX_POINTS))
-
-    def times(self) -> npt.NDArray[np.int64]:
-        """Each point's ``t``: the end of its window, oldest first."""
-        return np.arange(self.start, self.end + 1, self.step, dtype=np.int64)
-
-    def window_starts(self, t: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Where each point's window starts (rounded up to the hour past ``rollup_after``)."""
-        since = t - self.window
-        if self.window > self.rollup_after:
-            hour = self.rollup_seconds
-            since = -(-since // hour) * hour
-        return since
-
-    def first_bucket(self) -> int:
-        """The oldest bucket any point reads."""
-        t = self.times()
-        return int(min(self.window_starts(t)[0], t[0] - self.step))
-
-
-class _Sums:
-    """Running sums of the charted cells over one version's buckets, and their presence."""
-
-    def __init__(self, buckets: Mapping[int, Mapping[str, float]]) -> None:
-        columns: dict[str, int] = {}
-        skipped: set[str] = set()  # keys of kinds not charted, decoded once
-        starts = sorted(buckets)
-        rows: list[int] = []
-        cols: list[int] = []
-        values: list[float] = []
-        for row, bucket in enumerate(starts):
-            for key, value in buckets[bucket].items():
-                col = columns.get(key)
-                if col is None:
-                    if key in skipped:
-                        continue
-                    if decode_key(key)[0] not in CHARTED_KINDS:
-                        skipped.add(key)
-                        continue
-                    col = columns[key] = len(columns)
-                rows.append(row)
-                cols.append(col)
-                values.append(value)
-        dense = np.zeros((len(starts), len(columns)))
-        seen = np.zeros((len(starts), len(columns)))
-        dense[rows, cols] = values
-        seen[rows, cols] = 1.0
-        self.starts = np.asarray(starts, dtype=np.int64)
-        self.keys = [decode_key(key) for key in columns]
-        zero = np.zeros((1, len(columns)))
-        self._sums = np.concatenate([zero, np.cumsum(dense, axis=0)])
-        self._seen = np.concatenate([zero, np.cumsum(seen, axis=0)])
-
-    def between(
-        self, since: npt.NDArray[np.int64], until: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        """Each row's cells summed over buckets starting in ``[since, until)``, and which occur."""
-        lo = np.searchsorted(self.starts, since, side="left")
-        hi = np.searchsorted(self.starts, until, side="left")
-        return self._sums[hi] - self._sums[lo], (self._seen[hi] - self._seen[lo]) > 0
-
-    def column(self, *key: str) -> int | None:
-        """The column of one cell, None when no bucket holds it."""
-        try:
-            return self.keys.index(key)
-        except ValueError:
-            return None
+__all__ = [
+    "MAX_POINTS",
+    "RANGE_ERROR",
+    "STEP_ERROR",
+    "TOO_MANY_POINTS",
+    "read_history",
+    "retention",
+    "version_history",
+]
 
 
 def _series(times: list[int], value: Any, n: Any, lower: Any = None, upper: Any = None) -> Series:
@@ -196,45 +101,6 @@ def _rate_series(times: list[int], successes: Any, n: Any) -> Series:
     return _series(times, value, n, lower, upper)
 
 
-class _Window:
-    """Each point's window sums, read by cell key (a cell no bucket holds reads as 0)."""
-
-    def __init__(self, sums: _Sums, span: Span) -> None:
-        t = span.times()
-        self.times: list[int] = t.tolist()
-        self.sums, self.present = sums.between(span.window_starts(t), t)
-        self.steps, _ = sums.between(t - span.step, t)
-        self._index = {key: i for i, key in enumerate(sums.keys)}
-        self.keys = sums.keys
-
-    def column(self, *key: str, counts: bool = False, per_step: bool = False) -> Floats:
-        i = self._index.get(key)
-        if i is None:
-            return np.zeros(len(self.times))
-        found = (self.steps if per_step else self.sums)[:, i]
-        return np.round(found) if counts else found
-
-    def seen(self, *key: str) -> npt.NDArray[np.bool_]:
-        i = self._index.get(key)
-        return self.present[:, i] if i is not None else np.zeros(len(self.times), dtype=bool)
-
-    def confusion(self, classes: tuple[str, ...], *prefix: str) -> Floats:
-        """Windows × K × K confusion counts from cells ``(*prefix, actual, predicted)``."""
-        return np.stack(
-            [
-                np.stack([self.column(*prefix, a, p, counts=True) for p in classes], axis=1)
-                for a in classes
-            ],
-            axis=1,
-        )
-
-    def cells(self, i: int) -> Cells:
-        """One point's window as :class:`Cells` (for the figures computed point by point)."""
-        row = self.sums[i].tolist()
-        present = np.flatnonzero(self.present[i]).tolist()
-        return Cells.decoded((self.keys[j], row[j]) for j in present)
-
-
 def version_history(
     book: AggregateBook, buckets: Mapping[int, Mapping[str, float]], span: Span
 ) -> dict[str, Any]:
@@ -244,7 +110,7 @@ def version_history(
     least ``[span.first_bucket(), span.end)``.
     """
     spec = book.spec
-    w = _Window(_Sums(buckets), span)
+    w = Windows(RunningSums(buckets), span)
     times = w.times
     out: dict[str, Any] = {
         name: _series(times, counts, counts)
@@ -284,7 +150,7 @@ def version_history(
     return out
 
 
-def _classifier_quality(w: _Window, classes: tuple[str, ...]) -> dict[str, Any]:
+def _classifier_quality(w: Windows, classes: tuple[str, ...]) -> dict[str, Any]:
     """Accuracy and per-class recall and precision (as ``classification_quality``)."""
     cm = w.confusion(classes, "confusion")
     tp = np.diagonal(cm, axis1=1, axis2=2)
@@ -299,13 +165,13 @@ def _classifier_quality(w: _Window, classes: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _psi(w: _Window, feature: str, bins: int, shares: Any) -> Series:
+def _psi(w: Windows, feature: str, bins: int, shares: Any) -> Series:
     counts = np.stack([w.column("drift", feature, str(b), counts=True) for b in range(bins)], 1)
     return _series(w.times, series.psi(shares, counts), counts.sum(axis=1))
 
 
 def _binary_fairness(
-    w: _Window, classes: tuple[str, ...], attribute: str, min_samples: int
+    w: Windows, classes: tuple[str, ...], attribute: str, min_samples: int
 ) -> dict[str, Any]:
     """Per-group selection rate and TPR, and the disparities (as ``FairnessSection``)."""
     names = sorted({k[2] for k in w.keys if k[0] == "group_confusion" and k[1] == attribute})
@@ -363,7 +229,7 @@ def _disparities(times: list[int], rows: list[tuple[npt.NDArray[Any], ...]]) -> 
     return {name: _series(times, figures[name], total) for name in DISPARITIES}
 
 
-def _regression_quality(w: _Window) -> dict[str, Any]:
+def _regression_quality(w: Windows) -> dict[str, Any]:
     """MAE, RMSE, MAPE and R² per point (``regression_quality``: cheap, point by point)."""
     out: dict[str, Series] = {}
     for i, t in enumerate(w.times):
@@ -373,7 +239,7 @@ def _regression_quality(w: _Window) -> dict[str, Any]:
     return out
 
 
-def _regression_fairness(w: _Window, section: FairnessSection) -> dict[str, Any]:
+def _regression_fairness(w: Windows, section: FairnessSection) -> dict[str, Any]:
     """Per-group MAE and its spread per point, from the section's own report."""
     out: dict[str, Any] = {}
     for i, t in enumerate(w.times):
