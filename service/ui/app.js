@@ -367,16 +367,20 @@ function comparisonCard(snapshot, head) {
   return node;
 }
 
+/* The widest gap between groups: demographic parity or equalized odds (MAE for a regressor). */
 function worstDisparity(fairness) {
   let worst = null;
   for (const [attribute, figures] of Object.entries(fairness)) {
     const d = figures.disparities || {};
-    const figure = d.demographic_parity_difference
-      ? d.demographic_parity_difference.between_groups : d.mae_difference;
-    if (!figure) continue;
-    const name = d.demographic_parity_difference ? "demographic parity difference" : "MAE difference";
-    if (!worst || (figure.value ?? -1) > (worst.figure.value ?? -1)) {
-      worst = { label: attribute, figure, name };
+    const candidates = d.demographic_parity_difference ? [
+      ["demographic parity difference", d.demographic_parity_difference.between_groups],
+      ["equalized odds difference", d.equalized_odds_difference.worst_case.between_groups],
+    ] : [["MAE difference", d.mae_difference]];
+    for (const [name, figure] of candidates) {
+      if (!figure) continue;
+      if (!worst || (figure.value ?? -1) > (worst.figure.value ?? -1)) {
+        worst = { label: attribute, figure, name };
+      }
     }
   }
   return worst;
