@@ -10,13 +10,25 @@ PHOENIX_REQUIREMENTS := deploy/phoenix-requirements.txt
 PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
 ORACLE_STAMP := $(VENV)/.oracles
 
-.PHONY: demo test test-fast oracles lint format bench bench-tools bench-profile soak build services phoenix clean
+.PHONY: venv demo test test-fast oracles lint format bench bench-tools bench-profile soak build services phoenix clean
 
-$(STAMP): pyproject.toml
+# The page's chart library (uPlot, npm): installed from the committed lock, its dist files
+# copied where the service serves them (service/ui/vendor, git-ignored, shipped in the bento).
+UI_VENDOR := service/ui/vendor
+UI_STAMP := $(UI_VENDOR)/.installed
+
+$(STAMP): pyproject.toml $(UI_STAMP)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,dev,bench,demo]"
 	touch $(STAMP)
+
+$(UI_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(UI_VENDOR)
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css \
+	  node_modules/uplot/LICENSE $(UI_VENDOR)/
+	touch $(UI_STAMP)
 
 venv: $(STAMP)
 

@@ -8,7 +8,10 @@
 3. A day of traffic (``--day-rows``, 1M by default, one request per minute bucket,
    each labelled a minute later), compacted as housekeeping does it: ``snapshot()``
    at a quarter, half and all of the day, so "flat in N" is read off one run.
-4. The fairness section of one window with 50, 500 and 2,000 groups (past the
+4. History (``GET /monitor/history``): a day of traffic (``--day-rows``), then a day of
+   15-minute windows at one-minute steps (1,441 points), with the buckets compacted
+   hourly as housekeeping does and with all 1,440 minute buckets kept (the worst case).
+5. The fairness section of one window with 50, 500 and 2,000 groups (past the
    default cap of 50 only if ``MONITOR_MAX_GROUP_VALUES`` is raised): the cost per
    group should stay flat.
 
@@ -60,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> dict[int, float]:
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
         "--sections",
-        default="rows,day,rollup,groups",
-        help="comma list of the sections to run (1 rows, 2 rollup, 3 day, 4 groups)",
+        default="rows,day,rollup,history,groups",
+        help="comma list of the sections to run (1 rows, 2 rollup, 3 day, 4 history, 5 groups)",
     )
     args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
@@ -76,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> dict[int, float]:
             day = day_of_traffic(predictor, open_store, args.day_rows, few)
         if "rollup" in sections:
             long_window(open_store, few)
+        if "history" in sections:
+            history_of_a_day(predictor, open_store, args.day_rows, few)
     if "groups" in sections:
         many_groups(predictor.spec, few)
     return day
@@ -141,7 +146,9 @@ class DayOfTraffic:
         self.inputs = [PredictionInput(i["features"], None, i["groups"]) for i in instances]
         self.labels, self.scores = predictor.classify([i.features for i in self.inputs])
 
-    def minutes(self, monitor: ModelMonitor, clock: Clock, start: float) -> Iterator[int]:
+    def minutes(
+        self, monitor: ModelMonitor, clock: Clock, start: float, *, compact: bool = True
+    ) -> Iterator[int]:
         """Write minute after minute; yields how many minutes are written so far."""
         per_minute = self.per_minute
         for minute in range(1440):
@@ -154,7 +161,7 @@ class DayOfTraffic:
             monitor.feedback(
                 [(r.prediction_id, t) for r, t in zip(records, self.truth[part], strict=True)]
             )
-            if minute % 60 == 59:
+            if compact and minute % 60 == 59:
                 monitor.compact_aggregates()  # what housekeeping does (hourly is enough)
             yield minute + 1
 
@@ -185,6 +192,41 @@ def day_of_traffic(
                 f" {seconds / first:9.2f}"
             )
             seen[minutes * day.per_minute] = seconds
+    return seen
+
+
+def history_of_a_day(
+    predictor: Predictor, open_store: OpenStore, rows: int, repeats: int
+) -> dict[str, float]:
+    """``history()`` of a day at one-minute steps (15m windows) after a day of traffic."""
+    start = 1_800_000_000.0 - 1_800_000_000.0 % 3600
+    day = DayOfTraffic(predictor, rows)
+    print(
+        f"{'buckets':<24} {'history ms':>10} {'of which store read ms':>22} {'points':>7}"
+        f" {'cells read':>10}"
+    )
+    seen = {}
+    for name, compact in (("compacted hourly", True), ("1,440 minute buckets", False)):
+        clock = Clock(start)
+        store = open_store(f"history{int(compact)}")
+        monitor = ModelMonitor(predictor.spec, store, clock=clock)
+        for _ in day.minutes(monitor, clock, start, compact=compact):
+            pass
+        end = start + 86_400
+
+        def history(end: float = end, monitor: ModelMonitor = monitor) -> None:
+            monitor.history(window=900, step=60, start=end - 86_400, end=end)
+
+        def read_cells(store: PredictionStore = store) -> dict[int, dict[str, float]]:
+            return store.bucket_cells(
+                predictor.spec.name, predictor.spec.version, since_bucket=int(start) - 900
+            )
+
+        seconds = median_seconds(history, repeats=repeats, warmup=1)
+        reading = median_seconds(read_cells, repeats=repeats, warmup=1)
+        read = sum(len(c) for c in read_cells().values())
+        print(f"{name:<24} {seconds * 1e3:10.1f} {reading * 1e3:22.1f} {1441:>7} {read:>10}")
+        seen[name] = seconds
     return seen
 
 

@@ -9,6 +9,9 @@ loads ``POST /predict`` (1 row, 8 connections) in rounds alternating *quiet* and
 *refreshing*, where a client calls ``GET /monitor`` every ``--poll`` seconds; each
 call reports the 5m, 1h and 24h windows of the day. Prints both modes' req/s, p50
 and p99, the refreshing/quiet ratios, and what one ``GET /monitor`` took.
+
+``--page`` polls as the monitoring page does (``--poll 5`` for its 5 s): each poll is
+``GET /monitor`` then ``GET /monitor/history`` for the last hour of 5m windows.
 """
 
 from __future__ import annotations
@@ -59,12 +62,20 @@ def write_day(path: Path, predictor: Predictor, rows: int) -> float:
     return time.monotonic() - began
 
 
-class Poller:
-    """Calls ``GET /monitor`` every ``interval`` seconds in a thread; keeps each call's time."""
+PAGE_HISTORY = "/monitor/history?window=5m"
+"""What the page asks for besides ``GET /monitor`` (its ``from`` is added per call)."""
 
-    def __init__(self, base_url: str, interval: float) -> None:
+
+class Poller:
+    """Calls ``GET /monitor`` every ``interval`` seconds in a thread; keeps each call's time.
+
+    ``page``: each call is the page's refresh instead (``/monitor``, then its history).
+    """
+
+    def __init__(self, base_url: str, interval: float, *, page: bool = False) -> None:
         self.base_url = base_url
         self.interval = interval
+        self.page = page
         self.times: list[float] = []
         self.failures = 0
         self._stop = threading.Event()
@@ -83,6 +94,9 @@ class Poller:
             while not self._stop.is_set():
                 began = time.perf_counter()
                 response = client.get("/monitor")
+                if self.page and response.status_code == 200:
+                    since = int(time.time()) - 3600
+                    response = client.get(f"{PAGE_HISTORY}&from={since}")
                 took = time.perf_counter() - began
                 if response.status_code == 200:
                     self.times.append(took)
@@ -102,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--rounds", type=int, default=4, help="rounds per mode")
     parser.add_argument("--seconds", type=float, default=8.0, help="wrk duration of a round")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between GET /monitor")
+    parser.add_argument(
+        "--page", action="store_true", help="poll as the page does: /monitor and its history"
+    )
     args = parser.parse_args(argv)
     wrk_path()
     home = trained_home()
@@ -132,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     if mode == "quiet":
                         result = run_wrk(url, script, seconds=args.seconds)
                     else:
-                        with Poller(server.base_url, args.poll) as poller:
+                        with Poller(server.base_url, args.poll, page=args.page) as poller:
                             result = run_wrk(url, script, seconds=args.seconds)
                         polls += poller.times
                         failures += poller.failures

@@ -30,6 +30,7 @@ import httpx
 
 from demo.backends import DemoBackends
 from demo.chart import write_chart
+from demo.page import PageShots, page_url
 from demo.report import (
     FULL_WINDOW,
     LIVE_WINDOW,
@@ -102,13 +103,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"listening on {server.base_url}: POST /predict, POST /feedback, GET /monitor")
         else:
             client, label_client, store_url = _replicas(stack, workdir, home, tag, env)
+        page = page_url(str(client.base_url).rstrip("/"))
+        print(f"  the monitoring page, live during the run: {page}")
         for line in backends.lines:
             print(f"  {line}")
         canary = Canary(stack, workdir, home, env, store_url)
-        _traffic(args, client, label_client, canary, stats, history, backends.watch_alerts)
+        shots = PageShots(stack, page, Path(args.screenshots)) if args.screenshots else None
+        _traffic(args, client, label_client, canary, stats, history, backends.watch_alerts, shots)
+        if shots is not None:
+            print("page screenshots: " + ", ".join(str(p) for p in shots.taken))
         history["backends"] = backends.summary()
         if args.hold > 0:
             print(f"\nholding for {args.hold:.0f}s so you can browse the URLs above (Ctrl-C ends)")
+            print(f"  the monitoring page: {page}")
             with contextlib.suppress(KeyboardInterrupt):
                 time.sleep(args.hold)
     return _finish(history, stats, out)
@@ -196,8 +203,9 @@ def _traffic(
     stats: Stats,
     history: dict[str, Any],
     watch_alerts: Callable[[float], list[str]],
+    shots: PageShots | None = None,
 ) -> None:
-    """The phases, then the last labels; records into ``history``."""
+    """The phases, then the last labels; records into ``history`` (and the page, with shots)."""
     labels = LabelPipeline(label_client, stats, delay=args.label_delay, seed=args.seed).start()
     started = time.monotonic()
     print(TABLE_LEGEND)
@@ -214,6 +222,8 @@ def _traffic(
             history["phases"].append({"name": phase.name, "start": time.monotonic() - started})
             _drive(phase, index, args, pool, targets, stats, labels, started, history, watch_alerts)
             history["phases"][-1]["end"] = time.monotonic() - started
+            if shots is not None:
+                shots.take(phase.name)  # as the phase ends, its traffic still in the window
             wait = args.label_delay + 1.0
             print(f"      ({phase.name} done: {wait:.0f}s for its last labels to arrive)")
             time.sleep(wait)
@@ -309,6 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--hold", type=float, default=0.0, help="seconds to keep serving after the run"
+    )
+    parser.add_argument(
+        "--screenshots",
+        default="",
+        help="a directory: screenshots of the page at the end of each phase (headless chromium)",
     )
     parser.add_argument(
         "--replicas",

@@ -7,6 +7,8 @@
 #   postgresql               initdb, pg_ctl, postgres in /usr/lib/postgresql/<major>/bin (15);
 #                            the store tests start a private cluster from them
 #   libboost-dev             Boost headers, to build confseq (the statistics' test oracle)
+#   chromium chromium-driver /usr/bin/chromium, /usr/bin/chromedriver: the page's browser
+#                            tests (tests/e2e/test_ui.py) drive it headless with selenium
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -22,6 +24,7 @@ have_postgres() {
 { have prometheus-alertmanager && have amtool; } || need+=(prometheus-alertmanager)
 have_postgres || need+=(postgresql)
 [[ -d /usr/include/boost ]] || need+=(libboost-dev)
+{ have chromium && have chromedriver; } || need+=(chromium chromium-driver)
 # (to come as backends are added: redis-server)
 if ((${#need[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"

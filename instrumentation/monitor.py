@@ -28,6 +28,7 @@ from opentelemetry.trace import Span
 
 from instrumentation import housekeeping
 from instrumentation.aggregates import AggregateBook
+from instrumentation.aggregates.history import read_history
 from instrumentation.config import MonitorConfig
 from instrumentation.recorder import (
     NO_OUTPUTS,
@@ -319,6 +320,34 @@ class ModelMonitor:
         if pair is not None:
             body["comparison"] = reading.comparison(*pair)
         return body
+
+    def history(
+        self,
+        *,
+        window: float,
+        step: float | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> dict[str, Any]:
+        """Each figure over time, per version: the ``GET /monitor/history`` body.
+
+        See :func:`instrumentation.aggregates.history.read_history`.
+
+        Raises:
+            ValueError: a step or window that is not whole buckets, or too many points.
+        """
+        self.reports.register()
+        return read_history(
+            self.store,
+            self.spec,
+            self.config,
+            self.reports.book,
+            now=self.clock(),
+            window=window,
+            step=step,
+            start=start,
+            end=end,
+        )
 
     def window_reports(self) -> dict[str, Any]:
         """The serving version's report for each configured window."""

@@ -49,8 +49,8 @@ from instrumentation import (
     open_store,
 )
 from instrumentation.store import DeferredStore
-from service import SERVICE_NAME, log_filters
-from service.auth import FeedbackTokenMiddleware
+from service import SERVICE_NAME, log_filters, ui
+from service.auth import READ_PATHS, READ_UNAUTHORIZED_MESSAGE, FeedbackTokenMiddleware
 from service.batching import BATCH_API, BatchedPredictor, batching_options
 from service.bentoml_internals import (
     bento_model_tags,
@@ -177,7 +177,9 @@ async def _snapshot(request: Request) -> JSONResponse:
 
 # Mounted at the root: BentoML matches its own routes first, then this app's, so
 # `GET /monitor` needs no trailing slash and no redirect.
-monitor_app = Starlette(routes=[Route("/monitor", _snapshot, methods=["GET"])])
+monitor_app = Starlette(
+    routes=[Route("/monitor", _snapshot, methods=["GET"]), *ui.routes(unavailable=unavailable)]
+)
 
 
 @bentoml.asgi_app(monitor_app, path="/")
@@ -377,8 +379,17 @@ def _feedback_token() -> str | None:
     return service.settings.monitor.feedback_token
 
 
+def _read_token() -> str | None:
+    """The running service's token for the figures (``/monitor``, its history)."""
+    service: ModelService = bentoml.get_current_service()
+    return service.settings.read_token
+
+
 # asgi_app's decorator is typed as returning the class, hiding that this is a bentoml Service.
 ModelService.add_asgi_middleware(FeedbackTokenMiddleware, token=_feedback_token)  # type: ignore[attr-defined]
+ModelService.add_asgi_middleware(  # type: ignore[attr-defined]
+    FeedbackTokenMiddleware, token=_read_token, path=READ_PATHS, message=READ_UNAUTHORIZED_MESSAGE
+)
 ModelService.add_asgi_middleware(  # type: ignore[attr-defined]
     BodyLimitMiddleware, limit=lambda: bentoml.get_current_service().settings.max_body_bytes
 )

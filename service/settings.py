@@ -61,6 +61,14 @@ MONITOR_BATCH_MAX_LATENCY_MS: Final = Variable(
     "batch queue gets a 503 (the default, BentoML's own, sheds nothing the unbatched service "
     "would have queued)",
 )
+MONITOR_READ_TOKEN: Final = Variable(
+    "MONITOR_READ_TOKEN",
+    "secret",
+    None,
+    "require `Authorization: Bearer <token>` on `/monitor` and `/monitor/history` (the page "
+    "asks for it once)",
+    shown="unset",
+)
 OTEL_SERVICE_NAME: Final = Variable(
     "OTEL_SERVICE_NAME",
     "name",
@@ -76,6 +84,7 @@ SERVICE_VARIABLES: Final[tuple[Variable, ...]] = (
     MONITOR_ADAPTIVE_BATCHING,
     MONITOR_BATCH_MAX_ROWS,
     MONITOR_BATCH_MAX_LATENCY_MS,
+    MONITOR_READ_TOKEN,
     OTEL_SERVICE_NAME,
 )
 """The variables only the service reads (the library's are ``LIBRARY_VARIABLES``)."""
@@ -123,6 +132,8 @@ class Settings:
     """Largest request body accepted (``MONITOR_MAX_BODY_BYTES``); larger ones get a 413."""
     batching: Batching = Batching()
     """``MONITOR_ADAPTIVE_BATCHING`` and its limits (see ``service/batching.py``)."""
+    read_token: str | None = None
+    """``MONITOR_READ_TOKEN``: when set, ``/monitor`` and its history need ``Bearer <token>``."""
 
     def prometheus_endpoint(self, worker_index: int | None) -> PrometheusEndpoint | None:
         """Worker ``i``'s scrape endpoint: ``MONITOR_PROMETHEUS_PORT + i - 1``, or None (off).
@@ -145,6 +156,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         otlp=OTLPSettings.from_env(environ),
         max_body_bytes=_positive_int(environ, MONITOR_MAX_BODY_BYTES),
         batching=_batching(environ),
+        read_token=MONITOR_READ_TOKEN.raw(environ) or None,
     )
 
 

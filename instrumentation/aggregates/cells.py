@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +59,14 @@ class Cells:
         for text, value in sums.items():
             kind, *rest = decode_key(text)
             self._kinds[kind][tuple(rest)] = value
+
+    @classmethod
+    def decoded(cls, items: Iterable[tuple[tuple[str, ...], float]]) -> Cells:
+        """Cells from already decoded ``(key, sum)`` pairs (a history builds one per point)."""
+        cells = cls({})
+        for (kind, *rest), value in items:
+            cells._kinds[kind][tuple(rest)] = value
+        return cells
 
     def get(self, kind: str, *rest: str) -> float:
         """One cell's sum (0 when never written)."""

@@ -100,6 +100,11 @@ def test_build_then_serve_by_tag(
     with server.client() as client:
         body = ok_json(client.post("/predict", json=request))
         snapshot = ok_json(client.get("/monitor"))
+        # The page ships in the bento, its chart library included (nothing from a CDN).
+        page = client.get("/ui")
+        chart_library = client.get("/ui/assets/vendor/uPlot.iife.min.js")
+    assert page.status_code == 200 and "/ui/assets/app.js" in page.text
+    assert chart_library.status_code == 200 and len(chart_library.content) > 10_000
     assert body["model"] == {"name": MODEL, "version": version}
     assert len(body["predictions"]) == 3
 

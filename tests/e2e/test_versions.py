@@ -17,7 +17,14 @@ from harness.otlp import SERVICE_INSTANCE_ID, OTLPReceiver, gauge_key, wait_for
 from harness.serving import copy_home
 
 from .conftest import StartServer
-from .traffic import MODEL, labelled_body, ok_json, otlp_env, save_another_version
+from .traffic import (
+    MODEL,
+    labelled_body,
+    ok_json,
+    otlp_env,
+    save_another_version,
+    shared_store,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +34,7 @@ def test_labels_after_a_deploy_keep_the_old_versions_figures_alive(
 ) -> None:
     home = copy_home(trained_home, tmp_path)
     v1, v2 = save_another_version(home)
-    shared = {
-        "MONITOR_STORE_URL": f"sqlite:///{tmp_path / 'shared' / 'store.db'}",
-        "MONITOR_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    shared = shared_store(tmp_path)
     old = start_server({**shared, "MONITOR_MODEL": f"{MODEL}:{v1}"}, home=home)
     body, truth_v1 = labelled_body(40, seed=1200)
     with old.client() as client:

@@ -103,6 +103,14 @@ def expected_psi(reference: Mapping[str, Any], values: Sequence[Any], *, epsilon
     return float(np.sum((ref - cur) * np.log(ref / cur)))
 
 
+def shared_store(tmp_path: Path) -> dict[str, str]:
+    """One SQLite store (and spool) for servers that follow each other, as in a deploy."""
+    return {
+        "MONITOR_STORE_URL": f"sqlite:///{tmp_path / 'shared' / 'store.db'}",
+        "MONITOR_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+
+
 def save_another_version(home: Path) -> tuple[str, str]:
     """Save the demo model again in ``home`` (a BENTOML_HOME): ``(previous, newest)`` versions."""
     latest = home / "models" / MODEL / "latest"
