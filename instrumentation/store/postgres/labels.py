@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from instrumentation.store.encoding import encode_label
 from instrumentation.store.join import join_labels
 from instrumentation.store.postgres import cells
-from instrumentation.store.postgres.connection import Database
+from instrumentation.store.postgres.connection import Conn, Database
 from instrumentation.store.postgres.predictions import select
 from instrumentation.store.protocol import Label, LabelAggregator, LabelOutcome
 
@@ -34,16 +34,25 @@ def apply(
     ttl: float,
     aggregate: LabelAggregator,
 ) -> list[LabelOutcome]:
-    """Join each label to its prediction in one transaction (see the protocol)."""
-    with db.transaction() as conn:
-        records = select(db, conn, model, [pid for pid, _ in labels], lock=True)
-        outcomes, matched, increments = join_labels(
-            records, labels, now=now, ttl=ttl, aggregate=aggregate
-        )
-        if matched or increments:
-            ids = [pid for pid, _ in matched]
-            texts = [encode_label(label) for _, label in matched]
-            cells.with_cells(
-                db, conn, model, increments.encoded(), _UPDATE, (now, ids, texts, model)
+    """Join each label to its prediction in one transaction (see the protocol).
+
+    A connection lost before the update was sent is retried on another (the
+    transaction rolled back); one lost after it is not (it may have committed).
+    """
+
+    def work(conn: Conn, sent: list[bool]) -> list[LabelOutcome]:
+        with conn.transaction():
+            records = select(db, conn, model, [pid for pid, _ in labels], lock=True)
+            outcomes, matched, increments = join_labels(
+                records, labels, now=now, ttl=ttl, aggregate=aggregate
             )
-    return outcomes
+            if matched or increments:
+                sent[0] = True
+                ids = [pid for pid, _ in matched]
+                texts = [encode_label(label) for _, label in matched]
+                cells.with_cells(
+                    db, conn, model, increments.encoded(), _UPDATE, (now, ids, texts, model)
+                )
+        return outcomes
+
+    return db.retrying(work)
