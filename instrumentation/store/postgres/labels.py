@@ -41,7 +41,7 @@ def apply(
     """
 
     def work(conn: Conn, sent: list[bool]) -> list[LabelOutcome]:
-        with conn.transaction():
+        with conn.pipeline(), conn.transaction():
             records = select(db, conn, model, [pid for pid, _ in labels], lock=True)
             outcomes, matched, increments = join_labels(
                 records, labels, now=now, ttl=ttl, aggregate=aggregate

@@ -205,5 +205,5 @@ def select(
             f"WHERE model = %s AND prediction_id = ANY(%b){suffix}"
         ),
         (model, list(dict.fromkeys(ids))),
-    )
+    ).fetchall()  # at once: row by row costs a call per row in pipeline mode
     return {r.prediction_id: r for r in records_from_rows(rows)}
