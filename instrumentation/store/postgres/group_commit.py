@@ -1,11 +1,18 @@
 """PostgreSQL group commit: concurrent inserts of one process share one statement.
 
 A request's insert is one statement in autocommit (rows and cells): one round trip
-and one commit. While one is in flight, the requests of the process that arrive
-queue; the next leader (whoever takes the lock first) sends all of them as **one**
-statement — their rows concatenated, their cells summed — so they share a round
-trip, a commit and one pass over the hot cells. Each caller returns only once the
-statement holding its rows committed: an acknowledged prediction is durable.
+and one commit. At most ``in_flight`` (2) such statements of a process run at once;
+the requests that arrive meanwhile queue, and the next free leader sends all of
+them as **one** statement — their rows concatenated, their cells summed — so they
+share a round trip, a commit and one pass over the hot cells. Each caller returns
+only once the statement holding its rows committed: an acknowledged prediction is
+durable.
+
+Why not one statement at a time, as SQLite's group commit has it: PostgreSQL
+already shares a WAL flush among backends committing together, so a single
+statement in flight gave up the overlap of two connections and measured slower;
+unbounded (each request its own connection) shares nothing and costs the server
+two to three times the CPU per request (``bench/RESULTS.md``).
 
 A reused id fails a statement as a whole (nothing of it is stored): the requests
 of that statement are then sent again one by one, and only the one with the
@@ -31,12 +38,13 @@ Send = Callable[[str, list[list[Any]], Increments, int], None]
 class _Insert:
     """One caller's rows (column lists) and cells and, once sent, its error if any."""
 
-    __slots__ = ("columns", "done", "error", "increments", "model", "rows")
+    __slots__ = ("columns", "done", "error", "increments", "model", "rows", "taken")
 
     def __init__(
         self, model: str, columns: list[list[Any]], increments: Increments, rows: int
     ) -> None:
         self.model, self.columns, self.increments, self.rows = model, columns, increments, rows
+        self.taken = False
         self.done = False
         self.error: BaseException | None = None
 
@@ -46,13 +54,15 @@ class GroupInsert:
 
     Args:
         send: runs one insert statement in autocommit (see :data:`Send`).
+        in_flight: statements sent at once at most; requests beyond wait and share.
     """
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, *, in_flight: int = 2) -> None:
         self._send = send
-        self._lock = threading.Lock()
+        self._limit = in_flight
+        self._in_flight = 0
         self._pending: list[_Insert] = []
-        self._pending_lock = threading.Lock()
+        self._cond = threading.Condition()
         self.statements = 0
         """Statements sent (tests and benchmarks read it)."""
 
@@ -64,13 +74,26 @@ class GroupInsert:
                 violation only if these rows reuse an id).
         """
         job = _Insert(model, columns, increments, len(columns[0]) if columns else 0)
-        with self._pending_lock:
+        with self._cond:
             self._pending.append(job)
-        with self._lock:
-            if not job.done:  # else a leader before us sent (and committed) it
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
+            while not job.taken and self._in_flight >= self._limit:
+                self._cond.wait()
+            if job.taken:  # another leader sends it: wait for its commit
+                while not job.done:
+                    self._cond.wait()
+                batch: list[_Insert] = []
+            else:
+                batch, self._pending = self._pending, []
+                for taken in batch:
+                    taken.taken = True
+                self._in_flight += 1
+        if batch:
+            try:
                 self._run(batch)
+            finally:
+                with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
         if job.error is not None:
             raise job.error
 

@@ -38,13 +38,17 @@ def _queued_together(store: PostgresStore, calls: list[Callable[[], Any]]) -> li
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
     group = store._predictions.group
-    with group._lock:  # a leader busy with an earlier statement
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 10
-        while len(group._pending) < len(calls) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(group._pending) == len(calls)
+    with group._cond:
+        group._in_flight = group._limit  # leaders busy with earlier statements
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(group._pending) < len(calls) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(group._pending) == len(calls)
+    with group._cond:
+        group._in_flight = 0
+        group._cond.notify_all()
     for thread in threads:
         thread.join()
     return results
