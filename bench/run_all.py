@@ -130,6 +130,12 @@ def summary(
             _at_least(labels.get("in_process"), 50_000),
         ),  # fmt: skip
         Target(
+            "labels/s in process, batches of 1000, PostgreSQL",
+            labels.get("in_process_postgresql"),
+            "≥ 30,000",
+            _at_least(labels.get("in_process_postgresql"), 30_000),
+        ),  # fmt: skip
+        Target(
             "labels/s served, 2 workers, batches of 1000",
             served_labels,
             "≥ 20,000",
@@ -178,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     day = metric_compute.main(extra["metric_compute"])
     banner("feedback_ingest")
     labels = feedback_ingest.main(extra["feedback_ingest"])
+    pg_labels = feedback_ingest.main(["--store", "postgresql", "--in-process-only"])
+    labels["in_process_postgresql"] = pg_labels["in_process"]
     banner("refresh_tail")
     refresh = refresh_tail.main(extra["refresh_tail"])
     banner("batching")
