@@ -161,16 +161,18 @@ class Database:
     def retrying(self, work: Callable[[Conn, list[bool]], T]) -> T:
         """``work(conn, sent)`` on a pooled connection; once more on another if it broke.
 
-        ``work`` sets ``sent[0] = True`` before its first statement that writes: once
-        a write was sent, the failure propagates (it may have committed). A read, or a
-        write lost before it was sent, is run again on a fresh connection.
+        ``work`` sets ``sent[0] = True`` before sending what may commit a write: once
+        sent, the failure propagates (it may have committed). A read, a write lost
+        before it was sent, or a deadlock's victim (rolled back), runs again on a
+        fresh connection.
         """
         sent = [False]
         try:
             with self.connection() as conn:
                 return work(conn, sent)
         except psycopg.Error as exc:
-            if sent[0] or not connection_lost(exc):
+            retry = connection_lost(exc) or isinstance(exc, psycopg.errors.DeadlockDetected)
+            if sent[0] or not retry:
                 raise
         with self.connection() as conn:
             return work(conn, sent)

@@ -18,6 +18,11 @@ differ otherwise (a row inserted between the claim and the read), the
 transaction is rolled back and the request runs the locking join
 (:func:`_locked`: ``SELECT … FOR UPDATE`` in id order, then the update).
 
+Rows are locked in the plan's order: the ids go sorted (an index lookup per id
+locks in id order, a scan in the table's order); should two requests still
+deadlock, PostgreSQL aborts one before anything of it is committed, and it is
+retried once (:meth:`~.connection.Database.retrying`).
+
 Round trips, in pipeline mode: ``BEGIN`` with the claim, then the cells with
 ``COMMIT`` (plus one read when some item is not a match). A connection lost
 before the commit was sent is retried on another (the transaction rolled back);
@@ -99,9 +104,10 @@ def _claimed(
     for pid, label in labels:
         if label is not None and pid not in first:
             first[pid] = encode_label(label)
+    ids = sorted(first)  # an index lookup per id locks rows in id order
     with conn.pipeline(), conn.transaction():
         rows = conn.execute(
-            db.q(_CLAIM), (now, list(first), list(first.values()), model, now, ttl)
+            db.q(_CLAIM), (now, ids, [first[pid] for pid in ids], model, now, ttl)
         ).fetchall()
         records = {r.prediction_id: r for r in records_from_rows(rows)}
         claimed = set(records)

@@ -4,15 +4,16 @@
 ``connection``     the pool, transactions, shards, advisory locks, driver errors
 ``schema``         versions and migrations (under an advisory lock)
 ``predictions``    the one-statement insert, group admission, reads
-``labels``         the join's transaction (rows locked ``FOR UPDATE``)
+``labels``         the join: rows claimed by one ``UPDATE … RETURNING``, cells
 ``cells``          sharded upserts of cells, markers and counter; window reads
 ``housekeeping``   eviction in batches, compaction
 ``leases``         leases and model versions
 =================  ===========================================================
 
-Deadlock-free: every statement that locks several rows locks them in one global
-order (ids for predictions, ``(version, bucket, key)`` for cells), and every
-transaction writes predictions before cells.
+Every statement that locks several rows locks them in one global order where it
+can (ids for predictions, ``(version, bucket, key)`` for cells), and every
+transaction writes predictions before cells; the label claim locks in its plan's
+order, and a deadlock's victim is retried (see :mod:`.labels`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ statement is sent on it, so the first calls after the restart succeed.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -62,3 +63,28 @@ def test_a_lost_connection_is_told_from_an_exhausted_pool() -> None:
     assert connection_lost(psycopg.OperationalError("server closed the connection unexpectedly"))
     assert not connection_lost(PoolTimeout("couldn't get a connection after 10.00 sec"))
     assert not connection_lost(psycopg.errors.UniqueViolation("duplicate key"))
+
+
+def test_a_deadlock_victim_runs_again_but_a_sent_write_never_does(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    store = PostgresStore(postgres_cluster.url(), schema=f"d_{uuid.uuid4().hex[:12]}")
+    calls: list[bool] = []
+
+    def victim(conn: object, sent: list[bool]) -> str:
+        calls.append(sent[0])
+        if len(calls) == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return "done"
+
+    def committing(conn: object, sent: list[bool]) -> str:
+        sent[0] = True
+        raise psycopg.errors.AdminShutdown("terminating connection")
+
+    try:
+        assert store.db.retrying(victim) == "done"
+        assert calls == [False, False]
+        with pytest.raises(psycopg.errors.AdminShutdown):
+            store.db.retrying(committing)
+    finally:
+        store.close()
