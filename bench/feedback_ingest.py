@@ -1,9 +1,10 @@
 """Feedback ingest: labels per second in process (batches of 1000), then served (1, 100, 1000).
 
-In process: ``ModelMonitor.feedback`` on an SQLite store, every aggregate updated,
-spans unsampled (BentoML's default), 1000 labels per call; the figure is the cost
-of the join and its cells, without HTTP (the bench's own heap frozen first, as a
-served worker's start-up heap is).
+In process: ``ModelMonitor.feedback`` on an SQLite store (``--store postgresql``:
+a private PostgreSQL cluster on loopback, started for the run), every aggregate
+updated, spans unsampled (BentoML's default), 1000 labels per call; the figure is
+the cost of the join and its cells, without HTTP (the bench's own heap frozen
+first, as a served worker's start-up heap is).
 
 Starts a real ``bentoml serve`` (2 workers, SQLite store), makes predictions,
 then sends their labels in batches of each size from 4 client threads and reports
@@ -14,11 +15,12 @@ batches of 1 measured in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,11 @@ import httpx
 from opentelemetry.sdk.metrics import MeterProvider
 
 from bench._common import demo_predictor, trained_home
+from harness.postgres import PostgresCluster
 from harness.serving import Server
 from instrumentation import ModelMonitor, PredictionInput, SQLiteStore
+from instrumentation.store.postgres import PostgresStore
+from instrumentation.store.protocol import PredictionStore
 from service.train import make_dataset
 
 
@@ -49,11 +54,31 @@ def _send(client: httpx.Client, items: list[dict[str, Any]]) -> float:
     return time.perf_counter() - start
 
 
-def in_process(labels: int, *, batch: int = 1000) -> float:
+@contextlib.contextmanager
+def _store(engine: str) -> Iterator[PredictionStore]:
+    """A fresh store of ``engine`` (``sqlite`` or ``postgresql``), closed (and removed) after."""
+    if engine == "sqlite":
+        store: PredictionStore = SQLiteStore(
+            Path(tempfile.mkdtemp(prefix="bench-feedback-")) / "store.db"
+        )
+        yield store
+        store.close()
+        return
+    with PostgresCluster.start_new() as cluster:
+        store = PostgresStore(cluster.url())
+        yield store
+        store.close()
+
+
+def in_process(labels: int, *, batch: int = 1000, engine: str = "sqlite") -> float:
     """Labels per second through ``ModelMonitor.feedback`` in this process."""
+    with _store(engine) as store:
+        return _labels_per_second(store, labels, batch)
+
+
+def _labels_per_second(store: PredictionStore, labels: int, batch: int) -> float:
     predictor = demo_predictor()
     spec = predictor.spec
-    store = SQLiteStore(Path(tempfile.mkdtemp(prefix="bench-feedback-")) / "store.db")
     monitor = ModelMonitor(spec, store, meter_provider=MeterProvider())
     instances, truth = make_dataset(labels, seed=7)
     inputs = [PredictionInput(i["features"], None, i["groups"]) for i in instances]
@@ -75,7 +100,6 @@ def in_process(labels: int, *, batch: int = 1000) -> float:
         assert outcome.counts["matched"] == len(items[start : start + batch]), outcome.counts
     rate = labels / (time.perf_counter() - begin)
     gc.unfreeze()
-    store.close()
     return rate
 
 
@@ -85,10 +109,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--labels", type=int, default=6000, help="labels per batch size")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--in-process-only", action="store_true")
+    parser.add_argument(
+        "--store", choices=("sqlite", "postgresql"), default="sqlite", help="in process"
+    )
     args = parser.parse_args(argv)
-    rate = in_process(max(args.labels, 20_000))
+    rate = in_process(max(args.labels, 20_000), engine=args.store)
     figures = {"in_process": rate}
-    print(f"in process, batches of 1000, every aggregate updated: {rate:,.0f} labels/s")
+    print(
+        f"in process ({args.store}), batches of 1000, every aggregate updated: {rate:,.0f} labels/s"
+    )
     if args.in_process_only:
         return figures
     workdir = Path(tempfile.mkdtemp(prefix="bench-feedback-"))

@@ -74,7 +74,10 @@ def _at_most(value: float | None, bound: float) -> bool | None:
 
 
 def served_targets(cells: Sequence[served.Cell]) -> list[Target]:
-    """Throughput and p99 ratios to bare BentoML, OTLP on, one worker each, per store.
+    """Throughput, p99 and CPU per request to bare BentoML, OTLP on, one worker, per store.
+
+    With PostgreSQL, the database server's CPU per request beside them (no target: what
+    a team sizes its database by).
 
     One worker, as the issue measures it: with two, wrk's 8 keep-alive connections land
     on the workers unevenly (all on one in some rounds), which halves or doubles a
@@ -93,6 +96,20 @@ def served_targets(cells: Sequence[served.Cell]) -> list[Target]:
             ),  # fmt: skip
             Target(f"p99 ÷ bare p99 ({where}, OTLP on)", p99, "≤ 1.2", _at_most(p99, 1.2)),
         ]
+        cpu, cpu_bound = cell.cpu_ratio(), 1.10 if cell.rows == 1 else 1.15
+        targets.append(
+            Target(
+                f"worker CPU per request ÷ bare ({where}, OTLP on)",
+                cpu,
+                f"≤ {cpu_bound}",
+                _at_most(cpu, cpu_bound),
+            )
+        )
+        db = cell.db_cpu_median()
+        if db is not None:
+            targets.append(
+                Target(f"database CPU per request ({where}, OTLP on)", db * 1e3, "—", None, " ms")
+            )
     return targets
 
 
@@ -115,6 +132,12 @@ def summary(
             labels.get("in_process"),
             "≥ 50,000",
             _at_least(labels.get("in_process"), 50_000),
+        ),  # fmt: skip
+        Target(
+            "labels/s in process, batches of 1000, PostgreSQL",
+            labels.get("in_process_postgresql"),
+            "≥ 30,000",
+            _at_least(labels.get("in_process_postgresql"), 30_000),
         ),  # fmt: skip
         Target(
             "labels/s served, 2 workers, batches of 1000",
@@ -165,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     day = metric_compute.main(extra["metric_compute"])
     banner("feedback_ingest")
     labels = feedback_ingest.main(extra["feedback_ingest"])
+    pg_labels = feedback_ingest.main(["--store", "postgresql", "--in-process-only"])
+    labels["in_process_postgresql"] = pg_labels["in_process"]
     banner("refresh_tail")
     refresh = refresh_tail.main(extra["refresh_tail"])
     banner("batching")

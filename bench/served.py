@@ -23,6 +23,14 @@ monitoring they measure: wrk's 8 keep-alive connections are accepted by the
 workers unevenly (in some rounds all by one), which halves or doubles a round's
 throughput whichever the variant.
 
+CPU per request: each round reads the user + system CPU seconds of the serving
+process tree (the ``bentoml serve`` parent and its workers) before and after, and
+divides by the requests served; on PostgreSQL also the database server's tree (the
+postmaster, its backends and background processes) during the template's rounds.
+Unlike req/s, it does not charge the template for the database's and wrk's CPU on
+these shared cores: it is what a worker spends, and what a team sizes its
+database by.
+
 Writes its figures into ``bench/RESULTS.md`` (between markers; the rest is kept).
 """
 
@@ -46,6 +54,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench._common import trained_home
+from bench.proc_cpu import tree_cpu_seconds
 from bench.results import RESULTS, replace_section
 from bench.wrk import WrkResult, post_script, run_wrk, wrk_path
 from harness.otlp import OTLPReceiver
@@ -93,6 +102,10 @@ class Cell:
     store: str = "sqlite"
     rounds: dict[str, list[WrkResult]] = field(default_factory=lambda: {"bare": [], "template": []})
     spans: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "template": []})
+    """CPU seconds per request of the serving process tree, per valid round."""
+    db_cpu: list[float] = field(default_factory=list)
+    """The database server's CPU seconds per request, per valid template round."""
 
     def valid(self, variant: str) -> list[WrkResult]:
         """The rounds of ``variant`` without errors."""
@@ -110,6 +123,19 @@ class Cell:
             for b, t in zip(self.rounds["bare"], self.rounds["template"], strict=False)
             if b.valid and t.valid
         ]
+
+    def cpu_median(self, variant: str) -> float | None:
+        """Median CPU seconds per request of ``variant``'s serving processes, or None."""
+        return statistics.median(self.cpu[variant]) if self.cpu[variant] else None
+
+    def cpu_ratio(self) -> float | None:
+        """Template over bare CPU per request (medians)."""
+        bare, template = self.cpu_median("bare"), self.cpu_median("template")
+        return None if bare is None or template is None else template / bare
+
+    def db_cpu_median(self) -> float | None:
+        """Median database CPU seconds per template request (PostgreSQL), or None."""
+        return statistics.median(self.db_cpu) if self.db_cpu else None
 
     def ratio(self, figure: str) -> float | None:
         """Template median over bare median for ``figure``."""
@@ -175,23 +201,27 @@ def measure(plans: Mapping[str, Plan], workdir: Path, log: bool = True) -> list[
     try:
         cells: list[Cell] = []
         for store, plan in plans.items():
-            with _store_urls(store) as store_url:
-                cells += _measure(plan, workdir / store, home, store, store_url, log)
+            with _store_urls(store) as (store_url, db_pid):
+                cells += _measure(plan, workdir / store, home, store, store_url, db_pid, log)
         return cells
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _store_urls(store: str) -> Iterator[Callable[[str], str | None]]:
-    """``MONITOR_STORE_URL`` per server tag: None (each server's own SQLite file) or a schema."""
+def _store_urls(store: str) -> Iterator[tuple[Callable[[str], str | None], int | None]]:
+    """``MONITOR_STORE_URL`` per server tag, and the database server's pid.
+
+    SQLite: no URL (each server's own file) and no pid; PostgreSQL: a schema per tag.
+    """
     if store == "sqlite":
-        yield lambda tag: None
+        yield (lambda tag: None), None
         return
     from harness.postgres import PostgresCluster
 
     with PostgresCluster.start_new() as cluster:
-        yield lambda tag: cluster.url(schema=f"served_{tag}")
+        assert cluster.process is not None and cluster.process.proc is not None
+        yield (lambda tag: cluster.url(schema=f"served_{tag}")), cluster.process.proc.pid
 
 
 def _measure(
@@ -200,6 +230,7 @@ def _measure(
     home: Path,
     store: str,
     store_url: Callable[[str], str | None],
+    db_pid: int | None,
     log: bool,
 ) -> list[Cell]:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +246,9 @@ def _measure(
                 for rows in plan.rows:
                     cell = Cell(rows, workers, otlp, store)
                     cells.append(cell)
-                    _run_cell(cell, plan, servers, scripts[rows], bodies[rows], receiver, log)
+                    _run_cell(
+                        cell, plan, servers, scripts[rows], bodies[rows], receiver, db_pid, log
+                    )
     return cells
 
 
@@ -226,6 +259,7 @@ def _run_cell(
     script: Path,
     body: bytes,
     receiver: OTLPReceiver | None,
+    db_pid: int | None,
     log: bool,
 ) -> None:
     if receiver is not None:
@@ -236,9 +270,7 @@ def _run_cell(
                 connections=plan.connections)  # fmt: skip
     for index in range(plan.rounds):
         for name, server in servers.items():
-            result = run_wrk(f"{server.base_url}/predict", script, seconds=plan.seconds,
-                             connections=plan.connections)  # fmt: skip
-            cell.rounds[name].append(result)
+            result = _round(cell, name, server, plan, script, db_pid)
             if log:
                 flag = "" if result.valid else (
                     f"  INVALID: {result.non_2xx} non-2xx, {result.socket_errors} socket errors"
@@ -247,7 +279,9 @@ def _run_cell(
                     f"  {cell.store:<10} w={cell.workers} otlp={'on ' if cell.otlp else 'off'}"
                     f" rows={cell.rows:<3}"
                     f" round {index + 1} {name:<8} {result.rps:8.1f} req/s"
-                    f"  p50 {result.p50 * 1e3:7.2f} ms  p99 {result.p99 * 1e3:7.2f} ms{flag}",
+                    f"  p50 {result.p50 * 1e3:7.2f} ms  p99 {result.p99 * 1e3:7.2f} ms"
+                    f"  CPU {_fmt(cell.cpu[name][-1] if result.valid else None, 1e3, 2)} ms/req"
+                    f"{flag}",
                     flush=True,
                 )
     if receiver is not None:
@@ -255,6 +289,26 @@ def _run_cell(
         for resource, _ in receiver.spans():
             name = str(resource.get(VARIANT))
             cell.spans[name] = cell.spans.get(name, 0) + 1
+
+
+def _round(
+    cell: Cell, name: str, server: Server, plan: Plan, script: Path, db_pid: int | None
+) -> WrkResult:
+    """One wrk round of ``name``, with the CPU its processes (and the database) spent on it."""
+    assert server.proc is not None
+    db = db_pid is not None and name == "template"
+    before = tree_cpu_seconds(server.proc.pid)
+    db_before = tree_cpu_seconds(db_pid) if db and db_pid is not None else 0.0
+    result = run_wrk(f"{server.base_url}/predict", script, seconds=plan.seconds,
+                     connections=plan.connections)  # fmt: skip
+    spent = tree_cpu_seconds(server.proc.pid) - before
+    db_spent = tree_cpu_seconds(db_pid) - db_before if db and db_pid is not None else 0.0
+    cell.rounds[name].append(result)
+    if result.valid:
+        cell.cpu[name].append(spent / result.requests)
+        if db:
+            cell.db_cpu.append(db_spent / result.requests)
+    return result
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -266,9 +320,10 @@ def table(cells: Sequence[Cell]) -> str:
     head = (
         "| store | workers | OTLP | rows | req/s ×bare | per-round req/s ×bare (min–max) "
         "| p50 ×bare | p99 ×bare "
+        "| CPU/req ×bare | CPU ms/req bare / tmpl | DB CPU ms/req "
         "| req/s bare / tmpl | p50 ms bare / tmpl | p99 ms bare / tmpl | valid rounds b / t |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 15]
     for c in cells:
         med = c.median
         lines.append(
@@ -278,6 +333,9 @@ def table(cells: Sequence[Cell]) -> str:
             f"{_fmt(max(c.paired(), default=None), digits=2)} "
             f"| **{_fmt(c.ratio('p50'), digits=2)}** "
             f"| **{_fmt(c.ratio('p99'), digits=2)}** "
+            f"| **{_fmt(c.cpu_ratio(), digits=2)}** "
+            f"| {_fmt(c.cpu_median('bare'), 1e3, 2)} / {_fmt(c.cpu_median('template'), 1e3, 2)} "
+            f"| {_fmt(c.db_cpu_median(), 1e3, 2)} "
             f"| {_fmt(med('bare', 'rps'))} / {_fmt(med('template', 'rps'))} "
             f"| {_fmt(med('bare', 'p50'), 1e3, 2)} / {_fmt(med('template', 'p50'), 1e3, 2)} "
             f"| {_fmt(med('bare', 'p99'), 1e3, 2)} / {_fmt(med('template', 'p99'), 1e3, 2)} "
@@ -347,7 +405,9 @@ def report(cells: Sequence[Cell], plan: Plan, command: str, elapsed_s: float) ->
             table(cells),
             "",
             "`×bare` = template median / bare median, measured in the same run (req/s below 1 "
-            "and latency above 1 are the cost of monitoring).",
+            "and latency above 1 are the cost of monitoring). CPU/req: user + system CPU of "
+            "the serving process tree over a round ÷ requests served; DB CPU/req: the "
+            "PostgreSQL server's, during the template's rounds.",
             f"Spans received by the OTLP receiver (proof export was on): {spans or 'n/a'}.",
             "Rounds left out (non-2xx or socket errors): "
             + ("none." if not bad else "\n" + "\n".join(f"- {line}" for line in bad)),

@@ -64,8 +64,9 @@ def predict(server: Server, n: int, seed: int) -> tuple[list[str], list[str], li
 def retried(server: Server, method: str, path: str, **kwargs: Any) -> Any:
     """A call made as a client should: on 503, wait ``Retry-After`` (bounded) and call again.
 
-    After a PostgreSQL restart each worker's pool still holds dead connections: the
-    first call that meets one answers 503 (and makes that pool check the rest).
+    Feedback answers 503 while spooled predictions cannot reach the store yet (the
+    dead connections a restart leaves in each pool no longer do: they are replaced
+    on checkout, see ``test_postgres_restart.py``).
     """
     with server.client() as client:
         for _ in range(10):

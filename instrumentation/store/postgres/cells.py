@@ -57,11 +57,20 @@ def with_cells(
     if not rows:
         conn.execute(db.q(statement), args)
         return
+    upsert = _upsert_args(conn, model, rows)
+    conn.execute(db.q(f"WITH cells AS ({UPSERT_CELLS}) {statement}"), (*upsert, *args))
+
+
+def write(db: Database, conn: Conn, model: str, cells: list[encoding.Cell]) -> None:
+    """The cells' upsert alone (with their markers), when no row statement carries it."""
+    rows = encoding.cells_to_write(cells)
+    if rows:
+        conn.execute(db.q(UPSERT_CELLS), _upsert_args(conn, model, rows))
+
+
+def _upsert_args(conn: Conn, model: str, rows: list[encoding.Cell]) -> tuple[Any, ...]:
     versions, buckets, keys, amounts = (list(c) for c in zip(*rows, strict=True))
-    conn.execute(
-        db.q(f"WITH cells AS ({UPSERT_CELLS}) {statement}"),
-        (model, shard(conn), versions, buckets, keys, amounts, *args),
-    )
+    return (model, shard(conn), versions, buckets, keys, amounts)
 
 
 def counted(db: Database, conn: Conn, model: str) -> int:

@@ -1,28 +1,69 @@
-"""PostgreSQL label join: lock the named rows, decide (shared join), write labels and cells.
+"""PostgreSQL label join: claim the unlabelled rows in one update, decide (shared join), add cells.
 
-The rows a request labels are locked (``SELECT … FOR UPDATE``, in id order) before
-deciding; a replica handling the same label at the same instant waits for that
-commit, reads the label and reports ``duplicate``. Only the transaction that wrote
-the label adds its increments: exactly once. Four round trips (``BEGIN``, the
-locking read, the update with its cells, ``COMMIT``).
+**Claim.** One ``UPDATE … FROM unnest(…) RETURNING`` writes each request's label
+into the rows it names that are still unlabelled and within their TTL, and
+returns those rows as they were (``feedback`` null): the rows this transaction
+matched. A replica labelling the same row at the same instant waits on the row
+lock, then re-checks ``feedback IS NULL`` against the committed row and skips it:
+only one transaction claims a row, and only that one adds its increments —
+exactly once, without a locking read first. The rows not claimed (unknown,
+already labelled, expired) are read afterwards, which is rare in steady traffic.
+
+**Decide.** :func:`~instrumentation.store.join.join_labels` then decides every
+item from those rows as it would from a locking read (the claimed ones as they
+were before the claim), so both engines give the same statuses. It must match
+exactly the claimed rows; a label the aggregator refuses is un-claimed in the
+same transaction (reported ``invalid``, nothing of it stored). Should the two ever
+differ otherwise (a row inserted between the claim and the read), the
+transaction is rolled back and the request runs the locking join
+(:func:`_locked`: ``SELECT … FOR UPDATE`` in id order, then the update).
+
+Rows are locked in the plan's order: the ids go sorted (an index lookup per id
+locks in id order, a scan in the table's order); should two requests still
+deadlock, PostgreSQL aborts one before anything of it is committed, and it is
+retried once (:meth:`~.connection.Database.retrying`).
+
+Round trips, in pipeline mode: ``BEGIN`` with the claim, then the cells with
+``COMMIT`` (plus one read when some item is not a match). A connection lost
+before the commit was sent is retried on another (the transaction rolled back);
+one lost after it is not (it may have committed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
-from instrumentation.store.encoding import encode_label
+from instrumentation.store.encoding import encode_label, records_from_rows
 from instrumentation.store.join import join_labels
 from instrumentation.store.postgres import cells
-from instrumentation.store.postgres.connection import Database
-from instrumentation.store.postgres.predictions import select
-from instrumentation.store.protocol import Label, LabelAggregator, LabelOutcome
+from instrumentation.store.postgres.connection import Conn, Database
+from instrumentation.store.postgres.predictions import COLUMNS, select
+from instrumentation.store.protocol import Increments, Label, LabelAggregator, LabelOutcome
 
-_UPDATE = (
+_BEFORE: Final = COLUMNS.replace("feedback_at", "NULL::float8").replace("feedback,", "NULL::text,")
+"""The returned columns as they were before the claim (no label yet)."""
+
+_CLAIM: Final = (
+    "UPDATE {s}.predictions AS p SET feedback = u.feedback, feedback_at = %s "
+    "FROM unnest(%b::text[], %b::text[]) AS u(prediction_id, feedback) "
+    "WHERE p.model = %s AND p.prediction_id = u.prediction_id AND p.feedback IS NULL "
+    "AND NOT (%s - p.created > %s) "
+    f"RETURNING {', '.join('p.' + c if c.isidentifier() else c for c in _BEFORE.split(', '))}"
+)
+_UNCLAIM: Final = (
+    "UPDATE {s}.predictions SET feedback = NULL, feedback_at = NULL "
+    "WHERE model = %s AND prediction_id = ANY(%b)"
+)
+_UPDATE: Final = (
     "UPDATE {s}.predictions AS p SET feedback = u.feedback, feedback_at = %s "
     "FROM unnest(%b::text[], %b::text[]) AS u(prediction_id, feedback) "
     "WHERE p.model = %s AND p.prediction_id = u.prediction_id"
 )
+
+
+class _Differs(Exception):
+    """The claim and the join disagree: roll back and take the locking path."""
 
 
 def apply(
@@ -35,12 +76,83 @@ def apply(
     aggregate: LabelAggregator,
 ) -> list[LabelOutcome]:
     """Join each label to its prediction in one transaction (see the protocol)."""
-    with db.transaction() as conn:
+
+    def claiming(conn: Conn, sent: list[bool]) -> list[LabelOutcome]:
+        return _claimed(db, conn, sent, model, labels, now=now, ttl=ttl, aggregate=aggregate)
+
+    def locking(conn: Conn, sent: list[bool]) -> list[LabelOutcome]:
+        return _locked(db, conn, sent, model, labels, now=now, ttl=ttl, aggregate=aggregate)
+
+    try:
+        return db.retrying(claiming)
+    except _Differs:
+        return db.retrying(locking)
+
+
+def _claimed(
+    db: Database,
+    conn: Conn,
+    sent: list[bool],
+    model: str,
+    labels: Sequence[tuple[str, Label | None]],
+    *,
+    now: float,
+    ttl: float,
+    aggregate: LabelAggregator,
+) -> list[LabelOutcome]:
+    first: dict[str, str] = {}  # each id's first valid label: the one that can match
+    for pid, label in labels:
+        if label is not None and pid not in first:
+            first[pid] = encode_label(label)
+    ids = sorted(first)  # an index lookup per id locks rows in id order
+    with conn.pipeline(), conn.transaction():
+        rows = conn.execute(
+            db.q(_CLAIM), (now, ids, [first[pid] for pid in ids], model, now, ttl)
+        ).fetchall()
+        records = {r.prediction_id: r for r in records_from_rows(rows)}
+        claimed = set(records)
+        rest = [pid for pid in dict.fromkeys(pid for pid, _ in labels) if pid not in claimed]
+        if rest:
+            records |= select(db, conn, model, rest, lock=False)
+        outcomes, matched, increments = join_labels(
+            records, labels, now=now, ttl=ttl, aggregate=aggregate
+        )
+        if any(pid not in claimed or encode_label(label) != first[pid] for pid, label in matched):
+            raise _Differs  # a match the claim did not write: rolled back
+        sent[0] = True
+        _finish(db, conn, model, increments, claimed.difference(pid for pid, _ in matched))
+    return outcomes
+
+
+def _finish(
+    db: Database, conn: Conn, model: str, increments: Increments, refused: set[str]
+) -> None:
+    """The cells (and the release of refused claims), sent with the ``COMMIT``."""
+    if refused:
+        cells.with_cells(db, conn, model, increments.encoded(), _UNCLAIM, (model, list(refused)))
+    elif increments:
+        cells.write(db, conn, model, increments.encoded())
+
+
+def _locked(
+    db: Database,
+    conn: Conn,
+    sent: list[bool],
+    model: str,
+    labels: Sequence[tuple[str, Label | None]],
+    *,
+    now: float,
+    ttl: float,
+    aggregate: LabelAggregator,
+) -> list[LabelOutcome]:
+    """The locking join: rows read ``FOR UPDATE`` in id order, decided, then updated."""
+    with conn.pipeline(), conn.transaction():
         records = select(db, conn, model, [pid for pid, _ in labels], lock=True)
         outcomes, matched, increments = join_labels(
             records, labels, now=now, ttl=ttl, aggregate=aggregate
         )
         if matched or increments:
+            sent[0] = True
             ids = [pid for pid, _ in matched]
             texts = [encode_label(label) for _, label in matched]
             cells.with_cells(

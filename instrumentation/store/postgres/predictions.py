@@ -3,8 +3,9 @@
 A request's rows go in as column arrays through ``unnest`` (one ``INSERT`` however
 many rows), and its pre-summed cells as one multi-row upsert attached to that
 ``INSERT`` as a CTE: one statement. Once the batch's group values are all known
-(they soon are), it runs in autocommit, its own transaction: one round trip and one
-commit per request. A reused id fails the statement as a whole (a unique
+(they soon are), it runs in autocommit, its own transaction, group-committed
+(:mod:`.group_commit`): requests of the process that arrive together share the
+statement, its round trip and its commit. A reused id fails the statement as a whole (a unique
 violation), so nothing of the request stays. psycopg's pipeline mode was tried and
 measured slower here (about 2x per request on loopback): there are too few
 statements to overlap.
@@ -12,9 +13,8 @@ statements to overlap.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 
@@ -24,6 +24,7 @@ from instrumentation.store.encoding import RECORD_COLUMNS, record_rows, records_
 from instrumentation.store.join import first_reused_id
 from instrumentation.store.postgres import cells
 from instrumentation.store.postgres.connection import Conn, Database, advisory_lock
+from instrumentation.store.postgres.group_commit import GroupInsert
 from instrumentation.store.protocol import Increments, PredictionRecord
 
 COLUMNS: Final = ", ".join(RECORD_COLUMNS)
@@ -63,6 +64,7 @@ class Predictions:
         self._db = db
         self._admitted: set[_Group] = set()
         self._full: dict[tuple[str, str], int] = {}
+        self.group = GroupInsert(self._send)
 
     def add(
         self,
@@ -82,26 +84,16 @@ class Predictions:
         full: dict[tuple[str, str], int] = {}
         pairs = groups.group_pairs(records)
         unsure = self._unsure(model, pairs, max_group_values)
+        admitted = {(a, v) for a, v in pairs if (model, a, v) in self._admitted}
         try:
-            with (
-                self._db.connection() as conn,
-                conn.transaction() if unsure else contextlib.nullcontext(),
-            ):
-                admitted = {(a, v) for a, v in pairs if (model, a, v) in self._admitted}
-                if unsure:
-                    admitted |= self._admit(conn, model, unsure, max_group_values, known, full)
+            if not unsure:
                 capped = groups.capped(records, admitted)
-                rows = record_rows(capped)
-                columns = [list(c) for c in zip(*rows, strict=True)] or [[] for _ in RECORD_COLUMNS]
-                cells.with_cells(
-                    self._db,
-                    conn,
-                    model,
-                    increments.encoded(),
-                    INSERT,
-                    (model, *columns),
-                    inserted=len(rows),
-                )
+                self.group.run(model, _columns(capped), increments)
+                return capped
+            with self._db.transaction() as conn:
+                admitted |= self._admit(conn, model, unsure, max_group_values, known, full)
+                capped = groups.capped(records, admitted)
+                self._send_on(conn, model, _columns(capped), increments, len(capped))
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.table_name != "predictions":
                 raise
@@ -113,6 +105,20 @@ class Predictions:
         self._admitted |= known
         self._full.update(full)
         return capped
+
+    def _send(
+        self, model: str, columns: list[list[Any]], increments: Increments, rows: int
+    ) -> None:
+        """One insert statement of rows and cells, in autocommit (the group's ``send``)."""
+        with self._db.connection() as conn:
+            self._send_on(conn, model, columns, increments, rows)
+
+    def _send_on(
+        self, conn: Conn, model: str, columns: list[list[Any]], increments: Increments, rows: int
+    ) -> None:
+        cells.with_cells(
+            self._db, conn, model, increments.encoded(), INSERT, (model, *columns), inserted=rows
+        )
 
     def _unsure(
         self, model: str, pairs: list[tuple[str, str]], max_values: int
@@ -192,6 +198,12 @@ class Predictions:
         return {(attribute, v) for v in (*stored, *fresh)}
 
 
+def _columns(records: Sequence[PredictionRecord]) -> list[list[Any]]:
+    """The records' stored values, one list per column of :data:`RECORD_COLUMNS`."""
+    rows = record_rows(records)
+    return [list(c) for c in zip(*rows, strict=True)] or [[] for _ in RECORD_COLUMNS]
+
+
 def select(
     db: Database, conn: Conn, model: str, ids: Sequence[str], *, lock: bool
 ) -> dict[str, PredictionRecord]:
@@ -205,5 +217,5 @@ def select(
             f"WHERE model = %s AND prediction_id = ANY(%b){suffix}"
         ),
         (model, list(dict.fromkeys(ids))),
-    )
+    ).fetchall()  # at once: row by row costs a call per row in pipeline mode
     return {r.prediction_id: r for r in records_from_rows(rows)}

@@ -4,15 +4,16 @@
 ``connection``     the pool, transactions, shards, advisory locks, driver errors
 ``schema``         versions and migrations (under an advisory lock)
 ``predictions``    the one-statement insert, group admission, reads
-``labels``         the join's transaction (rows locked ``FOR UPDATE``)
+``labels``         the join: rows claimed by one ``UPDATE … RETURNING``, cells
 ``cells``          sharded upserts of cells, markers and counter; window reads
 ``housekeeping``   eviction in batches, compaction
 ``leases``         leases and model versions
 =================  ===========================================================
 
-Deadlock-free: every statement that locks several rows locks them in one global
-order (ids for predictions, ``(version, bucket, key)`` for cells), and every
-transaction writes predictions before cells.
+Every statement that locks several rows locks them in one global order where it
+can (ids for predictions, ``(version, bucket, key)`` for cells), and every
+transaction writes predictions before cells; the label claim locks in its plan's
+order, and a deadlock's victim is retried (see :mod:`.labels`).
 """
 
 from __future__ import annotations
@@ -110,36 +111,36 @@ class PostgresStore:
     @errors
     def get_predictions(self, model: str, ids: Sequence[str]) -> dict[str, PredictionRecord]:
         """Stored records by id."""
-        with self.db.connection() as conn:
-            return select(self.db, conn, model, ids, lock=False)
+        return self.db.idempotent(lambda conn: select(self.db, conn, model, ids, lock=False))
 
     @errors
     def sum_aggregates(self, model: str, version: str, *, since_bucket: int) -> dict[str, float]:
         """Sum every cell over the buckets of a window, re-reading only changed buckets."""
-        with self.db.connection() as conn:
-            return self._windows.sums(
+        return self.db.idempotent(
+            lambda conn: self._windows.sums(
                 lambda: cells.buckets(self.db, conn, model, version), model, version, since_bucket
             )
+        )
 
     @errors
     def bucket_cells(
         self, model: str, version: str, *, since_bucket: int, until_bucket: int | None = None
     ) -> dict[int, dict[str, float]]:
         """Each bucket's cells in ``[since_bucket, until_bucket)`` (see the protocol)."""
-        with self.db.connection() as conn:
-            return self._windows.bucket_cells(
+        return self.db.idempotent(
+            lambda conn: self._windows.bucket_cells(
                 lambda: cells.buckets(self.db, conn, model, version),
                 model,
                 version,
                 since_bucket,
                 until_bucket,
             )
+        )
 
     @errors
     def count_predictions(self, model: str) -> int:
         """Rows stored for ``model``: its counter, summed over shards."""
-        with self.db.connection() as conn:
-            return cells.counted(self.db, conn, model)
+        return self.db.idempotent(lambda conn: cells.counted(self.db, conn, model))
 
     @errors
     def evict(self, model: str, *, now: float, retain: float, max_rows: int) -> int:
@@ -177,8 +178,9 @@ class PostgresStore:
     @errors
     def versions_with_data(self, model: str, *, since_bucket: int) -> set[str]:
         """Versions with aggregate cells in the buckets of a window."""
-        with self.db.connection() as conn:
-            return cells.versions_with_data(self.db, conn, model, since_bucket)
+        return self.db.idempotent(
+            lambda conn: cells.versions_with_data(self.db, conn, model, since_bucket)
+        )
 
     @errors
     def close(self) -> None:
