@@ -306,22 +306,7 @@ def read_history(
     buckets that keep the range within :data:`AUTO_POINTS` points.
     ``book_of(version, recorded)`` reads a version's cells with its own spec.
     """
-    width = config.bucket_seconds
-    last = int(bucket_of(now, width) + width if end is None else bucket_of(end, width))
-    first = last - int(window) if start is None else int(bucket_of(start, width))
-    if step is None:
-        step = max(1, -(-(last - first) // (AUTO_POINTS * width))) * width
-    whole_step = int(step)
-    first = last - (last - first) // whole_step * whole_step  # the points end exactly at `last`
-    span = Span(
-        first,
-        last,
-        whole_step,
-        int(window),
-        width,
-        config.rollup_after,
-        ROLLUP_SECONDS,
-    )
+    span = _span(config, now=now, window=window, step=step, start=start, end=end)
     since = span.first_bucket()
     seen = store.model_versions(spec.name)
     present = store.versions_with_data(spec.name, since_bucket=since) | {spec.version}
@@ -330,12 +315,12 @@ def read_history(
     return {
         "model": {"name": spec.name, "version": spec.version, "task": spec.task},
         "window": int(window),
-        "step": whole_step,
-        "from": first,
-        "to": last,
+        "step": span.step,
+        "from": span.start,
+        "to": span.end,
         "retention": retention(
             now,
-            bucket_seconds=width,
+            bucket_seconds=config.bucket_seconds,
             rollup_after=config.rollup_after,
             longest=longest,
             rollup_seconds=ROLLUP_SECONDS,
@@ -343,9 +328,29 @@ def read_history(
         "versions": {
             version: version_history(
                 book_of(version, seen),
-                store.bucket_cells(spec.name, version, since_bucket=since, until_bucket=last),
+                store.bucket_cells(spec.name, version, since_bucket=since, until_bucket=span.end),
                 span,
             )
             for version in versions
         },
     }
+
+
+def _span(
+    config: MonitorConfig,
+    *,
+    now: float,
+    window: float,
+    step: float | None,
+    start: float | None,
+    end: float | None,
+) -> Span:
+    """The points :func:`read_history` computes: whole buckets, the last ending at ``end``."""
+    width = config.bucket_seconds
+    last = int(bucket_of(now, width) + width if end is None else bucket_of(end, width))
+    first = last - int(window) if start is None else int(bucket_of(start, width))
+    if step is None:
+        step = max(1, -(-(last - first) // (AUTO_POINTS * width))) * width
+    whole_step = int(step)
+    first = last - (last - first) // whole_step * whole_step  # the points end exactly at `last`
+    return Span(first, last, whole_step, int(window), width, config.rollup_after, ROLLUP_SECONDS)
