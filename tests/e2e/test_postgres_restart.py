@@ -22,10 +22,10 @@ import httpx
 import psycopg
 import pytest
 
+from harness.otlp import wait_for
 from harness.postgres import PostgresCluster
 
 from .conftest import StartServer
-from .otlp import wait_for
 from .traffic import labelled_body
 
 pytestmark = pytest.mark.e2e
