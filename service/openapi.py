@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from service.bentoml_internals import BentoMLInternalsChanged
 from service.content_type import JSON, JSON_APIS
 from service.schemas import ErrorBody, MonitorHistory, MonitorSnapshot
+from service.ui import DURATION_PATTERN, EPOCH_RANGE, RFC3339_PATTERN
 
 DOCS_PATH: Final = "/docs.json"
 REF: Final = "#/components/schemas/{model}"
@@ -40,13 +41,11 @@ TAG: Final = {"name": "Monitoring", "description": "The figures, their history a
 LISTS: Final = {"/predict": "instances", "/feedback": "labels"}
 """Each API's list field, bounded by ``MONITOR_MAX_BATCH``."""
 
-DURATION_PATTERN: Final = r"^\s*0*[1-9][0-9]{0,5}\s*[mhdw]\s*$"
-"""Whole minutes, hours, days or weeks: durations that are whole buckets (1 min)."""
 COMPARE_PATTERN: Final = r"^[^,]*[^,\s][^,]*,[^,]*[^,\s][^,]*$"
 TIME_SCHEMA: Final = {
     "anyOf": [
-        {"type": "number", "minimum": 0, "maximum": 1e10},
-        {"type": "string", "format": "date-time"},
+        {"type": "number", "minimum": EPOCH_RANGE[0], "maximum": EPOCH_RANGE[1]},
+        {"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN},
     ]
 }
 
@@ -187,8 +186,9 @@ def _monitoring_paths() -> dict[str, Any]:
                 "operationId": "monitor_history",
                 "summary": "The figures over time",
                 "description": "For each model version and figure, the window ending at each "
-                "step. 400 also when 'from' is after 'to' or the range holds more than 5000 "
-                "steps.",
+                "step. Rules between the parameters, answered with a 400 naming them: step "
+                "and window are whole buckets (60 s), 'from' is not after 'to', the range "
+                "holds at most 5000 steps.",
                 "parameters": [
                     _query("window", duration, "Default: the first of MONITOR_WINDOWS."),
                     _query("step", duration, "Default: the fewest whole buckets giving ≤ 240."),
