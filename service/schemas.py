@@ -7,12 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from instrumentation import ModelSpec
-from instrumentation.spec import (
-    MAX_GROUP_VALUE_LENGTH,
-    MAX_MAGNITUDE,
-    MISSING_GROUP,
-    OVERFLOW_GROUP,
-)
+from instrumentation.metrics.fairness import MISSING_GROUP, OVERFLOW_GROUP
+from instrumentation.spec import MAX_GROUP_VALUE_LENGTH, MAX_MAGNITUDE
 
 FeatureValue = int | float | str | bool
 
