@@ -57,7 +57,7 @@ MONITORING = [
 ]
 
 MAX_EXAMPLES = 100
-"""Per operation and generation mode: ~4 s each in process, the whole file ~30 s."""
+"""Per operation and generation mode: ~4 s each in process, the whole file ~50 s."""
 DEADLINE_MS = 2000
 """One request plus one snapshot; generous for two shared cores, tight for a hang."""
 FUZZ_SETTINGS = settings(
