@@ -7,9 +7,11 @@ It runs before BentoML parses the body, so an unauthenticated caller gets 401
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
+
+from service.errors import send_error
 
 UNAUTHORIZED_MESSAGE = "Authorization: expected 'Bearer <MONITOR_FEEDBACK_TOKEN>'"
 READ_UNAUTHORIZED_MESSAGE = "Authorization: expected 'Bearer <MONITOR_READ_TOKEN>'"
@@ -57,16 +59,6 @@ class FeedbackTokenMiddleware:
 
 
 async def _reject(send: Any, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b"Bearer"),
-            ],
-        }
+    await send_error(
+        send, HTTPStatus.UNAUTHORIZED, message, headers=[(b"www-authenticate", b"Bearer")]
     )
-    await send({"type": "http.response.body", "body": body})

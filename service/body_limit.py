@@ -13,12 +13,13 @@ middleware bounds the bytes themselves:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 from bentoml.exceptions import BentoMLException
+
+from service.errors import send_error
 
 TOO_LARGE_MESSAGE = (
     "request body: {given} bytes given, at most {limit} per request (MONITOR_MAX_BODY_BYTES)"
@@ -115,17 +116,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _reject(send: Any, text: str) -> None:
-    body = json.dumps({"error": text}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": int(HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                # The rest of the body is never read: the connection cannot be reused.
-                (b"connection", b"close"),
-            ],
-        }
+    # The rest of the body is never read: the connection cannot be reused.
+    await send_error(
+        send, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, text, headers=[(b"connection", b"close")]
     )
-    await send({"type": "http.response.body", "body": body})

@@ -7,7 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from instrumentation import ModelSpec
-from instrumentation.spec import MAX_GROUP_VALUE_LENGTH
+from instrumentation.metrics.fairness import MISSING_GROUP, OVERFLOW_GROUP
+from instrumentation.spec import MAX_GROUP_VALUE_LENGTH, MAX_MAGNITUDE
 
 FeatureValue = int | float | str | bool
 
@@ -124,12 +125,11 @@ def features_schema(spec: ModelSpec) -> dict[str, Any]:
                 **({"examples": list(feature.categories)} if feature.categories else {}),
             }
             continue
-        number: dict[str, Any] = {"type": "number"}
-        if feature.minimum is not None:
-            number["minimum"] = feature.minimum
-        if feature.maximum is not None:
-            number["maximum"] = feature.maximum
-        properties[feature.name] = number
+        properties[feature.name] = {
+            "type": "number",
+            "minimum": -MAX_MAGNITUDE if feature.minimum is None else feature.minimum,
+            "maximum": MAX_MAGNITUDE if feature.maximum is None else feature.maximum,
+        }
     return {
         "properties": properties,
         "required": [f.name for f in spec.features],
@@ -139,7 +139,14 @@ def features_schema(spec: ModelSpec) -> dict[str, Any]:
 
 def groups_schema(spec: ModelSpec) -> dict[str, Any]:
     """JSON schema of one instance's ``groups``: the spec's sensitive attributes, each optional."""
-    value = {"anyOf": [{"type": "string", "maxLength": MAX_GROUP_VALUE_LENGTH}, {"type": "null"}]}
+    text = {
+        "type": "string",
+        "maxLength": MAX_GROUP_VALUE_LENGTH,
+        "not": {"enum": [MISSING_GROUP, OVERFLOW_GROUP]},
+        "description": f"Any value but {MISSING_GROUP!r} and {OVERFLOW_GROUP!r} (the buckets "
+        "of missing and overflowing values).",
+    }
+    value = {"anyOf": [text, {"type": "null"}]}
     return {
         "properties": {attribute: value for attribute in spec.sensitive_attributes},
         "additionalProperties": False,
@@ -176,4 +183,84 @@ def predict_request_for(spec: ModelSpec) -> type[PredictRequest]:
             list[instance],  # type: ignore[valid-type]  # a class made at run time
             Field(description=PredictRequest.model_fields["instances"].description),
         ),
+    )
+
+
+class ValidationIssue(BaseModel):
+    """One problem BentoML's schema check found (pydantic's error, without the input)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="pydantic's error type, e.g. 'missing', 'extra_forbidden'.")
+    loc: list[str | int] = Field(description="Where in the body: keys and list indexes.")
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: the text names the field and what was expected."""
+
+    error: str = Field(
+        description="'<field>: <what was expected>', e.g. 'instances[1].features.hour: "
+        "required feature is missing'; or BentoML's 'N validation errors for …'."
+    )
+    detail: list[ValidationIssue] | None = Field(
+        default=None, description="Present on BentoML's schema check's 400: one per problem."
+    )
+
+
+class Figure(BaseModel):
+    """One figure of a window: its value, its sample count and, where one applies, an interval."""
+
+    model_config = ConfigDict(extra="allow")
+
+    value: float | None = Field(description="null where undefined (no samples), never a fake 0.")
+    n: int = Field(description="Samples behind the value.")
+    lower: float | None = None
+    upper: float | None = None
+
+
+class WindowReport(BaseModel):
+    """The figures of one window (e.g. ``5m``), summed from the store's buckets at call time."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n_predictions: int
+    n_labels: int
+    quality: dict[str, Any] = Field(
+        description="Per metric a Figure, or per class / average a Figure (classifiers)."
+    )
+    fairness: dict[str, Any] = Field(description="Per sensitive attribute, per metric.")
+    drift: dict[str, Any] = Field(description="Per feature: PSI and Jensen-Shannon distance.")
+    estimated: dict[str, Any] = Field(description="Performance estimated before labels arrive.")
+
+
+class ServedModel(ModelInfo):
+    """The model the service serves."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class MonitorSnapshot(BaseModel):
+    """Body of ``GET /monitor``: every prediction and label acknowledged before the call."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: ServedModel
+    windows: dict[str, WindowReport] = Field(
+        description="The serving model version's figures, per window of MONITOR_WINDOWS."
+    )
+
+
+class MonitorHistory(BaseModel):
+    """Body of ``GET /monitor/history``: each figure for the window ending at each step."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: ServedModel
+    window: float = Field(description="Seconds.")
+    step: float = Field(description="Seconds between points.")
+    from_: float = Field(alias="from", description="Epoch seconds of the first point.")
+    to: float = Field(description="Epoch seconds of the last point.")
+    versions: dict[str, dict[str, Any]] = Field(
+        description="Per model version, per figure: a list of {t, value, lower, upper, n}."
     )

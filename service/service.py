@@ -27,7 +27,7 @@ from typing import Any, cast
 import anyio
 import anyio.to_thread
 import bentoml
-from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
+from bentoml.exceptions import NotFound
 from opentelemetry import metrics
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -59,8 +59,11 @@ from service.bentoml_internals import (
     tracing_config,
 )
 from service.body_limit import BodyLimitMiddleware
+from service.content_type import JSONOnlyMiddleware
+from service.errors import Refused, error_response
 from service.metrics_export import meter_provider
 from service.model_store import load_model
+from service.openapi import OpenAPIMiddleware
 from service.predictor import Predictor
 from service.schemas import (
     FeedbackRequest,
@@ -131,25 +134,25 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
-class Conflict(BentoMLException):
-    """409: a client-supplied prediction id is already taken."""
-
-    error_code = HTTPStatus.CONFLICT
-
-
-class PayloadTooLarge(BentoMLException):
-    """413: more items than the configured cap."""
-
-    error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-
-
 def unavailable(exc: StoreUnavailable) -> JSONResponse:
     """503 with ``Retry-After``: the store cannot answer now; the client should try again."""
-    return JSONResponse(
-        {"error": f"{STORE_UNAVAILABLE}: {exc}"},
-        status_code=HTTPStatus.SERVICE_UNAVAILABLE,
+    return error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        f"{STORE_UNAVAILABLE}: {exc}",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+def count_checked(field: str, given: int, cap: int) -> None:
+    """Refuse an empty list or more than ``MONITOR_MAX_BATCH`` items (``/docs.json``'s bounds)."""
+    if given == 0:
+        noun = "instance" if field == "instances" else "label"
+        raise Refused(HTTPStatus.BAD_REQUEST, f"{field}: expected at least 1 {noun}")
+    if given > cap:
+        raise Refused(
+            HTTPStatus.BAD_REQUEST,
+            f"{field}: {given} given, at most {cap} per request (MONITOR_MAX_BATCH)",
+        )
 
 
 PREDICT_REQUEST = predict_request_for(SPEC)
@@ -165,7 +168,7 @@ async def _snapshot(request: Request) -> JSONResponse:
     if raw is not None:
         parts = [p.strip() for p in raw.split(",")]
         if len(parts) != 2 or not all(parts):
-            return JSONResponse({"error": COMPARE_PARAMETER}, status_code=HTTPStatus.BAD_REQUEST)
+            return error_response(HTTPStatus.BAD_REQUEST, COMPARE_PARAMETER)
         pair = (parts[0], parts[1])
     try:
         # Summing a day of buckets is blocking database work: keep it off the event loop.
@@ -261,14 +264,19 @@ class ModelService:
     @bentoml.api(input_spec=PREDICT_REQUEST)
     async def predict(self, instances: list[Instance]) -> PredictResponse:
         """Predict each instance; every row gets a prediction id to send labels against."""
-        if isinstance(self.predictor, BatchedPredictor):
-            # A thread per waiting request: concurrent requests must wait together for the
-            # batch to fill.
-            return await run_in_threadpool(self._predict, instances)
-        # One request at a time per worker, as BentoML runs a sync API (its `threads`, 1).
-        if self._one_at_a_time is None:  # made in the event loop, as anyio requires
-            self._one_at_a_time = anyio.CapacityLimiter(1)
-        return await anyio.to_thread.run_sync(self._predict, instances, limiter=self._one_at_a_time)
+        try:
+            if isinstance(self.predictor, BatchedPredictor):
+                # A thread per waiting request: concurrent requests must wait together for the
+                # batch to fill.
+                return await run_in_threadpool(self._predict, instances)
+            # One request at a time per worker, as BentoML runs a sync API (its `threads`, 1).
+            if self._one_at_a_time is None:  # made in the event loop, as anyio requires
+                self._one_at_a_time = anyio.CapacityLimiter(1)
+            return await anyio.to_thread.run_sync(
+                self._predict, instances, limiter=self._one_at_a_time
+            )
+        except Refused as refused:
+            return refused.response("POST /predict")  # type: ignore[return-value]  # BentoML passes a Response on
 
     if SETTINGS.batching.enabled:  # decided at import: BentoML reads the API list then
 
@@ -288,19 +296,14 @@ class ModelService:
         return cast(list[bool], await getattr(client, BATCH_API)(items=items))
 
     def _predict(self, instances: list[Instance]) -> PredictResponse:
-        if not instances:
-            raise InvalidArgument("instances: expected at least 1 instance")
-        cap = self.settings.monitor.max_batch
-        if len(instances) > cap:
-            raise PayloadTooLarge(
-                f"instances: {len(instances)} given, at most {cap} per request (MONITOR_MAX_BATCH)"
-            )
+        count_checked("instances", len(instances), self.settings.monitor.max_batch)
         first_seen: dict[str, int] = {}
         for index, item in enumerate(instances):
             if item.id is not None and item.id in first_seen:
-                raise InvalidArgument(
+                raise Refused(
+                    HTTPStatus.BAD_REQUEST,
                     f"instances[{index}].id: {item.id!r} repeats instances"
-                    f"[{first_seen[item.id]}].id; ids must be unique within a request"
+                    f"[{first_seen[item.id]}].id; ids must be unique within a request",
                 )
             if item.id is not None:
                 first_seen[item.id] = index
@@ -309,7 +312,7 @@ class ModelService:
         try:
             recording = self.monitor.predict(inputs)  # validates features and groups first
         except InvalidInput as exc:
-            raise InvalidArgument(str(exc)) from None
+            raise Refused(HTTPStatus.BAD_REQUEST, str(exc)) from None
         try:
             with recording as rec:
                 if self.spec.is_classifier:
@@ -319,7 +322,9 @@ class ModelService:
                     records = rec.set_outputs(values=self.predictor.regress(rows))
         except DuplicatePredictionId as exc:
             index = next(i for i, item in enumerate(instances) if item.id == exc.prediction_id)
-            raise Conflict(f"instances[{index}].id: {exc}; nothing was stored") from None
+            raise Refused(
+                HTTPStatus.CONFLICT, f"instances[{index}].id: {exc}; nothing was stored"
+            ) from None
         classes = self.spec.classes
         recorded = rec.kept != "unrecorded"
         return PredictResponse(
@@ -343,15 +348,11 @@ class ModelService:
         With ``MONITOR_FEEDBACK_TOKEN`` set, ``FeedbackTokenMiddleware`` has already
         checked the bearer token.
         """
-        if not labels:
-            raise InvalidArgument("labels: expected at least 1 label")
-        cap = self.settings.monitor.max_batch
-        if len(labels) > cap:
-            raise PayloadTooLarge(
-                f"labels: {len(labels)} given, at most {cap} per request (MONITOR_MAX_BATCH)"
-            )
         try:
+            count_checked("labels", len(labels), self.settings.monitor.max_batch)
             result = self.monitor.feedback([(i.prediction_id, i.label) for i in labels])
+        except Refused as refused:
+            return refused.response("POST /feedback")  # type: ignore[return-value]  # BentoML passes a Response on
         except StoreUnavailable as exc:
             # Nothing was joined: the label sender retries after Retry-After.
             return unavailable(exc)  # type: ignore[return-value]  # BentoML passes a Response on
@@ -392,6 +393,10 @@ ModelService.add_asgi_middleware(  # type: ignore[attr-defined]
 )
 ModelService.add_asgi_middleware(  # type: ignore[attr-defined]
     BodyLimitMiddleware, limit=lambda: bentoml.get_current_service().settings.max_body_bytes
+)
+ModelService.add_asgi_middleware(JSONOnlyMiddleware)  # type: ignore[attr-defined]
+ModelService.add_asgi_middleware(  # type: ignore[attr-defined]
+    OpenAPIMiddleware, max_batch=lambda: bentoml.get_current_service().settings.monitor.max_batch
 )
 
 __all__ = ["SETTINGS", "ModelService", "monitor_app"]

@@ -16,6 +16,7 @@ are epoch seconds or ISO-8601 times.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
@@ -30,33 +31,57 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from instrumentation import ConfigError, StoreUnavailable
-from instrumentation.config import parse_duration
+from instrumentation.config import DURATION_HELP, parse_duration
 
 STATIC_DIR: Final = Path(__file__).parent / "ui"
 """The page's files; ``vendor/`` in it is filled by ``make venv`` (npm ``uplot``)."""
 
-TIME_PARAMETER: Final = "{name}: expected epoch seconds or an ISO-8601 time, got {value!r}"
+TIME_PARAMETER: Final = (
+    "{name}: expected epoch seconds within the years 1 to 9999 or an RFC 3339 time, got {value!r}"
+)
+DURATION_PARAMETER: Final = (
+    "{name}={value!r}: expected a positive duration of at most 6 digits, " + DURATION_HELP
+)
+DURATION_PATTERN: Final = r"^\s*0*[1-9][0-9]{0,5}\s*[smhdw]\s*$"
+"""``window`` and ``step`` (``/docs.json`` declares the same pattern)."""
+RFC3339_PATTERN: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+"""``from`` and ``to`` as times: what OpenAPI's ``date-time`` format means."""
+EPOCH_RANGE: Final = (-62135596800.0, 253402300799.0)
+"""``from`` and ``to`` as epoch seconds: 0001-01-01 to 9999-12-31T23:59:59 UTC."""
 
 NO_STORE: Final = {"Cache-Control": "no-store"}
 
 
 def _time(request: Request, name: str) -> float | None:
     raw = request.query_params.get(name)
-    if raw is None or not raw.strip():
+    if raw is None:
         return None
     try:
-        return float(raw)
+        seconds = float(raw)
     except ValueError:
         pass
-    try:
-        return datetime.fromisoformat(raw.strip().replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise ConfigError(TIME_PARAMETER.format(name=name, value=raw)) from None
+    else:
+        if EPOCH_RANGE[0] <= seconds <= EPOCH_RANGE[1]:  # NaN fails both
+            return seconds
+        raise ConfigError(TIME_PARAMETER.format(name=name, value=raw))
+    if re.fullmatch(RFC3339_PATTERN, raw):
+        try:
+            return datetime.fromisoformat(raw.upper().replace("Z", "+00:00")).timestamp()
+        except ValueError:  # a month 13, a second 60
+            pass
+    raise ConfigError(TIME_PARAMETER.format(name=name, value=raw))
 
 
 def _duration(request: Request, name: str, default: float | None) -> float | None:
     raw = request.query_params.get(name)
-    return default if raw is None else parse_duration(raw, variable=name)
+    if raw is None:
+        return default
+    if not re.fullmatch(DURATION_PATTERN, raw):
+        raise ConfigError(DURATION_PARAMETER.format(name=name, value=raw))
+    return parse_duration(raw, variable=name)
 
 
 def routes(*, unavailable: Callable[[StoreUnavailable], Response]) -> list[BaseRoute]:

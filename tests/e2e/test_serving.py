@@ -362,7 +362,7 @@ def test_bad_input_gets_a_clear_4xx_and_nothing_is_stored(
 
     cases: list[tuple[str, Any, int, str]] = [
         ("empty", {"instances": []}, 400, "instances: expected at least 1"),
-        ("too many", body(MAX_BATCH + 1), 413, f"instances: {MAX_BATCH + 1} given"),
+        ("too many", body(MAX_BATCH + 1), 400, f"instances: {MAX_BATCH + 1} given"),
         ("unknown feature", with_features(body(2), 1, zzz=1.0), 400, "instances[1].features.zzz"),
         (
             "missing feature",

@@ -87,7 +87,7 @@ def test_oversized_and_empty_feedback_is_refused_whole(
     oversized = send_feedback(client, [(pid, "fraud") for pid in ids] + [("extra", "fraud")])
     empty = client.post("/feedback", json={"labels": []})
 
-    assert oversized.status_code == 413
+    assert oversized.status_code == 400
     assert error_text(oversized) == "labels: 6 given, at most 5 per request (MONITOR_MAX_BATCH)"
     assert empty.status_code == 400
     assert error_text(empty) == "labels: expected at least 1 label"

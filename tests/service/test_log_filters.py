@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -13,18 +12,27 @@ def _records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == BENTOML_REQUEST_LOGGER]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param({"instances": []}, id="our-4xx"),
-        pytest.param({"instances": [{"nope": 1}]}, id="schema-4xx"),
-    ],
-)
+def test_our_refusal_is_one_info_line_of_ours(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        response = client.post("/predict", json={"instances": []})
+
+    assert response.status_code == 400
+    assert _records(caplog) == []
+    (record,) = [r for r in caplog.records if r.name == "service.errors"]
+    assert record.levelno == logging.INFO
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        "client error on POST /predict: 400 instances: expected at least 1 instance"
+    )
+
+
 def test_a_bad_request_is_one_info_line_without_traceback(
-    client: TestClient, caplog: pytest.LogCaptureFixture, body: dict[str, Any]
+    client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger=BENTOML_REQUEST_LOGGER):
-        response = client.post("/predict", json=body)
+        response = client.post("/predict", json={"instances": [{"nope": 1}]})
 
     assert response.status_code == 400
     (record,) = _records(caplog)

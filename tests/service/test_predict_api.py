@@ -221,14 +221,14 @@ def test_unknown_top_level_fields_are_rejected(
     assert store.count_predictions(MODEL) == 0
 
 
-def test_too_many_instances_get_a_413(
+def test_too_many_instances_get_a_400(
     make_client: Callable[..., TestClient], store: SQLiteStore
 ) -> None:
     client = make_client(MONITOR_MAX_BATCH="5")
 
     response = client.post("/predict", json={"instances": instances_of(6)})
 
-    assert response.status_code == 413
+    assert response.status_code == 400
     assert error_text(response) == "instances: 6 given, at most 5 per request (MONITOR_MAX_BATCH)"
     assert store.count_predictions(MODEL) == 0
     assert len(predict_ok(client, instances_of(5))) == 5
