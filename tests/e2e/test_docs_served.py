@@ -2,12 +2,14 @@
 
 Each block marked ``<!-- docs-test: server -->`` runs as written from the repository root,
 its ``127.0.0.1:3000`` (and ``:3001``, a second replica of the same store) pointed at a
-fresh server; a shell block's answers must hold no error.
+fresh server and its ``.venv/bin/`` at this interpreter's; a shell block's answers must
+hold no error, and its label must join.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +23,15 @@ from .conftest import StartServer
 
 pytestmark = pytest.mark.e2e
 
+ERROR_BODY = re.compile(r'"error":\s*"')
+"""An error answer (``{"error": "…"}``); ``GET /monitor``'s ``estimated.error`` is an object."""
+
 
 def run_block(block: Block, base_url: str) -> str:
     """Run ``block`` against the server at ``base_url``; its output."""
-    code = for_server(block.code, base_url)
-    env = {
-        **clean_environ(),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    bin_dir = Path(sys.executable).parent  # the docs' .venv/bin/
+    code = for_server(block.code, base_url).replace(".venv/bin/", f"{bin_dir}/")
+    env = {**clean_environ(), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     # No pipefail: `… | head` closes the pipe early on purpose.
     command = (
         [sys.executable, "-c", code] if block.lang == "python" else ["bash", "-eu", "-c", code]
@@ -44,6 +47,6 @@ def test_a_block_that_needs_a_server_runs_against_one(
 ) -> None:
     server = start_server()
     out = run_block(block, server.base_url)
-    assert '"error"' not in out, f"{block.id}:\n{out}"
+    assert not ERROR_BODY.search(out), f"{block.id}:\n{out}"
     if block.lang == "bash":
         assert '"matched"' in out, f"{block.id}: the label did not join its prediction:\n{out}"

@@ -33,7 +33,7 @@ from harness.serving import REPO, clean_environ, copy_home
 from tests.docs_pages import served_blocks, your_model_example
 
 from .conftest import StartServer
-from .test_docs_served import run_block
+from .test_docs_served import ERROR_BODY, run_block
 from .traffic import ok_json
 
 pytestmark = pytest.mark.e2e
@@ -160,7 +160,13 @@ def test_the_tutorials_client_blocks_run_against_the_bento(
 ) -> None:
     home, tag, data = built
     server = start_server(target=tag, home=home, cwd=tmp_path)
-    outputs = [run_block(block, server.base_url) for block in served_blocks("server breast-cancer")]
+    outputs = {
+        block.id: run_block(block, server.base_url)
+        for block in served_blocks("server breast-cancer")
+    }
 
-    assert len(outputs) == 2  # the README's and the tutorial's
-    assert f"{{'matched': {len(data['rows'])}, " in outputs[1]
+    # The README's curl and Python client, then the tutorial's client on the test rows.
+    curl, client, tutorial = outputs.values()
+    assert '"status":"matched"' in curl.replace(" ", "") and not ERROR_BODY.search(curl), curl
+    assert "'matched': 3," in client, client
+    assert f"'matched': {len(data['rows'])}, " in tutorial, tutorial
