@@ -160,13 +160,13 @@ def test_the_tutorials_client_blocks_run_against_the_bento(
 ) -> None:
     home, tag, data = built
     server = start_server(target=tag, home=home, cwd=tmp_path)
-    outputs = {
-        block.id: run_block(block, server.base_url)
-        for block in served_blocks("server breast-cancer")
-    }
+    blocks = served_blocks("server breast-cancer")
+    outputs = {block.id: run_block(block, server.base_url) for block in blocks}
 
-    # The README's curl and Python client, then the tutorial's client on the test rows.
-    curl, client, tutorial = outputs.values()
-    assert '"status":"matched"' in curl.replace(" ", "") and not ERROR_BODY.search(curl), curl
-    assert "'matched': 3," in client, client
-    assert f"'matched': {len(data['rows'])}, " in tutorial, tutorial
+    # The README's curl and client, then the tutorial's client (on the test rows) and curl.
+    assert [b.lang for b in blocks] == ["bash", "python", "python", "bash"], outputs.keys()
+    readme_curl, readme_client, tutorial_client, tutorial_curl = outputs.values()
+    for curl in (readme_curl, tutorial_curl):
+        assert '"status":"matched"' in curl.replace(" ", "") and not ERROR_BODY.search(curl), curl
+    assert "'matched': 3," in readme_client, readme_client
+    assert f"'matched': {len(data['rows'])}, " in tutorial_client, tutorial_client
