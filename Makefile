@@ -10,7 +10,7 @@ PHOENIX_REQUIREMENTS := deploy/phoenix-requirements.txt
 PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
 ORACLE_STAMP := $(VENV)/.oracles
 
-.PHONY: venv demo test test-fast oracles lint format bench bench-tools bench-profile soak build services phoenix clean
+.PHONY: venv demo test test-fast docs docs-serve oracles lint format bench bench-tools bench-profile soak build services phoenix clean
 
 # The page's chart library (uPlot, npm): installed from the committed lock, its dist files
 # copied where the service serves them (service/ui/vendor, git-ignored, shipped in the bento).
@@ -20,7 +20,7 @@ UI_STAMP := $(UI_VENDOR)/.installed
 $(STAMP): pyproject.toml $(UI_STAMP)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,dev,bench,demo]"
+	$(PY) -m pip install --quiet -e ".[test,dev,bench,demo,docs]"
 	touch $(STAMP)
 
 $(UI_STAMP): package.json package-lock.json
@@ -46,7 +46,7 @@ demo: $(STAMP)
 
 ## make test: install what the tests need (system services included) and run the whole suite.
 ## MONITOR_TEST_ORACLES=required: an oracle library that cannot be imported fails its tests.
-test: $(STAMP) services phoenix oracles
+test: $(STAMP) services phoenix oracles docs
 	MONITOR_TEST_ORACLES=required $(PY) -m pytest
 
 # confseq (Howard et al.'s confidence-sequence library), the independent oracle of
@@ -61,9 +61,21 @@ $(ORACLE_STAMP): $(STAMP)
 ## Independent implementations the tests compare the statistics with.
 oracles: services $(ORACLE_STAMP)
 
-## Unit and in-process service tests only (no servers started).
-test-fast: $(STAMP)
+## Unit and in-process service tests only (no servers started). The store tests run every
+## contract against PostgreSQL too (they fail, never skip, without it): `services` installs
+## it first (root: apt-get), and the tests start a private cluster of their own.
+test-fast: $(STAMP) services
 	$(PY) -m pytest tests/unit tests/service
+
+## The docs site: reference pages generated from the code's tables, then a strict build
+## (a broken link or anchor fails) into site/. docs-serve: the same, live, on 127.0.0.1:8000.
+docs: $(STAMP)
+	$(PY) docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(PY) docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 ## System packages the end-to-end tests run for real (installed once, started by the tests).
 services:
@@ -106,4 +118,4 @@ build: $(STAMP)
 	$(VENV)/bin/bentoml build
 
 clean:
-	rm -rf .monitor demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .monitor demo-output site .pytest_cache .mypy_cache .ruff_cache

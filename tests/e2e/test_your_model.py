@@ -1,4 +1,7 @@
-"""The README's *your model* example, end to end: saved with the helper, built, served by tag.
+"""The *your model* tutorial, end to end: saved with the helper, built, served by tag.
+
+The tutorial's save block (``docs/tutorials/your-model.md``, repeated in the README) runs
+on a clean store; its client blocks (marked ``server breast-cancer``) run against the bento.
 
 The bento is built for ``breast-cancer`` in a model store whose default model is the
 demo's ``fraud-detector``; served by tag with no ``MONITOR_MODEL``, it serves the model
@@ -27,29 +30,29 @@ from sklearn.metrics import (
 )
 
 from harness.serving import REPO, clean_environ, copy_home
+from tests.docs_pages import served_blocks, your_model_example
 
 from .conftest import StartServer
+from .test_docs_served import ERROR_BODY, run_block
 from .traffic import ok_json
 
 pytestmark = pytest.mark.e2e
 
-README = REPO / "README.md"
-EXAMPLE = next(
-    block
-    for block in re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    if block.startswith("# your-model example")
-)
+EXAMPLE = your_model_example()
 DUMP_TEST_ROWS = """
 import json, sys
+edges = np.quantile(x_train["mean radius"], [1 / 3, 2 / 3])  # the tutorial client's group rule
 json.dump(
-    {"rows": x_test.to_dict("records"), "labels": list(y_test), "edges": list(size_edges)},
+    {"rows": x_test.to_dict("records"), "labels": list(y_test), "edges": list(edges)},
     open(sys.argv[1], "w"),
 )
 """
 TEMPLATE_FILES = {
-    str(p.relative_to(REPO)) for p in (REPO / "service").glob("*.py") if p.name != "train.py"
+    str(p.relative_to(REPO))
+    for p in [*(REPO / "service").glob("*.py"), *(REPO / "service" / "ui").rglob("*")]
+    if p.is_file() and p.name != "train.py"
 }
-"""What the bento ships of service/: the template, not the demo's training script."""
+"""What the bento ships of service/: the template and its page, not the demo's training script."""
 
 
 def run(env: dict[str, str], *args: str, cwd: Path = REPO) -> str:
@@ -150,3 +153,20 @@ def test_a_bento_refuses_to_serve_another_model(
         "model_monitor: cannot serve the model: MONITOR_MODEL='fraud-detector': "
         "this bento was built to serve breast-cancer:"
     )
+
+
+def test_the_tutorials_client_blocks_run_against_the_bento(
+    built: tuple[Path, str, dict[str, Any]], tmp_path: Path, start_server: StartServer
+) -> None:
+    home, tag, data = built
+    server = start_server(target=tag, home=home, cwd=tmp_path)
+    blocks = served_blocks("server breast-cancer")
+    outputs = {block.id: run_block(block, server.base_url) for block in blocks}
+
+    # The README's curl and client, then the tutorial's client (on the test rows) and curl.
+    assert [b.lang for b in blocks] == ["bash", "python", "python", "bash"], outputs.keys()
+    readme_curl, readme_client, tutorial_client, tutorial_curl = outputs.values()
+    for curl in (readme_curl, tutorial_curl):
+        assert '"status":"matched"' in curl.replace(" ", "") and not ERROR_BODY.search(curl), curl
+    assert "'matched': 3," in readme_client, readme_client
+    assert f"'matched': {len(data['rows'])}, " in tutorial_client, tutorial_client

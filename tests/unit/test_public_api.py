@@ -71,8 +71,11 @@ def test_the_public_surface_is_exactly_these_names() -> None:
     assert instrumentation.__all__ == PUBLIC_NAMES
 
 
-def test_everything_the_readme_tells_people_to_import_is_public() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+def test_everything_the_docs_tell_people_to_import_is_public() -> None:
+    readme = "\n".join(
+        p.read_text(encoding="utf-8")
+        for p in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    )
     imported = {
         name.strip()
         for names in re.findall(r"^from instrumentation import ([^(\n]+)$", readme, re.M)
@@ -81,7 +84,7 @@ def test_everything_the_readme_tells_people_to_import_is_public() -> None:
     # Prose names a function by its dotted path (``instrumentation.metrics.reference.x``).
     dotted = set(re.findall(r"`instrumentation(?:\.[a-z_]+)+\.([A-Za-z_]+)`", readme))
 
-    assert imported, "the scan must see the README's imports"
+    assert imported, "the scan must see the docs' imports"
     assert imported | dotted <= set(instrumentation.__all__)
 
 
