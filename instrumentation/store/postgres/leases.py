@@ -6,7 +6,11 @@ upserts win.
 
 from __future__ import annotations
 
-from instrumentation.store.postgres.connection import Database
+import time
+
+from instrumentation.store import rollout
+from instrumentation.store.postgres import cells
+from instrumentation.store.postgres.connection import Conn, Database
 from instrumentation.store.protocol import VersionInfo
 
 
@@ -26,15 +30,36 @@ def try_lease(db: Database, name: str, holder: str, *, now: float, duration: flo
 
 
 def register_version(db: Database, model: str, version: str, spec: str, *, now: float) -> None:
-    """Record a model version and its spec once (the first writer's stands)."""
-    with db.connection() as conn:
-        conn.execute(
+    """Record a model version and its spec once (the first writer's stands).
+
+    The first record also snapshots every other version's cumulative cells, in the same
+    transaction (see :mod:`~instrumentation.store.rollout`). Labels committed before its
+    read are in the snapshot, the others after it: each label on exactly one side.
+    """
+    with db.transaction() as conn:
+        inserted = conn.execute(
             db.q(
                 "INSERT INTO {s}.model_versions (model, version, spec, first_seen) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (model, version) DO NOTHING"
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (model, version) DO NOTHING RETURNING 1"
             ),
             (model, version, spec, now),
-        )
+        ).fetchone()
+        if inserted is not None:
+            totals = model_cells(db, conn, model)
+            snapshot = rollout.snapshot_cells(version, totals, taken_at=time.time())
+            cells.with_cells(db, conn, model, snapshot, "SELECT 1", ())
+
+
+def model_cells(db: Database, conn: Conn, model: str) -> dict[str, float]:
+    """``model``'s model-wide rollout cells, shards summed (the stored-rows counter aside)."""
+    rows = conn.execute(
+        db.q(
+            "SELECT key, sum(value) FROM {s}.aggregates WHERE model = %s AND version = %s "
+            "AND bucket = %s GROUP BY key"
+        ),
+        (model, rollout.MODEL_VERSION, rollout.MODEL_BUCKET),
+    ).fetchall()
+    return {key: float(value) for key, value in rows if rollout.is_model_cell(key)}
 
 
 def model_versions(db: Database, model: str) -> dict[str, VersionInfo]:
