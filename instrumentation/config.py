@@ -17,7 +17,11 @@ from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from instrumentation.environment import (
+    MONITOR_ACCURACY_THRESHOLD,
+    MONITOR_ACCURACY_WORSE,
+    MONITOR_ALERT_LOOKBACK,
     MONITOR_BUCKET_SECONDS,
+    MONITOR_CUSUM_H,
     MONITOR_FEEDBACK_TOKEN,
     MONITOR_MAX_BATCH,
     MONITOR_MAX_GROUP_VALUES,
@@ -28,6 +32,7 @@ from instrumentation.environment import (
     MONITOR_PROMETHEUS_HOST,
     MONITOR_PROMETHEUS_PORT,
     MONITOR_PSI_THRESHOLD,
+    MONITOR_ROLLOUT_ALPHA,
     MONITOR_ROLLUP_AFTER,
     MONITOR_SPOOL_DIR,
     MONITOR_SPOOL_MAX_BYTES,
@@ -251,6 +256,11 @@ class MonitorConfig:
     min_group_samples: int = _int(MONITOR_MIN_GROUP_SAMPLES)
     psi_threshold: float = _float(MONITOR_PSI_THRESHOLD)
     min_drift_samples: int = _int(MONITOR_MIN_DRIFT_SAMPLES)
+    rollout_alpha: float = _float(MONITOR_ROLLOUT_ALPHA)
+    accuracy_threshold: float = _float(MONITOR_ACCURACY_THRESHOLD)
+    accuracy_worse: float = _float(MONITOR_ACCURACY_WORSE)
+    cusum_h: float = _float(MONITOR_CUSUM_H)
+    alert_lookback: float = _duration(MONITOR_ALERT_LOOKBACK)
     rollup_after: float = _duration(MONITOR_ROLLUP_AFTER)
     spool_dir: Path = Path(DEFAULT_SPOOL_DIR)
     spool_max_bytes: int = _int(MONITOR_SPOOL_MAX_BYTES)
@@ -286,6 +296,10 @@ class MonitorConfig:
             min_group_samples=_int(MONITOR_MIN_GROUP_SAMPLES, env, minimum=0),
             psi_threshold=_float(MONITOR_PSI_THRESHOLD, env, low=1e-6, high=100.0),
             min_drift_samples=_int(MONITOR_MIN_DRIFT_SAMPLES, env, minimum=0),
+            rollout_alpha=_float(MONITOR_ROLLOUT_ALPHA, env, low=1e-4, high=0.5),
+            **_accuracy_alert(env),
+            cusum_h=_float(MONITOR_CUSUM_H, env, low=1e-3, high=1e3),
+            alert_lookback=_duration(MONITOR_ALERT_LOOKBACK, env),
             rollup_after=_duration(MONITOR_ROLLUP_AFTER, env),
             spool_dir=_spool_dir(env, store_url),
             spool_max_bytes=_int(MONITOR_SPOOL_MAX_BYTES, env, minimum=0),
@@ -293,6 +307,18 @@ class MonitorConfig:
             prometheus_port=_port(env, MONITOR_PROMETHEUS_PORT, processes=workers),
             prometheus_host=MONITOR_PROMETHEUS_HOST.raw(env),
         )
+
+
+def _accuracy_alert(env: Mapping[str, str]) -> dict[str, float]:
+    """The accuracy CUSUM's threshold and worse value (worse must be below the threshold)."""
+    threshold = _float(MONITOR_ACCURACY_THRESHOLD, env, low=0.01, high=0.99)
+    worse = _float(MONITOR_ACCURACY_WORSE, env, low=0.01, high=0.99)
+    if not worse < threshold:
+        raise ConfigError(
+            f"{MONITOR_ACCURACY_WORSE.name}={worse!r}: expected below "
+            f"{MONITOR_ACCURACY_THRESHOLD.name}={threshold!r}"
+        )
+    return {"accuracy_threshold": threshold, "accuracy_worse": worse}
 
 
 def _spool_dir(env: Mapping[str, str], store_url: StoreURL) -> Path:

@@ -195,6 +195,37 @@ MONITOR_PSI_THRESHOLD: Final = Variable(
     "0.2",
     "PSI at or above which a feature is `drifted`",
 )
+MONITOR_ROLLOUT_ALPHA: Final = Variable(
+    "MONITOR_ROLLOUT_ALPHA",
+    "number 0.0001..0.5",
+    "0.05",
+    "chance that a rollout comparison's anytime interval ever misses the true difference",
+)
+MONITOR_ACCURACY_THRESHOLD: Final = Variable(
+    "MONITOR_ACCURACY_THRESHOLD",
+    "number 0.01..0.99",
+    "0.8",
+    "accuracy the `ml.alert.accuracy.cusum` statistic holds a model to",
+)
+MONITOR_ACCURACY_WORSE: Final = Variable(
+    "MONITOR_ACCURACY_WORSE",
+    "number 0.01..0.99",
+    "0.75",
+    "the worse accuracy that CUSUM is tuned to detect (below the threshold)",
+)
+MONITOR_CUSUM_H: Final = Variable(
+    "MONITOR_CUSUM_H",
+    "number > 0",
+    "9.5",
+    "CUSUM threshold h: the `ml.alert.*.cusum` gauges are S/h, alarming above 1 "
+    "(run lengths per label rate in the README's *Alerts you can trust*)",
+)
+MONITOR_ALERT_LOOKBACK: Final = Variable(
+    "MONITOR_ALERT_LOOKBACK",
+    "duration",
+    "24h",
+    "buckets the CUSUM statistics are computed over (a shorter look-back only alarms less)",
+)
 MONITOR_MIN_DRIFT_SAMPLES: Final = Variable(
     "MONITOR_MIN_DRIFT_SAMPLES",
     "whole number >= 0",
@@ -235,6 +266,11 @@ MONITOR_VARIABLES: Final[tuple[Variable, ...]] = (
     MONITOR_MIN_GROUP_SAMPLES,
     MONITOR_PSI_THRESHOLD,
     MONITOR_MIN_DRIFT_SAMPLES,
+    MONITOR_ROLLOUT_ALPHA,
+    MONITOR_ACCURACY_THRESHOLD,
+    MONITOR_ACCURACY_WORSE,
+    MONITOR_CUSUM_H,
+    MONITOR_ALERT_LOOKBACK,
     MONITOR_PROMETHEUS_PORT,
     MONITOR_PROMETHEUS_HOST,
 )

@@ -171,14 +171,36 @@ def comparison_points(comparison: Mapping[str, Any]) -> list[GaugePoint]:
     e = _Emitter()
     baseline = {names.ATTR_COMPARE_BASELINE: str(comparison["baseline"])}
     for window, section in comparison["windows"].items():
-        base = {names.ATTR_WINDOW: window, **baseline}
-        for key, node in section.items():
-            figure = _lookup(table.COMPARE, "comparison", key)
-            if _is_metric(node):
-                e.figure(figure, node, base)
-                continue
-            for cls, metric in node["per_class"].items():
-                e.figure(figure, metric, {**base, names.ATTR_CLASS: cls})
+        _differences(
+            e, table.COMPARE, "comparison", section, {names.ATTR_WINDOW: window, **baseline}
+        )
+    rollout = comparison.get("rollout")
+    if rollout is not None:
+        _differences(e, table.ROLLOUT, "comparison.rollout", rollout["figures"], baseline)
+    return e.points
+
+
+def _differences(
+    e: _Emitter,
+    figures: Mapping[str, table.Figure],
+    where: str,
+    section: Mapping[str, Any],
+    base: dict[str, str],
+) -> None:
+    for key, node in section.items():
+        figure = _lookup(figures, where, key)
+        if _is_metric(node):
+            e.figure(figure, node, base)
+            continue
+        for cls, metric in node["per_class"].items():
+            e.figure(figure, metric, {**base, names.ATTR_CLASS: cls})
+
+
+def alert_points(alerts: Mapping[str, Any]) -> list[GaugePoint]:
+    """Observations of a version's sequential alert statistics (``Reading.alerts``)."""
+    e = _Emitter()
+    for key, metric in alerts.items():
+        e.figure(_lookup(table.ALERTS, "alerts", key), metric, {})
     return e.points
 
 
@@ -187,7 +209,7 @@ def reading_points(reading: Reading) -> list[GaugePoint]:
     points = [
         (name, value, {names.ATTR_MODEL_VERSION: version, **attrs})
         for version, windows in reading.all_windows().items()
-        for name, value, attrs in gauge_points(windows)
+        for name, value, attrs in gauge_points(windows) + alert_points(reading.alerts(version))
     ]
     pair = reading.default_pair()
     if pair is not None:
