@@ -493,7 +493,7 @@ def test_every_dashboard_panel_returns_data(stack: Stack) -> None:
         (stack.serving, stack.previous)
     )
     (labels_panel,) = [
-        p for p in dashboard["panels"] if p["title"] == "Labels behind the comparison"
+        p for p in dashboard["panels"] if p["title"] == "Labels since the rollout began"
     ]
     sides = [prometheus.query(_substitute(t["expr"])) for t in labels_panel["targets"]]
     assert [[float(r["value"][1]) for r in side] for side in sides] == [
