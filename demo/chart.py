@@ -99,14 +99,23 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
         series("accuracy_diff_upper"),
         color="grey",
         alpha=0.3,
-        label="95% interval (Newcombe)",
+        label="window's 95% interval (Newcombe: not valid when watched)",
+    )
+    rollout.plot(t, series("rollout_diff"), label="since the rollout began", color="tab:red")
+    rollout.fill_between(
+        t,
+        series("rollout_diff_lower"),
+        series("rollout_diff_upper"),
+        color="tab:red",
+        alpha=0.15,
+        label="anytime-valid 95% (ModelVersionRegression)",
     )
     rollout.axhline(0.0, color="black", lw=0.8, ls=":")
     rollout.set_ylabel("accuracy difference")
     rollout.text(
         0.99,
         0.05,
-        "the interval narrows as labels arrive; entirely below 0: the new version is worse",
+        "anytime interval entirely below 0: the new version is worse (5% chance ever, if equal)",
         transform=rollout.transAxes,
         ha="right",
         va="bottom",
