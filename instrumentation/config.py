@@ -23,6 +23,8 @@ from instrumentation.environment import (
     MONITOR_BUCKET_SECONDS,
     MONITOR_CUSUM_H,
     MONITOR_FEEDBACK_TOKEN,
+    MONITOR_MAE_THRESHOLD,
+    MONITOR_MAE_WORSE,
     MONITOR_MAX_BATCH,
     MONITOR_MAX_GROUP_VALUES,
     MONITOR_MAX_STORED_PREDICTIONS,
@@ -259,6 +261,9 @@ class MonitorConfig:
     rollout_alpha: float = _float(MONITOR_ROLLOUT_ALPHA)
     accuracy_threshold: float = _float(MONITOR_ACCURACY_THRESHOLD)
     accuracy_worse: float = _float(MONITOR_ACCURACY_WORSE)
+    mae_threshold: float | None = None
+    """Regression: the MAE the MAE CUSUM holds a model to (None: no MAE statistic)."""
+    mae_worse: float | None = None
     cusum_h: float = _float(MONITOR_CUSUM_H)
     alert_lookback: float = _duration(MONITOR_ALERT_LOOKBACK)
     rollup_after: float = _duration(MONITOR_ROLLUP_AFTER)
@@ -298,6 +303,8 @@ class MonitorConfig:
             min_drift_samples=_int(MONITOR_MIN_DRIFT_SAMPLES, env, minimum=0),
             rollout_alpha=_float(MONITOR_ROLLOUT_ALPHA, env, low=1e-4, high=0.5),
             **_accuracy_alert(env),
+            mae_threshold=_mae_alert(env)[0],
+            mae_worse=_mae_alert(env)[1],
             cusum_h=_float(MONITOR_CUSUM_H, env, low=1e-3, high=1e3),
             alert_lookback=_duration(MONITOR_ALERT_LOOKBACK, env),
             rollup_after=_duration(MONITOR_ROLLUP_AFTER, env),
@@ -319,6 +326,19 @@ def _accuracy_alert(env: Mapping[str, str]) -> dict[str, float]:
             f"{MONITOR_ACCURACY_THRESHOLD.name}={threshold!r}"
         )
     return {"accuracy_threshold": threshold, "accuracy_worse": worse}
+
+
+def _mae_alert(env: Mapping[str, str]) -> tuple[float | None, float | None]:
+    """The MAE CUSUM's threshold and worse value (1.25 × the threshold unless set)."""
+    worse_set = bool(MONITOR_MAE_WORSE.raw(env))
+    if not MONITOR_MAE_THRESHOLD.raw(env):
+        if worse_set:
+            raise ConfigError(f"{MONITOR_MAE_WORSE.name} needs {MONITOR_MAE_THRESHOLD.name}")
+        return None, None
+    threshold = _float(MONITOR_MAE_THRESHOLD, env, low=1e-12)
+    if not worse_set:
+        return threshold, 1.25 * threshold
+    return threshold, _float(MONITOR_MAE_WORSE, env, low=threshold * (1 + 1e-9))
 
 
 def _spool_dir(env: Mapping[str, str], store_url: StoreURL) -> Path:

@@ -213,6 +213,20 @@ MONITOR_ACCURACY_WORSE: Final = Variable(
     "0.75",
     "the worse accuracy that CUSUM is tuned to detect (below the threshold)",
 )
+MONITOR_MAE_THRESHOLD: Final = Variable(
+    "MONITOR_MAE_THRESHOLD",
+    "number > 0",
+    None,
+    "regression: the MAE the `ml.alert.mae.cusum` statistic holds a model to",
+    shown="unset: no MAE statistic",
+)
+MONITOR_MAE_WORSE: Final = Variable(
+    "MONITOR_MAE_WORSE",
+    "number > threshold",
+    None,
+    "the worse (higher) MAE that CUSUM is tuned to detect",
+    shown="1.25 × `MONITOR_MAE_THRESHOLD`",
+)
 MONITOR_CUSUM_H: Final = Variable(
     "MONITOR_CUSUM_H",
     "number > 0",
@@ -269,6 +283,8 @@ MONITOR_VARIABLES: Final[tuple[Variable, ...]] = (
     MONITOR_ROLLOUT_ALPHA,
     MONITOR_ACCURACY_THRESHOLD,
     MONITOR_ACCURACY_WORSE,
+    MONITOR_MAE_THRESHOLD,
+    MONITOR_MAE_WORSE,
     MONITOR_CUSUM_H,
     MONITOR_ALERT_LOOKBACK,
     MONITOR_PROMETHEUS_PORT,

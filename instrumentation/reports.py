@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from instrumentation.aggregates import AggregateBook
-from instrumentation.aggregates.alerts import accuracy_cusum
+from instrumentation.aggregates.alerts import accuracy_cusum, estimated_accuracy_cusum, mae_cusum
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_rollout, compare_versions
 from instrumentation.config import ROLLUP_SECONDS, MonitorConfig, Window
@@ -232,20 +232,24 @@ class Reading:
     def alerts(self, version: str) -> dict[str, Any]:
         """``version``'s sequential alert statistics over the look-back (``aggregates.alerts``)."""
         spec = self._reports.book(version, self._seen).spec
-        if not spec.is_classifier:
-            return {}
         config = self._reports.config
+        if not spec.is_classifier and config.mae_threshold is None:
+            return {}
         buckets = self._reports.store.bucket_cells(
             spec.name, version, since_bucket=self._since(config.alert_lookback)
         )
-        statistic = accuracy_cusum(
-            buckets,
-            spec.classes,
-            p0=config.accuracy_threshold,
-            p1=config.accuracy_worse,
-            h=config.cusum_h,
-        )
-        return {"accuracy_cusum": statistic}
+        h = config.cusum_h
+        if not spec.is_classifier:
+            threshold, worse = config.mae_threshold, config.mae_worse
+            assert threshold is not None and worse is not None  # both set (MonitorConfig)
+            return {"mae_cusum": mae_cusum(buckets, threshold=threshold, worse=worse, h=h)}
+        p0, p1 = config.accuracy_threshold, config.accuracy_worse
+        return {
+            "accuracy_cusum": accuracy_cusum(buckets, spec.classes, p0=p0, p1=p1, h=h),
+            "estimated_accuracy_cusum": estimated_accuracy_cusum(
+                buckets, threshold=p0, worse=p1, h=h
+            ),
+        }
 
 
 def _iso(epoch: int) -> str:

@@ -9,21 +9,33 @@ configured, and its false-alarm rate is the CUSUM's average run length at ``h``
 
     accuracy_cusum     Bernoulli CUSUM of accuracy: threshold ``p0`` against the worse
                        ``p1``, from each bucket's confusion cells (right / labelled)
+    estimated_accuracy_cusum
+                       Gaussian CUSUM of the label-free estimated accuracy (each
+                       prediction's confidence), same threshold and worse value, from
+                       ``("estimate", "conf_sum" | "n")`` at prediction time
+    mae_cusum          Gaussian CUSUM of the absolute error: threshold against a worse
+                       (higher) MAE, from ``("regression", "abs_error" | "n")``
+
+The Gaussian ones take ``sd`` from the look-back's own sums (Σx², Σx, n: the sample
+standard deviation of the per-row values), so their run lengths hold approximately, for
+that sd; in sd units the change is ``δ = |worse − threshold| / sd``.
 
 Buckets merged into hours by compaction enter as one step each: the CUSUM then only
 restarts at hour boundaries there, which can only lower it (fewer false alarms).
-Without labels in the look-back the statistic is 0 with ``n`` 0.
+Without labels in the look-back (for the Gaussian ones: fewer than 2 rows, or no spread)
+the statistic is 0 and ``n`` says why.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from instrumentation.aggregates.cells import Cells
-from instrumentation.metrics.sequential import bernoulli_increment, cusum
+from instrumentation.metrics.sequential import bernoulli_increment, cusum, normal_increment
 
 
 def accuracy_cusum(
@@ -58,4 +70,64 @@ def accuracy_cusum(
     }
 
 
-__all__ = ["accuracy_cusum"]
+def estimated_accuracy_cusum(
+    buckets: Mapping[int, Mapping[str, float]], *, threshold: float, worse: float, h: float
+) -> dict[str, Any]:
+    """The CUSUM of the mean confidence (the estimated accuracy) against ``threshold``."""
+    return _normal_cusum(
+        buckets, ("estimate", "conf_sum"), ("estimate", "conf_sq_sum"), ("estimate", "n"),
+        threshold=threshold, worse=worse, h=h,
+    )  # fmt: skip
+
+
+def mae_cusum(
+    buckets: Mapping[int, Mapping[str, float]], *, threshold: float, worse: float, h: float
+) -> dict[str, Any]:
+    """The CUSUM of the absolute error (MAE) against ``threshold``, ``worse`` above it.
+
+    >>> cells = {'["regression","n"]': 4.0, '["regression","abs_error"]': 8.0,
+    ...          '["regression","squared_error"]': 20.0}
+    >>> out = mae_cusum({0: cells}, threshold=1.0, worse=1.5, h=9.5)
+    >>> round(out["statistic"], 3), out["n"], round(out["sd"], 3)
+    (1.125, 4, 1.155)
+    """
+    return _normal_cusum(
+        buckets, ("regression", "abs_error"), ("regression", "squared_error"),
+        ("regression", "n"), threshold=threshold, worse=worse, h=h,
+    )  # fmt: skip
+
+
+def _normal_cusum(
+    buckets: Mapping[int, Mapping[str, float]],
+    total: tuple[str, str],
+    squares: tuple[str, str],
+    count: tuple[str, str],
+    *,
+    threshold: float,
+    worse: float,
+    h: float,
+) -> dict[str, Any]:
+    ordered = [Cells(buckets[b]) for b in sorted(buckets)]
+    sums = [(c.get(*total), c.get(*squares), c.get(*count)) for c in ordered]
+    n = sum(k for _, _, k in sums)
+    sx = sum(x for x, _, _ in sums)
+    sxx = sum(q for _, q, _ in sums)
+    variance = (sxx - sx * sx / n) / (n - 1) if n >= 2 else 0.0
+    sd = math.sqrt(variance) if variance > 0 else None
+    statistic = 0.0
+    if sd is not None:
+        statistic = cusum(
+            normal_increment(x, k, mean0=threshold, mean1=worse, sd=sd) for x, _, k in sums
+        )
+    return {
+        "value": statistic / h,
+        "n": int(n),
+        "statistic": statistic,
+        "h": h,
+        "threshold": threshold,
+        "worse": worse,
+        "sd": sd,
+    }
+
+
+__all__ = ["accuracy_cusum", "estimated_accuracy_cusum", "mae_cusum"]

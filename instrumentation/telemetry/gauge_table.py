@@ -562,7 +562,46 @@ ALERT_ACCURACY_CUSUM: Final = Figure(
     ),
 )
 
-ALERTS: Final[Mapping[str, Figure]] = MappingProxyType({"accuracy_cusum": ALERT_ACCURACY_CUSUM})
+ALERT_ESTIMATED_ACCURACY_CUSUM: Final = Figure(
+    Gauge(
+        "ml.alert.estimated_accuracy.cusum",
+        UNIT_FIGURE,
+        "Gaussian CUSUM of the label-free estimated accuracy (each prediction's confidence) "
+        "over MONITOR_ALERT_LOOKBACK, MONITOR_ACCURACY_THRESHOLD against "
+        "MONITOR_ACCURACY_WORSE, divided by MONITOR_CUSUM_H: above 1 is an alarm.",
+        (),
+    ),
+    Gauge(
+        "ml.alert.estimated_accuracy.cusum.samples",
+        UNIT_SAMPLES,
+        "Scored predictions in the look-back behind ml.alert.estimated_accuracy.cusum.",
+        (),
+    ),
+)
+ALERT_MAE_CUSUM: Final = Figure(
+    Gauge(
+        "ml.alert.mae.cusum",
+        UNIT_FIGURE,
+        "Gaussian CUSUM of the absolute error over MONITOR_ALERT_LOOKBACK, "
+        "MONITOR_MAE_THRESHOLD against MONITOR_MAE_WORSE, divided by MONITOR_CUSUM_H: "
+        "above 1 is an alarm (regression models, when a threshold is set).",
+        (),
+    ),
+    Gauge(
+        "ml.alert.mae.cusum.samples",
+        UNIT_SAMPLES,
+        "Labels in the look-back behind ml.alert.mae.cusum.",
+        (),
+    ),
+)
+
+ALERTS: Final[Mapping[str, Figure]] = MappingProxyType(
+    {
+        "accuracy_cusum": ALERT_ACCURACY_CUSUM,
+        "estimated_accuracy_cusum": ALERT_ESTIMATED_ACCURACY_CUSUM,
+        "mae_cusum": ALERT_MAE_CUSUM,
+    }
+)
 """Key of a version's ``alerts`` → figure."""
 
 _FIGURES = (

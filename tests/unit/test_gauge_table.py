@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from instrumentation.aggregates import AggregateBook
+from instrumentation.aggregates.alerts import accuracy_cusum, estimated_accuracy_cusum, mae_cusum
 from instrumentation.aggregates.cells import Cells
-from instrumentation.aggregates.alerts import accuracy_cusum
 from instrumentation.aggregates.comparison import compare_rollout, compare_versions
 from instrumentation.spec import Task
 from instrumentation.store.keys import encode_key
@@ -55,9 +55,14 @@ def _rendered(task: Task) -> list[GaugePoint]:
         {"version": "v", "baseline": "u", "windows": {"1h": comparison}, "rollout": rollout}
     )
     alerts = (
-        {"accuracy_cusum": accuracy_cusum({0: sums}, spec.classes, p0=0.8, p1=0.75, h=9.5)}
+        {
+            "accuracy_cusum": accuracy_cusum({0: sums}, spec.classes, p0=0.8, p1=0.75, h=9.5),
+            "estimated_accuracy_cusum": estimated_accuracy_cusum(
+                {0: sums}, threshold=0.8, worse=0.75, h=9.5
+            ),
+        }
         if spec.is_classifier
-        else {}
+        else {"mae_cusum": mae_cusum({0: sums}, threshold=1.0, worse=1.25, h=9.5)}
     )
     return gauge_points({"1h": book.report(sums)}) + compared + alert_points(alerts)
 
@@ -87,7 +92,7 @@ def test_each_gauge_carries_exactly_the_attribute_keys_its_entry_lists(
 
 def test_units_and_names_follow_the_conventions() -> None:
     names = [g.name for g in table.GAUGES]
-    assert len(names) == len(set(names)) == 145
+    assert len(names) == len(set(names)) == 149
     for gauge in table.GAUGES:
         assert gauge.unit == ("{sample}" if gauge.name.endswith(".samples") else ""), gauge.name
         assert gauge.name.startswith(
