@@ -61,10 +61,11 @@ REGRESSION_ONLY = frozenset(
     {
         "ml_compare_rollout_mae",
         "ml_compare_rollout_mae_lower",
+        "ml_alert_mae_cusum",
     }
 )
 """Metrics the rules read that only a regression model exports (the server here serves a
-classifier; promtool's MAE case covers that branch of ModelVersionRegression)."""
+classifier; promtool's MAE cases cover ModelVersionRegression's MAE branch and ModelMaeHigh)."""
 UNKNOWN = 12
 DUPLICATES = 7
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "model-monitor.json"
