@@ -22,6 +22,7 @@ from instrumentation.environment import (
     MONITOR_ALERT_LOOKBACK,
     MONITOR_BUCKET_SECONDS,
     MONITOR_CUSUM_H,
+    MONITOR_EQUALIZED_ODDS_THRESHOLD,
     MONITOR_FEEDBACK_TOKEN,
     MONITOR_MAE_THRESHOLD,
     MONITOR_MAE_WORSE,
@@ -30,6 +31,7 @@ from instrumentation.environment import (
     MONITOR_MAX_STORED_PREDICTIONS,
     MONITOR_MIN_DRIFT_SAMPLES,
     MONITOR_MIN_GROUP_SAMPLES,
+    MONITOR_PARITY_THRESHOLD,
     MONITOR_PREDICTION_TTL,
     MONITOR_PROMETHEUS_HOST,
     MONITOR_PROMETHEUS_PORT,
@@ -264,6 +266,8 @@ class MonitorConfig:
     mae_threshold: float | None = None
     """Regression: the MAE the MAE CUSUM holds a model to (None: no MAE statistic)."""
     mae_worse: float | None = None
+    parity_threshold: float = _float(MONITOR_PARITY_THRESHOLD)
+    equalized_odds_threshold: float = _float(MONITOR_EQUALIZED_ODDS_THRESHOLD)
     cusum_h: float = _float(MONITOR_CUSUM_H)
     alert_lookback: float = _duration(MONITOR_ALERT_LOOKBACK)
     rollup_after: float = _duration(MONITOR_ROLLUP_AFTER)
@@ -305,6 +309,10 @@ class MonitorConfig:
             **_accuracy_alert(env),
             mae_threshold=_mae_alert(env)[0],
             mae_worse=_mae_alert(env)[1],
+            parity_threshold=_float(MONITOR_PARITY_THRESHOLD, env, low=1e-3, high=1.0),
+            equalized_odds_threshold=_float(
+                MONITOR_EQUALIZED_ODDS_THRESHOLD, env, low=1e-3, high=1.0
+            ),
             cusum_h=_float(MONITOR_CUSUM_H, env, low=1e-3, high=1e3),
             alert_lookback=_duration(MONITOR_ALERT_LOOKBACK, env),
             rollup_after=_duration(MONITOR_ROLLUP_AFTER, env),

@@ -227,6 +227,19 @@ MONITOR_MAE_WORSE: Final = Variable(
     "the worse (higher) MAE that CUSUM is tuned to detect",
     shown="1.25 × `MONITOR_MAE_THRESHOLD`",
 )
+MONITOR_PARITY_THRESHOLD: Final = Variable(
+    "MONITOR_PARITY_THRESHOLD",
+    "number 0.001..1",
+    "0.1",
+    "selection-rate gap between two groups that `ml.alert.fairness.demographic_parity` "
+    "judges (anytime-valid, every label of the version)",
+)
+MONITOR_EQUALIZED_ODDS_THRESHOLD: Final = Variable(
+    "MONITOR_EQUALIZED_ODDS_THRESHOLD",
+    "number 0.001..1",
+    "0.2",
+    "TPR or FPR gap between two groups that `ml.alert.fairness.equalized_odds` judges",
+)
 MONITOR_CUSUM_H: Final = Variable(
     "MONITOR_CUSUM_H",
     "number > 0",
@@ -285,6 +298,8 @@ MONITOR_VARIABLES: Final[tuple[Variable, ...]] = (
     MONITOR_ACCURACY_WORSE,
     MONITOR_MAE_THRESHOLD,
     MONITOR_MAE_WORSE,
+    MONITOR_PARITY_THRESHOLD,
+    MONITOR_EQUALIZED_ODDS_THRESHOLD,
     MONITOR_CUSUM_H,
     MONITOR_ALERT_LOOKBACK,
     MONITOR_PROMETHEUS_PORT,

@@ -19,6 +19,7 @@ from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.alerts import accuracy_cusum, estimated_accuracy_cusum, mae_cusum
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_rollout, compare_versions
+from instrumentation.aggregates.fairness_alerts import fairness_alerts
 from instrumentation.config import ROLLUP_SECONDS, MonitorConfig, Window
 from instrumentation.errors import StoreUnavailable
 from instrumentation.spec import ModelSpec
@@ -217,10 +218,8 @@ class Reading:
         rollout cells: then since the upgrade); each figure's interval holds at every
         look at once with probability ``1 − alpha`` (:func:`compare_rollout`).
         """
-        if self._cumulative is None:
-            self._cumulative = self._reports.store.cumulative_cells(self._reports.spec.name)
-        cells_a, _ = since_rollout(self._cumulative, version, version)
-        cells_b, since = since_rollout(self._cumulative, version, baseline)
+        cells_a, _ = since_rollout(self._model_cells(), version, version)
+        cells_b, since = since_rollout(self._model_cells(), version, baseline)
         spec = self._reports.book(version, self._seen).spec
         alpha = self._reports.config.rollout_alpha
         return {
@@ -228,6 +227,11 @@ class Reading:
             "alpha": alpha,
             "figures": compare_rollout(spec, Cells(cells_a), Cells(cells_b), alpha=alpha),
         }
+
+    def _model_cells(self) -> dict[str, float]:
+        if self._cumulative is None:
+            self._cumulative = self._reports.store.cumulative_cells(self._reports.spec.name)
+        return self._cumulative
 
     def alerts(self, version: str) -> dict[str, Any]:
         """``version``'s sequential alert statistics over the look-back (``aggregates.alerts``)."""
@@ -244,10 +248,22 @@ class Reading:
             assert threshold is not None and worse is not None  # both set (MonitorConfig)
             return {"mae_cusum": mae_cusum(buckets, threshold=threshold, worse=worse, h=h)}
         p0, p1 = config.accuracy_threshold, config.accuracy_worse
+        every_label, _ = since_rollout(self._model_cells(), version, version)
+        thresholds = {
+            "demographic_parity": config.parity_threshold,
+            "equalized_odds": config.equalized_odds_threshold,
+        }
         return {
             "accuracy_cusum": accuracy_cusum(buckets, spec.classes, p0=p0, p1=p1, h=h),
             "estimated_accuracy_cusum": estimated_accuracy_cusum(
                 buckets, threshold=p0, worse=p1, h=h
+            ),
+            "fairness": fairness_alerts(
+                spec,
+                Cells(every_label),
+                thresholds=thresholds,
+                min_samples=config.min_group_samples,
+                alpha=config.rollout_alpha,
             ),
         }
 

@@ -10,8 +10,9 @@ documenting its own cells::
     quality.py  fairness.py  drift.py  estimate.py
 
 A label's comparison cells (confusion; regression ``n``, ``abs_error``,
-``squared_error``) are also accumulated model-wide, over every label of the version
-(:mod:`instrumentation.store.rollout`), for the comparison since a rollout began.
+``squared_error``; per-group confusion) are also accumulated model-wide, over every label
+of the version (:mod:`instrumentation.store.rollout`), for the comparison since a rollout
+began and the fairness gaps' confidence sequences.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ ROLLOUT_REGRESSION_FIELDS = frozenset({"n", "abs_error", "squared_error"})
 
 
 def is_rollout_cell(key: AggregateKey) -> bool:
-    """Whether a label cell is kept over the whole rollout (confusion, MAE's sums)."""
-    if key[0] == "confusion":
+    """Whether a label cell is kept over every label (confusions, MAE's sums)."""
+    if key[0] in ("confusion", "group_confusion"):
         return True
     return key[0] == "regression" and len(key) == 2 and key[1] in ROLLOUT_REGRESSION_FIELDS
 

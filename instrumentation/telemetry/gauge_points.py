@@ -200,7 +200,14 @@ def alert_points(alerts: Mapping[str, Any]) -> list[GaugePoint]:
     """Observations of a version's sequential alert statistics (``Reading.alerts``)."""
     e = _Emitter()
     for key, metric in alerts.items():
-        e.figure(_lookup(table.ALERTS, "alerts", key), metric, {})
+        if key != "fairness":
+            e.figure(_lookup(table.ALERTS, "alerts", key), metric, {})
+            continue
+        for attribute, per_class in metric.items():
+            for cls, figures in per_class.items():
+                attrs = {names.ATTR_SENSITIVE_ATTRIBUTE: attribute, names.ATTR_CLASS: cls}
+                for figure, value in figures.items():
+                    e.figure(_lookup(table.ALERT_FAIRNESS, "alerts.fairness", figure), value, attrs)
     return e.points
 
 

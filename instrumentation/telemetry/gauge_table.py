@@ -595,6 +595,46 @@ ALERT_MAE_CUSUM: Final = Figure(
     ),
 )
 
+_FAIRNESS_ALERT = (names.ATTR_SENSITIVE_ATTRIBUTE, names.ATTR_CLASS)
+
+
+def _fairness_alert(name: str, gap: str, variable: str) -> Figure:
+    """A fairness gap's lower confidence bound divided by its threshold (1: an alarm)."""
+    return Figure(
+        Gauge(
+            name,
+            UNIT_FIGURE,
+            f"Largest lower bound, over pairs of groups (ml.sensitive_attribute, ml.class), "
+            f"of the {gap} gap over every label of the version (anytime-valid, "
+            f"MONITOR_ROLLOUT_ALPHA split over the pairs), divided by {variable}: above 1 "
+            "is an alarm that a model within the threshold raises with chance at most alpha.",
+            _FAIRNESS_ALERT,
+        ),
+        Gauge(
+            f"{name}.samples",
+            UNIT_SAMPLES,
+            f"Labels of the groups compared behind {name}.",
+            _FAIRNESS_ALERT,
+        ),
+    )
+
+
+ALERT_DEMOGRAPHIC_PARITY: Final = _fairness_alert(
+    "ml.alert.fairness.demographic_parity",
+    "selection-rate",
+    "its threshold (MONITOR_PARITY_THRESHOLD)",
+)
+ALERT_EQUALIZED_ODDS: Final = _fairness_alert(
+    "ml.alert.fairness.equalized_odds",
+    "TPR or FPR",
+    "its threshold (MONITOR_EQUALIZED_ODDS_THRESHOLD)",
+)
+
+ALERT_FAIRNESS: Final[Mapping[str, Figure]] = MappingProxyType(
+    {"demographic_parity": ALERT_DEMOGRAPHIC_PARITY, "equalized_odds": ALERT_EQUALIZED_ODDS}
+)
+"""Figure of ``alerts.fairness.<attribute>.<class>`` → figure."""
+
 ALERTS: Final[Mapping[str, Figure]] = MappingProxyType(
     {
         "accuracy_cusum": ALERT_ACCURACY_CUSUM,
@@ -613,6 +653,7 @@ _FIGURES = (
     *COMPARE.values(),
     *ROLLOUT.values(),
     *ALERTS.values(),
+    *ALERT_FAIRNESS.values(),
 )
 
 GAUGES: Final[tuple[Gauge, ...]] = tuple(

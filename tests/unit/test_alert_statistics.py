@@ -9,7 +9,11 @@ import pytest
 
 from instrumentation import MonitorConfig
 from instrumentation.aggregates.alerts import accuracy_cusum, estimated_accuracy_cusum, mae_cusum
+from instrumentation.aggregates.cells import Cells
+from instrumentation.aggregates.fairness_alerts import fairness_alerts
 from instrumentation.config import ConfigError
+from instrumentation.metrics.sequential import proportion_difference_cs
+from instrumentation.spec import FeatureSpec, ModelSpec
 from instrumentation.store.keys import encode_key
 
 
@@ -75,3 +79,41 @@ def test_the_alert_settings_are_read_and_checked() -> None:
         MonitorConfig.from_env({"MONITOR_ACCURACY_WORSE": "0.9"})
     with pytest.raises(ConfigError, match="MONITOR_MAE_WORSE needs MONITOR_MAE_THRESHOLD"):
         MonitorConfig.from_env({"MONITOR_MAE_WORSE": "3"})
+
+
+def _group_cells(groups: dict[str, tuple[int, int, int, int]]) -> Cells:
+    """``(tn, fp, fn, tp)`` per group of attribute ``region``, as group_confusion cells."""
+    cells: dict[str, float] = {}
+    for group, (tn, fp, fn, tp) in groups.items():
+        for actual, predicted, count in (
+            ("no", "no", tn), ("no", "yes", fp), ("yes", "no", fn), ("yes", "yes", tp)
+        ):  # fmt: skip
+            cells[encode_key(("group_confusion", "region", group, actual, predicted))] = count
+    return Cells(cells)
+
+
+def test_fairness_gaps_are_the_largest_lower_bound_over_pairs_bonferroni_split() -> None:
+    spec = ModelSpec("m", "v1", "binary", (FeatureSpec("x", "number"),), ("no", "yes"), ("region",))
+    cells = _group_cells(
+        {"north": (400, 100, 100, 400), "south": (200, 300, 100, 400), "tiny": (1, 1, 1, 1)}
+    )
+    thresholds = {"demographic_parity": 0.1, "equalized_odds": 0.2}
+
+    out = fairness_alerts(spec, cells, thresholds=thresholds, min_samples=30)["region"]["yes"]
+
+    # North selects 500/1000, south 700/1000: one pair (tiny is under min_samples), one rate.
+    parity = proportion_difference_cs(500, 1000, 700, 1000, alpha=0.05)
+    assert out["demographic_parity"]["bound"] == pytest.approx(-parity.upper, rel=1e-12)
+    assert out["demographic_parity"]["value"] == pytest.approx(-parity.upper / 0.1, rel=1e-12)
+    assert out["demographic_parity"]["n"] == 2000
+    # Equalized odds: TPR 0.8 vs 0.8, FPR 0.2 vs 0.6: two rates, alpha / 2 each.
+    fpr = proportion_difference_cs(100, 500, 300, 500, alpha=0.025)
+    assert out["equalized_odds"]["bound"] == pytest.approx(-fpr.upper, rel=1e-12)
+    assert out["equalized_odds"]["value"] > 1
+    equal = fairness_alerts(
+        spec,
+        _group_cells({"a": (400, 100, 100, 400), "b": (400, 100, 100, 400)}),
+        thresholds=thresholds,
+        min_samples=30,
+    )["region"]["yes"]
+    assert equal["demographic_parity"]["value"] == equal["equalized_odds"]["value"] == 0.0

@@ -17,6 +17,7 @@ from instrumentation.aggregates import AggregateBook
 from instrumentation.aggregates.alerts import accuracy_cusum, estimated_accuracy_cusum, mae_cusum
 from instrumentation.aggregates.cells import Cells
 from instrumentation.aggregates.comparison import compare_rollout, compare_versions
+from instrumentation.aggregates.fairness_alerts import fairness_alerts
 from instrumentation.spec import Task
 from instrumentation.store.keys import encode_key
 from instrumentation.store.protocol import Increments
@@ -60,6 +61,12 @@ def _rendered(task: Task) -> list[GaugePoint]:
             "estimated_accuracy_cusum": estimated_accuracy_cusum(
                 {0: sums}, threshold=0.8, worse=0.75, h=9.5
             ),
+            "fairness": fairness_alerts(
+                spec,
+                Cells(sums),
+                thresholds={"demographic_parity": 0.1, "equalized_odds": 0.2},
+                min_samples=5,
+            ),
         }
         if spec.is_classifier
         else {"mae_cusum": mae_cusum({0: sums}, threshold=1.0, worse=1.25, h=9.5)}
@@ -92,7 +99,7 @@ def test_each_gauge_carries_exactly_the_attribute_keys_its_entry_lists(
 
 def test_units_and_names_follow_the_conventions() -> None:
     names = [g.name for g in table.GAUGES]
-    assert len(names) == len(set(names)) == 149
+    assert len(names) == len(set(names)) == 153
     for gauge in table.GAUGES:
         assert gauge.unit == ("{sample}" if gauge.name.endswith(".samples") else ""), gauge.name
         assert gauge.name.startswith(
