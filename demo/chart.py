@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,29 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
     )
     axes[3].legend(loc="upper left", fontsize=8)
 
-    rollout, versions = axes[4], axes[4].twinx()
+    _rollout_panel(axes[4], t, series)
+
+    fig.suptitle("make demo: latency, quality, drift, fairness and a rollout (15 s window)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _with_gaps(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timeline with an empty point between phases, so lines break across the pauses."""
+    out: list[dict[str, Any]] = []
+    for point in points:
+        if out and out[-1].get("phase") != point.get("phase"):
+            out.append({"t": (out[-1]["t"] + point["t"]) / 2})
+        out.append(point)
+    return out
+
+
+def _rollout_panel(rollout: Any, t: list[float], series: Callable[[str], list[float]]) -> None:
+    """Both versions' accuracy, and their difference with the window's and anytime intervals."""
+    versions = rollout.twinx()
     versions.plot(t, series("old_accuracy"), label="accuracy, first version", color="tab:green")
     versions.plot(t, series("new_accuracy"), label="accuracy, retrained", color="tab:blue")
     versions.set_ylabel("accuracy")
@@ -124,20 +147,3 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
     )
     rollout.set_xlabel("seconds since start")
     rollout.legend(loc="lower left", fontsize=8)
-
-    fig.suptitle("make demo: latency, quality, drift, fairness and a rollout (15 s window)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _with_gaps(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The timeline with an empty point between phases, so lines break across the pauses."""
-    out: list[dict[str, Any]] = []
-    for point in points:
-        if out and out[-1].get("phase") != point.get("phase"):
-            out.append({"t": (out[-1]["t"] + point["t"]) / 2})
-        out.append(point)
-    return out

@@ -171,29 +171,11 @@ def comparison_points(comparison: Mapping[str, Any]) -> list[GaugePoint]:
     e = _Emitter()
     baseline = {names.ATTR_COMPARE_BASELINE: str(comparison["baseline"])}
     for window, section in comparison["windows"].items():
-        _differences(
-            e, table.COMPARE, "comparison", section, {names.ATTR_WINDOW: window, **baseline}
-        )
+        _quality(e, table.COMPARE, "comparison", section, {names.ATTR_WINDOW: window, **baseline})
     rollout = comparison.get("rollout")
     if rollout is not None:
-        _differences(e, table.ROLLOUT, "comparison.rollout", rollout["figures"], baseline)
+        _quality(e, table.ROLLOUT, "comparison.rollout", rollout["figures"], baseline)
     return e.points
-
-
-def _differences(
-    e: _Emitter,
-    figures: Mapping[str, table.Figure],
-    where: str,
-    section: Mapping[str, Any],
-    base: dict[str, str],
-) -> None:
-    for key, node in section.items():
-        figure = _lookup(figures, where, key)
-        if _is_metric(node):
-            e.figure(figure, node, base)
-            continue
-        for cls, metric in node["per_class"].items():
-            e.figure(figure, metric, {**base, names.ATTR_CLASS: cls})
 
 
 def alert_points(alerts: Mapping[str, Any]) -> list[GaugePoint]:
