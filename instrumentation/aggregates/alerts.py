@@ -32,10 +32,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
-from instrumentation.aggregates.cells import Cells
 from instrumentation.metrics.sequential import bernoulli_increment, cusum, normal_increment
+from instrumentation.store.keys import encode_key
 
 
 def accuracy_cusum(
@@ -53,12 +51,16 @@ def accuracy_cusum(
     >>> round(out["statistic"], 3), out["n"]
     (2.177, 100)
     """
+    # Each bucket's cells read by their encoded keys: no bucket's keys are parsed.
+    cells = [encode_key(("confusion", a, p)) for a in classes for p in classes]
+    right = [encode_key(("confusion", c, c)) for c in classes]
     increments, labelled = [], 0.0
     for bucket in sorted(buckets):
-        matrix = Cells(buckets[bucket]).matrix("confusion", classes)
-        n = float(matrix.sum())
+        values = buckets[bucket]
+        n = sum(values.get(key, 0.0) for key in cells)
         labelled += n
-        increments.append(bernoulli_increment(float(np.trace(matrix)), n, p0=p0, p1=p1))
+        k = sum(values.get(key, 0.0) for key in right)
+        increments.append(bernoulli_increment(k, n, p0=p0, p1=p1))
     statistic = cusum(increments)
     return {
         "value": statistic / h,
@@ -107,8 +109,8 @@ def _normal_cusum(
     worse: float,
     h: float,
 ) -> dict[str, Any]:
-    ordered = [Cells(buckets[b]) for b in sorted(buckets)]
-    sums = [(c.get(*total), c.get(*squares), c.get(*count)) for c in ordered]
+    keys = (encode_key(total), encode_key(squares), encode_key(count))
+    sums = [tuple(buckets[b].get(key, 0.0) for key in keys) for b in sorted(buckets)]
     n = sum(k for _, _, k in sums)
     sx = sum(x for x, _, _ in sums)
     sxx = sum(q for _, q, _ in sums)
