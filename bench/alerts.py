@@ -15,8 +15,10 @@ the library's own functions (``compare``, ``drift``, ``sequential``).
   Coverage: the share of rollouts whose true difference is inside the interval at every
   minute it is shown.
 - Accuracy against 0.80 (30 days): today's ``ModelAccuracyLow`` (1h point estimate <
-  0.80, ≥ 200 labels, ``for: 15m``) against the Bernoulli CUSUM (p0 0.80, p1 0.75)
-  over per-minute buckets above ``h`` for 15m, for a model at 0.82 (4, 10, 30 labels a
+  0.80, ≥ 200 labels, ``for: 15m``) against the shipped ``ModelAccuracyLow``: the
+  Bernoulli CUSUM (p0 0.80, p1 0.75, the ``MONITOR_ACCURACY_*`` defaults) over the
+  per-minute buckets of the last ``MONITOR_ALERT_LOOKBACK`` (24h) above ``h``
+  (``MONITOR_CUSUM_H``) for 15m, for a model at 0.82 (4, 10, 30 labels a
   minute), 0.85 (4 a minute) and exactly 0.80 (30 a minute: the stated ARL checked), and
   a drop from 0.85 to 0.75 at a known minute (30 a minute).
 - Drift: ``ModelFeatureDrift`` (PSI ≥ 0.2 on the 1h window, ≥ 200 predictions, for 15m),
@@ -35,8 +37,17 @@ from functools import partial
 from statistics import NormalDist
 
 import numpy as np
+from scipy.ndimage import minimum_filter1d
 
 from bench.results import replace_section
+from instrumentation.config import parse_duration
+from instrumentation.environment import (
+    MONITOR_ACCURACY_THRESHOLD,
+    MONITOR_ACCURACY_WORSE,
+    MONITOR_ALERT_LOOKBACK,
+    MONITOR_CUSUM_H,
+    MONITOR_ROLLOUT_ALPHA,
+)
 from instrumentation.metrics.compare import proportion_difference
 from instrumentation.metrics.drift import psi
 from instrumentation.metrics.sequential import (
@@ -50,10 +61,14 @@ from instrumentation.metrics.sequential import (
 MINUTES_A_DAY = 1_440
 FOR_MINUTES = 15
 WINDOW = 60
-THRESHOLD = 0.80
-P1 = 0.75
-H_ACCURACY = 9.5
+# The shipped rules' parameters: the defaults of the variables the monitor reads.
+THRESHOLD = float(MONITOR_ACCURACY_THRESHOLD.text)
+P1 = float(MONITOR_ACCURACY_WORSE.text)
+H_ACCURACY = float(MONITOR_CUSUM_H.text)
 """The accuracy CUSUM's threshold: ARL ≥ 90 days at 30 labels a minute at exactly 0.80."""
+LOOKBACK = round(parse_duration(MONITOR_ALERT_LOOKBACK.text, variable="lookback") / 60)
+"""Minutes the CUSUM is computed over, as the monitor does (``aggregates.alerts``)."""
+assert float(MONITOR_ROLLOUT_ALPHA.text) == DEFAULT_ALPHA  # the rollout rule's alpha
 
 ROLLOUT_LABELS, CANARY_SHARE, BASELINE = 300.0, 0.10, 0.80
 
@@ -185,15 +200,18 @@ def rollouts(rng: np.random.Generator, runs: int, minutes: int, canary: float) -
     return rows
 
 
-def _cusum_path(k: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """The accuracy CUSUM a minute (per-minute increments from the bucket counts)."""
+def _cusum_path(k: np.ndarray, n: np.ndarray, lookback: int = LOOKBACK) -> np.ndarray:
+    """The accuracy CUSUM a minute over the last ``lookback`` minute buckets, as exported.
+
+    Restarted from 0 at the look-back's oldest bucket, the CUSUM is its largest suffix
+    sum: ``P_t − min(P_j)`` over the prefix sums ``P`` of the ``lookback + 1`` points
+    ending at ``t`` (``P`` starting at 0), a sliding minimum.
+    """
     increments = bernoulli_increment(k, n, p0=THRESHOLD, p1=P1)  # numpy arrays in, out
-    path = np.empty(k.shape)
-    s = np.zeros(k.shape[0])
-    for minute in range(k.shape[1]):
-        s = np.maximum(0.0, s + increments[:, minute])
-        path[:, minute] = s
-    return path
+    prefix = np.concatenate([np.zeros((k.shape[0], 1)), np.cumsum(increments, axis=1)], axis=1)
+    padded = np.concatenate([np.full((k.shape[0], lookback), np.inf), prefix], axis=1)
+    lowest = minimum_filter1d(padded, size=lookback + 1, axis=1, origin=lookback // 2)
+    return prefix[:, 1:] - lowest[:, lookback + 1 :]
 
 
 def _accuracy_rules(k: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
@@ -423,7 +441,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} in "
             f"{time.monotonic() - started:.0f} s with `{command}` (seed {args.seed}); "
             f"α = {DEFAULT_ALPHA}, v_opt = {DEFAULT_V_OPT:,.0f}, h = {H_ACCURACY}, "
-            f"all rules `for: {FOR_MINUTES}m`.",
+            f"CUSUM look-back {LOOKBACK // 60} h, all rules `for: {FOR_MINUTES}m` "
+            "(the shipped rules' parameters).",
             "",
             *table,
             "",

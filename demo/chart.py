@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,34 +88,7 @@ def write_chart(history: dict[str, Any], path: Path, *, psi_threshold: float) ->
     )
     axes[3].legend(loc="upper left", fontsize=8)
 
-    rollout, versions = axes[4], axes[4].twinx()
-    versions.plot(t, series("old_accuracy"), label="accuracy, first version", color="tab:green")
-    versions.plot(t, series("new_accuracy"), label="accuracy, retrained", color="tab:blue")
-    versions.set_ylabel("accuracy")
-    versions.legend(loc="upper left", fontsize=8)
-    rollout.plot(t, series("accuracy_diff"), label="difference (new − old)", color="black")
-    rollout.fill_between(
-        t,
-        series("accuracy_diff_lower"),
-        series("accuracy_diff_upper"),
-        color="grey",
-        alpha=0.3,
-        label="95% interval (Newcombe)",
-    )
-    rollout.axhline(0.0, color="black", lw=0.8, ls=":")
-    rollout.set_ylabel("accuracy difference")
-    rollout.text(
-        0.99,
-        0.05,
-        "the interval narrows as labels arrive; entirely below 0: the new version is worse",
-        transform=rollout.transAxes,
-        ha="right",
-        va="bottom",
-        fontsize=7,
-        color="dimgray",
-    )
-    rollout.set_xlabel("seconds since start")
-    rollout.legend(loc="lower left", fontsize=8)
+    _rollout_panel(axes[4], t, series)
 
     fig.suptitle("make demo: latency, quality, drift, fairness and a rollout (15 s window)")
     fig.tight_layout()
@@ -132,3 +106,44 @@ def _with_gaps(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"t": (out[-1]["t"] + point["t"]) / 2})
         out.append(point)
     return out
+
+
+def _rollout_panel(rollout: Any, t: list[float], series: Callable[[str], list[float]]) -> None:
+    """Both versions' accuracy, and their difference with the window's and anytime intervals."""
+    versions = rollout.twinx()
+    versions.plot(t, series("old_accuracy"), label="accuracy, first version", color="tab:green")
+    versions.plot(t, series("new_accuracy"), label="accuracy, retrained", color="tab:blue")
+    versions.set_ylabel("accuracy")
+    versions.legend(loc="upper left", fontsize=8)
+    rollout.plot(t, series("accuracy_diff"), label="difference (new − old)", color="black")
+    rollout.fill_between(
+        t,
+        series("accuracy_diff_lower"),
+        series("accuracy_diff_upper"),
+        color="grey",
+        alpha=0.3,
+        label="window's 95% interval (Newcombe: not valid when watched)",
+    )
+    rollout.plot(t, series("rollout_diff"), label="since the rollout began", color="tab:red")
+    rollout.fill_between(
+        t,
+        series("rollout_diff_lower"),
+        series("rollout_diff_upper"),
+        color="tab:red",
+        alpha=0.15,
+        label="anytime-valid 95% (ModelVersionRegression)",
+    )
+    rollout.axhline(0.0, color="black", lw=0.8, ls=":")
+    rollout.set_ylabel("accuracy difference")
+    rollout.text(
+        0.99,
+        0.05,
+        "anytime interval entirely below 0: the new version is worse (5% chance ever, if equal)",
+        transform=rollout.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="dimgray",
+    )
+    rollout.set_xlabel("seconds since start")
+    rollout.legend(loc="lower left", fontsize=8)

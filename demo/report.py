@@ -49,6 +49,7 @@ def _rollout(snapshot: dict[str, Any], window: str) -> dict[str, float | None]:
         return {}
     versions = snapshot["versions"]
     diff = comparison["windows"][window]["accuracy"]
+    anytime = comparison.get("rollout", {}).get("figures", {}).get("accuracy", {})
 
     def accuracy(version: str) -> float | None:
         node = versions.get(version, {}).get("windows", {}).get(window, {})
@@ -60,6 +61,10 @@ def _rollout(snapshot: dict[str, Any], window: str) -> dict[str, float | None]:
         "accuracy_diff": diff["value"],
         "accuracy_diff_lower": diff["lower"],
         "accuracy_diff_upper": diff["upper"],
+        # Every label since the retrained version was recorded, valid at every look.
+        "rollout_diff": anytime.get("value"),
+        "rollout_diff_lower": anytime.get("lower"),
+        "rollout_diff_upper": anytime.get("upper"),
     }
 
 
@@ -70,7 +75,8 @@ def rollout_text(h: dict[str, float | None]) -> str:
     return (
         f"  old {fmt(h['old_accuracy'], 0)} new {fmt(h['new_accuracy'], 0)} "
         f"Δacc {fmt(h['accuracy_diff'], 0)} [{fmt(h['accuracy_diff_lower'], 0)}, "
-        f"{fmt(h['accuracy_diff_upper'], 0)}]"
+        f"{fmt(h['accuracy_diff_upper'], 0)}] since rollout {fmt(h.get('rollout_diff'), 0)} "
+        f"[{fmt(h.get('rollout_diff_lower'), 0)}, {fmt(h.get('rollout_diff_upper'), 0)}]"
     )
 
 

@@ -4,7 +4,8 @@ Runs four phases of live traffic against a real ``bentoml serve`` with 2 workers
 a baseline, a drift phase (transaction amounts triple), a bias phase (true labels
 in one region flip, so the model gets worse for that group) and a rollout (a
 retrained version, worse, serves 30% of requests from a second server on the same
-store, and the comparison of the two versions narrows as labels arrive). Labels come
+store; the comparison since the rollout began, with its anytime-valid interval, moves
+below 0 as labels arrive). Labels come
 back late, in batches, with some duplicates and unknown ids, like a real
 feedback pipeline. Prints a live table, a per-phase summary and the final window,
 and writes ``demo-output/history.json`` (plus ``chart.png`` when matplotlib is there).
@@ -65,7 +66,7 @@ PHASES = (
     Phase("baseline", Shift()),
     Phase("drift", Shift(amount_scale=3.0)),
     Phase("bias", Shift(flip_region="south", flip_rate=0.45)),
-    # Twice as long: the comparison's interval needs labels on both sides to narrow.
+    # Twice as long: the anytime interval needs labels on both sides to leave 0.
     Phase("rollout", Shift(), canary_share=0.3, length=2.0),
 )
 

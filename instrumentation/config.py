@@ -17,17 +17,26 @@ from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from instrumentation.environment import (
+    MONITOR_ACCURACY_THRESHOLD,
+    MONITOR_ACCURACY_WORSE,
+    MONITOR_ALERT_LOOKBACK,
     MONITOR_BUCKET_SECONDS,
+    MONITOR_CUSUM_H,
+    MONITOR_EQUALIZED_ODDS_THRESHOLD,
     MONITOR_FEEDBACK_TOKEN,
+    MONITOR_MAE_THRESHOLD,
+    MONITOR_MAE_WORSE,
     MONITOR_MAX_BATCH,
     MONITOR_MAX_GROUP_VALUES,
     MONITOR_MAX_STORED_PREDICTIONS,
     MONITOR_MIN_DRIFT_SAMPLES,
     MONITOR_MIN_GROUP_SAMPLES,
+    MONITOR_PARITY_THRESHOLD,
     MONITOR_PREDICTION_TTL,
     MONITOR_PROMETHEUS_HOST,
     MONITOR_PROMETHEUS_PORT,
     MONITOR_PSI_THRESHOLD,
+    MONITOR_ROLLOUT_ALPHA,
     MONITOR_ROLLUP_AFTER,
     MONITOR_SPOOL_DIR,
     MONITOR_SPOOL_MAX_BYTES,
@@ -251,6 +260,16 @@ class MonitorConfig:
     min_group_samples: int = _int(MONITOR_MIN_GROUP_SAMPLES)
     psi_threshold: float = _float(MONITOR_PSI_THRESHOLD)
     min_drift_samples: int = _int(MONITOR_MIN_DRIFT_SAMPLES)
+    rollout_alpha: float = _float(MONITOR_ROLLOUT_ALPHA)
+    accuracy_threshold: float = _float(MONITOR_ACCURACY_THRESHOLD)
+    accuracy_worse: float = _float(MONITOR_ACCURACY_WORSE)
+    mae_threshold: float | None = None
+    """Regression: the MAE the MAE CUSUM holds a model to (None: no MAE statistic)."""
+    mae_worse: float | None = None
+    parity_threshold: float = _float(MONITOR_PARITY_THRESHOLD)
+    equalized_odds_threshold: float = _float(MONITOR_EQUALIZED_ODDS_THRESHOLD)
+    cusum_h: float = _float(MONITOR_CUSUM_H)
+    alert_lookback: float = _duration(MONITOR_ALERT_LOOKBACK)
     rollup_after: float = _duration(MONITOR_ROLLUP_AFTER)
     spool_dir: Path = Path(DEFAULT_SPOOL_DIR)
     spool_max_bytes: int = _int(MONITOR_SPOOL_MAX_BYTES)
@@ -286,6 +305,16 @@ class MonitorConfig:
             min_group_samples=_int(MONITOR_MIN_GROUP_SAMPLES, env, minimum=0),
             psi_threshold=_float(MONITOR_PSI_THRESHOLD, env, low=1e-6, high=100.0),
             min_drift_samples=_int(MONITOR_MIN_DRIFT_SAMPLES, env, minimum=0),
+            rollout_alpha=_float(MONITOR_ROLLOUT_ALPHA, env, low=1e-4, high=0.5),
+            **_accuracy_alert(env),
+            mae_threshold=_mae_alert(env)[0],
+            mae_worse=_mae_alert(env)[1],
+            parity_threshold=_float(MONITOR_PARITY_THRESHOLD, env, low=1e-3, high=1.0),
+            equalized_odds_threshold=_float(
+                MONITOR_EQUALIZED_ODDS_THRESHOLD, env, low=1e-3, high=1.0
+            ),
+            cusum_h=_float(MONITOR_CUSUM_H, env, low=1e-3, high=1e3),
+            alert_lookback=_duration(MONITOR_ALERT_LOOKBACK, env),
             rollup_after=_duration(MONITOR_ROLLUP_AFTER, env),
             spool_dir=_spool_dir(env, store_url),
             spool_max_bytes=_int(MONITOR_SPOOL_MAX_BYTES, env, minimum=0),
@@ -293,6 +322,31 @@ class MonitorConfig:
             prometheus_port=_port(env, MONITOR_PROMETHEUS_PORT, processes=workers),
             prometheus_host=MONITOR_PROMETHEUS_HOST.raw(env),
         )
+
+
+def _accuracy_alert(env: Mapping[str, str]) -> dict[str, float]:
+    """The accuracy CUSUM's threshold and worse value (worse must be below the threshold)."""
+    threshold = _float(MONITOR_ACCURACY_THRESHOLD, env, low=0.01, high=0.99)
+    worse = _float(MONITOR_ACCURACY_WORSE, env, low=0.01, high=0.99)
+    if not worse < threshold:
+        raise ConfigError(
+            f"{MONITOR_ACCURACY_WORSE.name}={worse!r}: expected below "
+            f"{MONITOR_ACCURACY_THRESHOLD.name}={threshold!r}"
+        )
+    return {"accuracy_threshold": threshold, "accuracy_worse": worse}
+
+
+def _mae_alert(env: Mapping[str, str]) -> tuple[float | None, float | None]:
+    """The MAE CUSUM's threshold and worse value (1.25 × the threshold unless set)."""
+    worse_set = bool(MONITOR_MAE_WORSE.raw(env))
+    if not MONITOR_MAE_THRESHOLD.raw(env):
+        if worse_set:
+            raise ConfigError(f"{MONITOR_MAE_WORSE.name} needs {MONITOR_MAE_THRESHOLD.name}")
+        return None, None
+    threshold = _float(MONITOR_MAE_THRESHOLD, env, low=1e-12)
+    if not worse_set:
+        return threshold, 1.25 * threshold
+    return threshold, _float(MONITOR_MAE_WORSE, env, low=threshold * (1 + 1e-9))
 
 
 def _spool_dir(env: Mapping[str, str], store_url: StoreURL) -> Path:

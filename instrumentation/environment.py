@@ -5,7 +5,7 @@ text you would set to get the same behaviour, parsed by the same reader; ``None`
 unset) and what it means. ``config.py`` (``MONITOR_*``) and
 ``telemetry/providers.py`` (``OTEL_*``) read variables only through these entries;
 the service adds its own in ``service/settings.py`` (``SERVICE_VARIABLES``). The
-README's *Configuration* table is checked against both by
+docs' configuration page is generated from both, and checked by
 ``tests/unit/test_environment.py``, which also fails for a variable read that has no
 entry here and for an entry nothing reads.
 
@@ -23,7 +23,7 @@ from typing import Final
 class Variable:
     """One environment variable: name, type of value, default, meaning.
 
-    ``shown`` is the README's default column where the default alone does not say
+    ``shown`` is the docs' default column where the default alone does not say
     it (a derived or unset default, a unit); ``read_by_sdk`` marks a variable the
     OpenTelemetry SDK reads itself (documented here, never read by our readers).
     """
@@ -195,6 +195,64 @@ MONITOR_PSI_THRESHOLD: Final = Variable(
     "0.2",
     "PSI at or above which a feature is `drifted`",
 )
+MONITOR_ROLLOUT_ALPHA: Final = Variable(
+    "MONITOR_ROLLOUT_ALPHA",
+    "number 0.0001..0.5",
+    "0.05",
+    "chance that a rollout comparison's anytime interval ever misses the true difference",
+)
+MONITOR_ACCURACY_THRESHOLD: Final = Variable(
+    "MONITOR_ACCURACY_THRESHOLD",
+    "number 0.01..0.99",
+    "0.8",
+    "accuracy the `ml.alert.accuracy.cusum` statistic holds a model to",
+)
+MONITOR_ACCURACY_WORSE: Final = Variable(
+    "MONITOR_ACCURACY_WORSE",
+    "number 0.01..0.99",
+    "0.75",
+    "the worse accuracy that CUSUM is tuned to detect (below the threshold)",
+)
+MONITOR_MAE_THRESHOLD: Final = Variable(
+    "MONITOR_MAE_THRESHOLD",
+    "number > 0",
+    None,
+    "regression: the MAE the `ml.alert.mae.cusum` statistic holds a model to",
+    shown="unset: no MAE statistic",
+)
+MONITOR_MAE_WORSE: Final = Variable(
+    "MONITOR_MAE_WORSE",
+    "number > threshold",
+    None,
+    "the worse (higher) MAE that CUSUM is tuned to detect",
+    shown="1.25 × `MONITOR_MAE_THRESHOLD`",
+)
+MONITOR_PARITY_THRESHOLD: Final = Variable(
+    "MONITOR_PARITY_THRESHOLD",
+    "number 0.001..1",
+    "0.1",
+    "selection-rate gap between two groups that `ml.alert.fairness.demographic_parity` "
+    "judges (anytime-valid, every label of the version)",
+)
+MONITOR_EQUALIZED_ODDS_THRESHOLD: Final = Variable(
+    "MONITOR_EQUALIZED_ODDS_THRESHOLD",
+    "number 0.001..1",
+    "0.2",
+    "TPR or FPR gap between two groups that `ml.alert.fairness.equalized_odds` judges",
+)
+MONITOR_CUSUM_H: Final = Variable(
+    "MONITOR_CUSUM_H",
+    "number > 0",
+    "9.5",
+    "CUSUM threshold h: the `ml.alert.*.cusum` gauges are S/h, alarming above 1 "
+    "(run lengths per label rate in the docs' *Alerts you can trust*)",
+)
+MONITOR_ALERT_LOOKBACK: Final = Variable(
+    "MONITOR_ALERT_LOOKBACK",
+    "duration",
+    "24h",
+    "buckets the CUSUM statistics are computed over (a shorter look-back only alarms less)",
+)
 MONITOR_MIN_DRIFT_SAMPLES: Final = Variable(
     "MONITOR_MIN_DRIFT_SAMPLES",
     "whole number >= 0",
@@ -235,6 +293,15 @@ MONITOR_VARIABLES: Final[tuple[Variable, ...]] = (
     MONITOR_MIN_GROUP_SAMPLES,
     MONITOR_PSI_THRESHOLD,
     MONITOR_MIN_DRIFT_SAMPLES,
+    MONITOR_ROLLOUT_ALPHA,
+    MONITOR_ACCURACY_THRESHOLD,
+    MONITOR_ACCURACY_WORSE,
+    MONITOR_MAE_THRESHOLD,
+    MONITOR_MAE_WORSE,
+    MONITOR_PARITY_THRESHOLD,
+    MONITOR_EQUALIZED_ODDS_THRESHOLD,
+    MONITOR_CUSUM_H,
+    MONITOR_ALERT_LOOKBACK,
     MONITOR_PROMETHEUS_PORT,
     MONITOR_PROMETHEUS_HOST,
 )

@@ -301,7 +301,9 @@ class ModelMonitor:
 
         ``windows`` is the serving version's; ``versions`` holds every version with
         data in the longest window (newest first); ``comparison`` sets the newest
-        version against the one before it, or ``compare`` = (version, baseline).
+        version against the one before it, or ``compare`` = (version, baseline), in each
+        window and (``rollout``) over every label since the newer one was recorded;
+        ``alerts`` holds each version's sequential alert statistics.
         """
         reading = self.reports.read()
         versions = reading.all_windows()
@@ -315,6 +317,7 @@ class ModelMonitor:
             "spooled_requests": self.keeper.host_pending(),
             "windows": versions[self.spec.version],
             "versions": {v: {"windows": w} for v, w in versions.items()},
+            "alerts": {v: reading.alerts(v) for v in versions},
         }
         pair = compare or reading.default_pair()
         if pair is not None:

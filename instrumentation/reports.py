@@ -16,13 +16,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from instrumentation.aggregates import AggregateBook
+from instrumentation.aggregates.alerts import accuracy_cusum, estimated_accuracy_cusum, mae_cusum
 from instrumentation.aggregates.cells import Cells
-from instrumentation.aggregates.comparison import compare_versions
+from instrumentation.aggregates.comparison import compare_rollout, compare_versions
+from instrumentation.aggregates.fairness_alerts import fairness_alerts
 from instrumentation.config import ROLLUP_SECONDS, MonitorConfig, Window
 from instrumentation.errors import StoreUnavailable
 from instrumentation.spec import ModelSpec
 from instrumentation.store.buckets import bucket_of
 from instrumentation.store.protocol import PredictionStore, VersionInfo
+from instrumentation.store.rollout import since_rollout
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +112,7 @@ class Reading:
         self._now = now
         self._seen = seen
         self._sums: dict[tuple[str, str], dict[str, float]] = {}
+        self._cumulative: dict[str, float] | None = None
         spec, config = reports.spec, reports.config
         longest = max(w.seconds for w in config.windows)
         present = reports.store.versions_with_data(spec.name, since_bucket=self._since(longest))
@@ -200,7 +204,68 @@ class Reading:
             )
             for w in self._reports.config.windows
         }
-        return {"version": version, "baseline": baseline, "windows": windows}
+        return {
+            "version": version,
+            "baseline": baseline,
+            "windows": windows,
+            "rollout": self.rollout(version, baseline),
+        }
+
+    def rollout(self, version: str, baseline: str) -> dict[str, Any]:
+        """``version`` against ``baseline`` over every label since ``version`` was recorded.
+
+        ``since``: when the store recorded ``version`` (``None`` if before it kept
+        rollout cells: then since the upgrade); each figure's interval holds at every
+        look at once with probability ``1 − alpha`` (:func:`compare_rollout`).
+        """
+        cells_a, _ = since_rollout(self._model_cells(), version, version)
+        cells_b, since = since_rollout(self._model_cells(), version, baseline)
+        spec = self._reports.book(version, self._seen).spec
+        alpha = self._reports.config.rollout_alpha
+        return {
+            "since": None if since is None else _iso(int(since)),
+            "alpha": alpha,
+            "figures": compare_rollout(spec, Cells(cells_a), Cells(cells_b), alpha=alpha),
+        }
+
+    def _model_cells(self) -> dict[str, float]:
+        if self._cumulative is None:
+            self._cumulative = self._reports.store.cumulative_cells(self._reports.spec.name)
+        return self._cumulative
+
+    def alerts(self, version: str) -> dict[str, Any]:
+        """``version``'s sequential alert statistics over the look-back (``aggregates.alerts``)."""
+        spec = self._reports.book(version, self._seen).spec
+        config = self._reports.config
+        if not spec.is_classifier and config.mae_threshold is None:
+            return {}
+        buckets = self._reports.store.bucket_cells(
+            spec.name, version, since_bucket=self._since(config.alert_lookback)
+        )
+        h = config.cusum_h
+        if not spec.is_classifier:
+            threshold, worse = config.mae_threshold, config.mae_worse
+            assert threshold is not None and worse is not None  # both set (MonitorConfig)
+            return {"mae_cusum": mae_cusum(buckets, threshold=threshold, worse=worse, h=h)}
+        p0, p1 = config.accuracy_threshold, config.accuracy_worse
+        every_label, _ = since_rollout(self._model_cells(), version, version)
+        thresholds = {
+            "demographic_parity": config.parity_threshold,
+            "equalized_odds": config.equalized_odds_threshold,
+        }
+        return {
+            "accuracy_cusum": accuracy_cusum(buckets, spec.classes, p0=p0, p1=p1, h=h),
+            "estimated_accuracy_cusum": estimated_accuracy_cusum(
+                buckets, threshold=p0, worse=p1, h=h
+            ),
+            "fairness": fairness_alerts(
+                spec,
+                Cells(every_label),
+                thresholds=thresholds,
+                min_samples=config.min_group_samples,
+                alpha=config.rollout_alpha,
+            ),
+        }
 
 
 def _iso(epoch: int) -> str:

@@ -6,7 +6,7 @@ variable and what is allowed.
 
 The variables are declared once, with their defaults: the library's in
 ``instrumentation/environment.py``, the service's own below (``SERVICE_VARIABLES``);
-``VARIABLES`` is both, the table the README's *Configuration* section shows.
+``VARIABLES`` is both, the table the docs' configuration page shows.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ SERVICE_VARIABLES: Final[tuple[Variable, ...]] = (
 """The variables only the service reads (the library's are ``LIBRARY_VARIABLES``)."""
 
 VARIABLES: Final[tuple[Variable, ...]] = (*LIBRARY_VARIABLES, *SERVICE_VARIABLES)
-"""Every variable the service and the library read: the README's configuration table."""
+"""Every variable the service and the library read: the docs' configuration page."""
 
 DEFAULT_MODEL: Final = MONITOR_MODEL.text
 """``MONITOR_MODEL`` when unset: the example model ``python -m service.train`` saves."""

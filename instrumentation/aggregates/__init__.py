@@ -8,6 +8,11 @@ documenting its own cells::
     ("predictions",)   rows predicted   (prediction-time bucket)
     ("labels",)        labels matched   (label-time bucket)
     quality.py  fairness.py  drift.py  estimate.py
+
+A label's comparison cells (confusion; regression ``n``, ``abs_error``,
+``squared_error``; per-group confusion) are also accumulated model-wide, over every label
+of the version (:mod:`instrumentation.store.rollout`), for the comparison since a rollout
+began and the fairness gaps' confidence sequences.
 """
 
 from __future__ import annotations
@@ -24,7 +29,19 @@ from instrumentation.aggregates.quality import QualitySection
 from instrumentation.config import MonitorConfig
 from instrumentation.spec import ModelSpec
 from instrumentation.store.buckets import DEFAULT_BUCKET_SECONDS, bucket_of
+from instrumentation.store.keys import AggregateKey
 from instrumentation.store.protocol import Increments, Label, LabelAggregator, PredictionRecord
+from instrumentation.store.rollout import add_cumulative
+
+ROLLOUT_REGRESSION_FIELDS = frozenset({"n", "abs_error", "squared_error"})
+"""The regression sums a rollout comparison of MAE needs."""
+
+
+def is_rollout_cell(key: AggregateKey) -> bool:
+    """Whether a label cell is kept over every label (confusions, MAE's sums)."""
+    if key[0] in ("confusion", "group_confusion"):
+        return True
+    return key[0] == "regression" and len(key) == 2 and key[1] in ROLLOUT_REGRESSION_FIELDS
 
 
 class Section(Protocol):
@@ -121,10 +138,13 @@ class AggregateBook:
                 f"prediction of version {record.version!r} does not fit the {spec.task} "
                 f"model {spec.version!r} (classes {list(spec.classes)})"
             )
-        writer = CellWriter(out, record.version, bucket_of(now, self.bucket_seconds))
+        own = Increments()
+        writer = CellWriter(own, record.version, bucket_of(now, self.bucket_seconds))
         writer.add("labels")
         for section in self.sections:
             section.on_label(record, label, writer)
+        out.merge(own)
+        add_cumulative(out, own, keep=is_rollout_cell)
 
     def add_labels(
         self, pairs: Sequence[tuple[PredictionRecord, Label]], now: float, out: Increments
@@ -152,6 +172,7 @@ class AggregateBook:
             if not (added and writer.flush(own)):
                 return False
         out.merge(own)
+        add_cumulative(out, own, keep=is_rollout_cell)
         return True
 
     def _add_columns(self, pairs: Sequence[tuple[PredictionRecord, Label]], w: CellWriter) -> bool:

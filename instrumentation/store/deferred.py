@@ -158,6 +158,10 @@ class DeferredStore:
         """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         self._store().register_version(model, version, spec, now=now)
 
+    def cumulative_cells(self, model: str) -> dict[str, float]:
+        """See :class:`~instrumentation.store.protocol.PredictionStore`."""
+        return self._store().cumulative_cells(model)
+
     def model_versions(self, model: str) -> dict[str, VersionInfo]:
         """See :class:`~instrumentation.store.protocol.PredictionStore`."""
         return self._store().model_versions(model)

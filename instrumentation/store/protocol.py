@@ -268,7 +268,18 @@ class PredictionStore(Protocol):
         """Take or renew a named lease; True when ``holder`` holds it until ``now + duration``."""
 
     def register_version(self, model: str, version: str, spec: str, *, now: float) -> None:
-        """Record a model version and its spec (JSON) once; later calls change nothing."""
+        """Record a model version and its spec (JSON) once; later calls change nothing.
+
+        The first record also snapshots, in the same transaction, every other version's
+        cumulative cells (``rollout.snapshot_cells`` of :meth:`cumulative_cells`).
+        """
+
+    def cumulative_cells(self, model: str) -> dict[str, float]:
+        """``model``'s model-wide rollout cells by encoded key (see :mod:`.rollout`).
+
+        The cells at version ``encoding.COUNTER_VERSION`` and bucket
+        ``encoding.COUNTER_BUCKET``, the stored-rows counter aside.
+        """
 
     def model_versions(self, model: str) -> dict[str, VersionInfo]:
         """Every recorded version of ``model``: its spec (JSON) and when it was first seen."""

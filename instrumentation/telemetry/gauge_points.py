@@ -171,14 +171,25 @@ def comparison_points(comparison: Mapping[str, Any]) -> list[GaugePoint]:
     e = _Emitter()
     baseline = {names.ATTR_COMPARE_BASELINE: str(comparison["baseline"])}
     for window, section in comparison["windows"].items():
-        base = {names.ATTR_WINDOW: window, **baseline}
-        for key, node in section.items():
-            figure = _lookup(table.COMPARE, "comparison", key)
-            if _is_metric(node):
-                e.figure(figure, node, base)
-                continue
-            for cls, metric in node["per_class"].items():
-                e.figure(figure, metric, {**base, names.ATTR_CLASS: cls})
+        _quality(e, table.COMPARE, "comparison", section, {names.ATTR_WINDOW: window, **baseline})
+    rollout = comparison.get("rollout")
+    if rollout is not None:
+        _quality(e, table.ROLLOUT, "comparison.rollout", rollout["figures"], baseline)
+    return e.points
+
+
+def alert_points(alerts: Mapping[str, Any]) -> list[GaugePoint]:
+    """Observations of a version's sequential alert statistics (``Reading.alerts``)."""
+    e = _Emitter()
+    for key, metric in alerts.items():
+        if key != "fairness":
+            e.figure(_lookup(table.ALERTS, "alerts", key), metric, {})
+            continue
+        for attribute, per_class in metric.items():
+            for cls, figures in per_class.items():
+                attrs = {names.ATTR_SENSITIVE_ATTRIBUTE: attribute, names.ATTR_CLASS: cls}
+                for figure, value in figures.items():
+                    e.figure(_lookup(table.ALERT_FAIRNESS, "alerts.fairness", figure), value, attrs)
     return e.points
 
 
@@ -187,7 +198,7 @@ def reading_points(reading: Reading) -> list[GaugePoint]:
     points = [
         (name, value, {names.ATTR_MODEL_VERSION: version, **attrs})
         for version, windows in reading.all_windows().items()
-        for name, value, attrs in gauge_points(windows)
+        for name, value, attrs in gauge_points(windows) + alert_points(reading.alerts(version))
     ]
     pair = reading.default_pair()
     if pair is not None:

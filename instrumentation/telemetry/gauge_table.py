@@ -423,9 +423,13 @@ _COMPARE = (names.ATTR_WINDOW, names.ATTR_COMPARE_BASELINE)
 _COMPARE_CLASS = (*_COMPARE, names.ATTR_CLASS)
 
 
-def _difference(name: str, description: str, interval: str, *, per_class: bool) -> Figure:
-    """A version difference: value, 95% interval, and the samples of each side."""
-    attributes = _COMPARE_CLASS if per_class else _COMPARE
+def _difference(
+    name: str, description: str, interval: str, *, per_class: bool, windowed: bool = True
+) -> Figure:
+    """A version difference: value, interval, and the samples of each side."""
+    attributes: tuple[str, ...] = _COMPARE_CLASS if per_class else _COMPARE
+    if not windowed:
+        attributes = tuple(a for a in attributes if a != names.ATTR_WINDOW)
     return Figure(
         Gauge(name, UNIT_FIGURE, description, attributes),
         Gauge(
@@ -488,6 +492,158 @@ COMPARE: Final[Mapping[str, Figure]] = MappingProxyType(
 )
 """Key of a window of ``comparison`` → figure (per-class ones under ``per_class``)."""
 
+# --- ml.compare.rollout.* : the same differences over every label since the rollout began ----
+
+_ANYTIME = (
+    "anytime-valid confidence sequence over every label since the rollout began: the true "
+    "difference ever leaves it with probability at most MONITOR_ROLLOUT_ALPHA, default 0.05"
+)
+
+
+def _rollout(name: str, description: str, *, per_class: bool) -> Figure:
+    """A difference since the rollout began, with its anytime interval: no window."""
+    return _difference(name, description, _ANYTIME, per_class=per_class, windowed=False)
+
+
+ROLLOUT_ACCURACY: Final = _rollout(
+    "ml.compare.rollout.accuracy",
+    "Accuracy of the newer version minus the baseline's, every label since the rollout began.",
+    per_class=False,
+)
+ROLLOUT_RECALL: Final = _rollout(
+    "ml.compare.rollout.recall",
+    "Recall per class (ml.class), newer minus baseline, since the rollout began.",
+    per_class=True,
+)
+ROLLOUT_PRECISION: Final = _rollout(
+    "ml.compare.rollout.precision",
+    "Precision per class (ml.class), newer minus baseline, since the rollout began.",
+    per_class=True,
+)
+ROLLOUT_SELECTION_RATE: Final = _rollout(
+    "ml.compare.rollout.selection_rate",
+    "Share of labelled rows predicted as each class (ml.class), newer minus baseline, "
+    "since the rollout began.",
+    per_class=True,
+)
+ROLLOUT_MAE: Final = _rollout(
+    "ml.compare.rollout.mae",
+    "Mean absolute error of the newer version minus the baseline's, since the rollout began.",
+    per_class=False,
+)
+
+ROLLOUT: Final[Mapping[str, Figure]] = MappingProxyType(
+    {
+        "accuracy": ROLLOUT_ACCURACY,
+        "recall": ROLLOUT_RECALL,
+        "precision": ROLLOUT_PRECISION,
+        "selection_rate": ROLLOUT_SELECTION_RATE,
+        "mae": ROLLOUT_MAE,
+    }
+)
+"""Key of ``comparison.rollout.figures`` → figure (per-class ones under ``per_class``)."""
+
+# --- ml.alert.* : sequential statistics, normalised so a rule compares them with 1 ----------
+
+ALERT_ACCURACY_CUSUM: Final = Figure(
+    Gauge(
+        "ml.alert.accuracy.cusum",
+        UNIT_FIGURE,
+        "Bernoulli CUSUM of accuracy over MONITOR_ALERT_LOOKBACK, MONITOR_ACCURACY_THRESHOLD "
+        "against MONITOR_ACCURACY_WORSE, divided by its threshold MONITOR_CUSUM_H: above 1 "
+        "is an alarm whose false-alarm run length is stated in the docs (Alerts you can trust).",
+        (),
+    ),
+    Gauge(
+        "ml.alert.accuracy.cusum.samples",
+        UNIT_SAMPLES,
+        "Labels in the look-back behind ml.alert.accuracy.cusum.",
+        (),
+    ),
+)
+
+ALERT_ESTIMATED_ACCURACY_CUSUM: Final = Figure(
+    Gauge(
+        "ml.alert.estimated_accuracy.cusum",
+        UNIT_FIGURE,
+        "Gaussian CUSUM of the label-free estimated accuracy (each prediction's confidence) "
+        "over MONITOR_ALERT_LOOKBACK, MONITOR_ACCURACY_THRESHOLD against "
+        "MONITOR_ACCURACY_WORSE, divided by MONITOR_CUSUM_H: above 1 is an alarm.",
+        (),
+    ),
+    Gauge(
+        "ml.alert.estimated_accuracy.cusum.samples",
+        UNIT_SAMPLES,
+        "Scored predictions in the look-back behind ml.alert.estimated_accuracy.cusum.",
+        (),
+    ),
+)
+ALERT_MAE_CUSUM: Final = Figure(
+    Gauge(
+        "ml.alert.mae.cusum",
+        UNIT_FIGURE,
+        "Gaussian CUSUM of the absolute error over MONITOR_ALERT_LOOKBACK, "
+        "MONITOR_MAE_THRESHOLD against MONITOR_MAE_WORSE, divided by MONITOR_CUSUM_H: "
+        "above 1 is an alarm (regression models, when a threshold is set).",
+        (),
+    ),
+    Gauge(
+        "ml.alert.mae.cusum.samples",
+        UNIT_SAMPLES,
+        "Labels in the look-back behind ml.alert.mae.cusum.",
+        (),
+    ),
+)
+
+_FAIRNESS_ALERT = (names.ATTR_SENSITIVE_ATTRIBUTE, names.ATTR_CLASS)
+
+
+def _fairness_alert(name: str, gap: str, variable: str) -> Figure:
+    """A fairness gap's lower confidence bound divided by its threshold (1: an alarm)."""
+    return Figure(
+        Gauge(
+            name,
+            UNIT_FIGURE,
+            f"Largest lower bound, over pairs of groups (ml.sensitive_attribute, ml.class), "
+            f"of the {gap} gap over every label of the version (anytime-valid, "
+            f"MONITOR_ROLLOUT_ALPHA split over the pairs), divided by {variable}: above 1 "
+            "is an alarm that a model within the threshold raises with chance at most alpha.",
+            _FAIRNESS_ALERT,
+        ),
+        Gauge(
+            f"{name}.samples",
+            UNIT_SAMPLES,
+            f"Labels of the groups compared behind {name}.",
+            _FAIRNESS_ALERT,
+        ),
+    )
+
+
+ALERT_DEMOGRAPHIC_PARITY: Final = _fairness_alert(
+    "ml.alert.fairness.demographic_parity",
+    "selection-rate",
+    "its threshold (MONITOR_PARITY_THRESHOLD)",
+)
+ALERT_EQUALIZED_ODDS: Final = _fairness_alert(
+    "ml.alert.fairness.equalized_odds",
+    "TPR or FPR",
+    "its threshold (MONITOR_EQUALIZED_ODDS_THRESHOLD)",
+)
+
+ALERT_FAIRNESS: Final[Mapping[str, Figure]] = MappingProxyType(
+    {"demographic_parity": ALERT_DEMOGRAPHIC_PARITY, "equalized_odds": ALERT_EQUALIZED_ODDS}
+)
+"""Figure of ``alerts.fairness.<attribute>.<class>`` → figure."""
+
+ALERTS: Final[Mapping[str, Figure]] = MappingProxyType(
+    {
+        "accuracy_cusum": ALERT_ACCURACY_CUSUM,
+        "estimated_accuracy_cusum": ALERT_ESTIMATED_ACCURACY_CUSUM,
+        "mae_cusum": ALERT_MAE_CUSUM,
+    }
+)
+"""Key of a version's ``alerts`` → figure."""
+
 _FIGURES = (
     *QUALITY.values(),
     *FAIRNESS_GROUP.values(),
@@ -495,6 +651,9 @@ _FIGURES = (
     *DRIFT.values(),
     *ESTIMATED.values(),
     *COMPARE.values(),
+    *ROLLOUT.values(),
+    *ALERTS.values(),
+    *ALERT_FAIRNESS.values(),
 )
 
 GAUGES: Final[tuple[Gauge, ...]] = tuple(

@@ -43,6 +43,8 @@ def test_a_short_demo_run_shows_drift_and_bias(tmp_path: Path, trained_home: Pat
     rollout = phases["rollout"]
     assert rollout["new_accuracy"] < rollout["old_accuracy"]
     assert rollout["accuracy_diff_lower"] < rollout["accuracy_diff"] < 0
+    # Since the rollout began, with the anytime interval (wider: valid at every look).
+    assert rollout["rollout_diff_lower"] < rollout["rollout_diff"] < 0
     assert history["client"]["errors"] == 0
     # 400 rows in each of three phases, 800 in the rollout (30% of them to the retrained one).
     assert history["client"]["feedback"]["matched"] == 2000

@@ -11,7 +11,8 @@ Two versions of the demo model: the fixture saves ``fraud-detector`` a second ti
 before the scraped server (serving the new version) gets its traffic, a second server on
 the same SQLite store serves the previous version and gets labels that agree with its
 predictions. So the scraped server exports both versions' window gauges and a real
-comparison (serving minus previous, far below 0), and ``ModelVersionRegression`` fires.
+comparison (serving minus previous, far below 0, since the serving version was recorded),
+and ``ModelVersionRegression`` fires on its anytime-valid interval.
 """
 
 from __future__ import annotations
@@ -52,19 +53,19 @@ pytestmark = pytest.mark.e2e
 WORKERS = 2
 ROWS_PER_REQUEST = 10
 MIN_ROWS = 300
-"""Rows to predict (and label): above the accuracy rule's 200-sample gate."""
+"""Rows to predict (and label, flipped): the accuracy CUSUM (0.80 against 0.75) crosses h."""
 PREVIOUS_ROWS = 250
-"""Rows the previous version predicts (labelled truly): above ModelVersionRegression's gate."""
+"""Rows the previous version predicts (labelled truly): the rollout's anytime interval
+excludes 0 by far (ModelVersionRegression has no sample gate: the interval is the gate)."""
 REGRESSION_ONLY = frozenset(
     {
-        "ml_compare_mae",
-        "ml_compare_mae_lower",
-        "ml_compare_mae_samples",
-        "ml_compare_mae_baseline_samples",
+        "ml_compare_rollout_mae",
+        "ml_compare_rollout_mae_lower",
+        "ml_alert_mae_cusum",
     }
 )
 """Metrics the rules read that only a regression model exports (the server here serves a
-classifier; promtool's MAE case covers that branch of ModelVersionRegression)."""
+classifier; promtool's MAE cases cover ModelVersionRegression's MAE branch and ModelMaeHigh)."""
 UNKNOWN = 12
 DUPLICATES = 7
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "model-monitor.json"
@@ -260,6 +261,9 @@ def stack(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         prometheus = Prometheus(prometheus_bin, workdir / "prometheus", config)
         stack.callback(prometheus.stop)
         prometheus.start()
+        # The newer version is recorded (its rollout begins) when its monitor starts:
+        # the previous version's labels come after, so they count in the rollout.
+        server.wait_ready()
         before.wait_ready()
         _serve_previous_version(before)
         before.stop()
@@ -340,26 +344,28 @@ def test_an_accuracy_drop_reaches_the_alertmanager_webhook(stack: Stack) -> None
         interval=0.25,
     )
     labels = alert["labels"]
-    assert {
-        k: labels[k] for k in ("severity", "job", "ml_model_name", "ml_model_version", "ml_window")
-    } == {
+    assert {k: labels[k] for k in ("severity", "job", "ml_model_name", "ml_model_version")} == {
         "severity": "critical",
         "job": shipped_job_name(),
         "ml_model_name": MODEL,
         "ml_model_version": stack.serving,  # the previous version was right
-        "ml_window": "1h",
     }
     assert "instance" not in labels  # one alert per model, whichever worker holds the lease
     assert re.fullmatch(
-        rf"{MODEL} accuracy is \d+(\.\d+)?% over 1h", alert["annotations"]["summary"]
+        rf"{MODEL} {stack.serving}: accuracy below its threshold \(CUSUM at \d+\.\d\d of h\)",
+        alert["annotations"]["summary"],
+    ), alert["annotations"]["summary"]
+    cusum = stack.prometheus.value(
+        f'max(ml_alert_accuracy_cusum{{ml_model_version="{stack.serving}"}})'
     )
+    assert cusum is not None and cusum > 1  # S/h: above its threshold h
     accuracy = stack.prometheus.value(
         f'max(ml_quality_accuracy{{ml_window="1h", ml_model_version="{stack.serving}"}})'
     )
     assert accuracy is not None and accuracy < 0.5  # flipped truth: the model is mostly wrong
 
 
-COMPARISON = '{__name__=~"ml_compare_accuracy.*", ml_window="1h"}'
+COMPARISON = '{__name__=~"ml_compare_rollout_accuracy.*"}'
 
 
 def test_a_version_regression_reaches_the_alertmanager_webhook(stack: Stack) -> None:
@@ -389,14 +395,14 @@ def test_a_version_regression_reaches_the_alertmanager_webhook(stack: Stack) -> 
         "ml_model_version": stack.serving,
         "ml_compare_baseline_version": stack.previous,
         "ml_compare_metric": "accuracy",
-        "ml_window": "1h",
     }
     assert re.fullmatch(
-        rf"{MODEL} {stack.serving} is worse than {stack.previous}: accuracy -0\.\d{{3}} over 1h",
+        rf"{MODEL} {stack.serving} is worse than {stack.previous}: accuracy -0\.\d{{3}} "
+        "since the rollout began",
         alert["annotations"]["summary"],
     ), alert["annotations"]["summary"]
     # Truly labelled before, flipped now: the whole interval lies far below 0.
-    upper = stack.prometheus.value('max(ml_compare_accuracy_upper{ml_window="1h"})')
+    upper = stack.prometheus.value("max(ml_compare_rollout_accuracy_upper)")
     assert upper is not None and upper < -0.5
 
 
@@ -413,7 +419,7 @@ def test_every_rule_evaluates_on_metrics_the_server_exports(stack: Stack) -> Non
         read |= set(re.findall(r"\b([a-z_][a-z0-9_]*)(?=[{\[])", expr))
     assert len(read) >= 15, read
     assert read >= REGRESSION_ONLY, "REGRESSION_ONLY names a metric no rule reads"
-    assert "ml_compare_accuracy_baseline_samples" in read
+    assert {"ml_compare_rollout_accuracy_upper", "ml_alert_accuracy_cusum"} <= read
 
     def missing() -> list[str]:
         return [
@@ -488,7 +494,7 @@ def test_every_dashboard_panel_returns_data(stack: Stack) -> None:
         (stack.serving, stack.previous)
     )
     (labels_panel,) = [
-        p for p in dashboard["panels"] if p["title"] == "Labels behind the comparison"
+        p for p in dashboard["panels"] if p["title"] == "Labels since the rollout began"
     ]
     sides = [prometheus.query(_substitute(t["expr"])) for t in labels_panel["targets"]]
     assert [[float(r["value"][1]) for r in side] for side in sides] == [

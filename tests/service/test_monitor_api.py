@@ -41,7 +41,14 @@ def test_monitor_snapshot_shape(client: TestClient, trained_home: Path) -> None:
     assert empty.status_code == 200
     body = empty.json()
 
-    assert set(body) == {"model", "stored_predictions", "spooled_requests", "windows", "versions"}
+    assert set(body) == {
+        "model",
+        "stored_predictions",
+        "spooled_requests",
+        "windows",
+        "versions",
+        "alerts",
+    }
     # One version serving and no other: its windows are the serving windows, nothing to compare.
     assert body["versions"] == {body["model"]["version"]: {"windows": body["windows"]}}
     assert body["spooled_requests"] == 0

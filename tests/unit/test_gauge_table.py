@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from instrumentation.aggregates import AggregateBook
+from instrumentation.aggregates.alerts import accuracy_cusum, estimated_accuracy_cusum, mae_cusum
 from instrumentation.aggregates.cells import Cells
-from instrumentation.aggregates.comparison import compare_versions
+from instrumentation.aggregates.comparison import compare_rollout, compare_versions
+from instrumentation.aggregates.fairness_alerts import fairness_alerts
 from instrumentation.spec import Task
 from instrumentation.store.keys import encode_key
 from instrumentation.store.protocol import Increments
@@ -23,6 +25,7 @@ from instrumentation.telemetry import gauge_table as table
 from instrumentation.telemetry.gauge_points import (
     NO_GAUGE_ERROR,
     GaugePoint,
+    alert_points,
     comparison_points,
     gauge_points,
 )
@@ -44,8 +47,31 @@ def _rendered(task: Task) -> list[GaugePoint]:
         sums[encode_key(key)] += amount
     # A version compared with another holding the same cells: every comparison figure too.
     comparison = compare_versions(spec, Cells(sums), Cells(sums))
-    compared = comparison_points({"version": "v", "baseline": "u", "windows": {"1h": comparison}})
-    return gauge_points({"1h": book.report(sums)}) + compared
+    rollout = {
+        "since": None,
+        "alpha": 0.05,
+        "figures": compare_rollout(spec, Cells(sums), Cells(sums)),
+    }
+    compared = comparison_points(
+        {"version": "v", "baseline": "u", "windows": {"1h": comparison}, "rollout": rollout}
+    )
+    alerts = (
+        {
+            "accuracy_cusum": accuracy_cusum({0: sums}, spec.classes, p0=0.8, p1=0.75, h=9.5),
+            "estimated_accuracy_cusum": estimated_accuracy_cusum(
+                {0: sums}, threshold=0.8, worse=0.75, h=9.5
+            ),
+            "fairness": fairness_alerts(
+                spec,
+                Cells(sums),
+                thresholds={"demographic_parity": 0.1, "equalized_odds": 0.2},
+                min_samples=5,
+            ),
+        }
+        if spec.is_classifier
+        else {"mae_cusum": mae_cusum({0: sums}, threshold=1.0, worse=1.25, h=9.5)}
+    )
+    return gauge_points({"1h": book.report(sums)}) + compared + alert_points(alerts)
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +99,18 @@ def test_each_gauge_carries_exactly_the_attribute_keys_its_entry_lists(
 
 def test_units_and_names_follow_the_conventions() -> None:
     names = [g.name for g in table.GAUGES]
-    assert len(names) == len(set(names)) == 118
+    assert len(names) == len(set(names)) == 153
     for gauge in table.GAUGES:
         assert gauge.unit == ("{sample}" if gauge.name.endswith(".samples") else ""), gauge.name
         assert gauge.name.startswith(
-            ("ml.quality.", "ml.fairness.", "ml.drift.", "ml.estimated.", "ml.compare.")
+            (
+                "ml.quality.",
+                "ml.fairness.",
+                "ml.drift.",
+                "ml.estimated.",
+                "ml.compare.",
+                "ml.alert.",
+            )
         )
         assert gauge.description
     # A few names dashboards and alert rules read, spelled out.
@@ -92,6 +125,9 @@ def test_units_and_names_follow_the_conventions() -> None:
         "ml.compare.accuracy",
         "ml.compare.accuracy.lower",
         "ml.compare.accuracy.baseline.samples",
+        "ml.compare.rollout.accuracy.upper",
+        "ml.compare.rollout.mae.lower",
+        "ml.alert.accuracy.cusum",
     } <= set(names)
 
 

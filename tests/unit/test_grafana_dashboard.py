@@ -93,8 +93,10 @@ def test_every_panel_queries_the_chosen_prometheus(panel: dict[str, Any]) -> Non
         ("accuracy per model version", r"max by \(ml_model_version\) \(ml_quality_accuracy\{"),
         ("version difference", r"ml_compare_baseline_version\) \(ml_compare_accuracy\{"),
         ("its interval", r"ml_compare_accuracy_upper\{"),
-        ("labels of the serving version", r"ml_compare_accuracy_samples\{"),
-        ("labels of the previous version", r"ml_compare_accuracy_baseline_samples\{"),
+        ("anytime interval since the rollout", r"ml_compare_rollout_accuracy_upper\{"),
+        ("labels of the newer version", r"ml_compare_rollout_accuracy_samples\{"),
+        ("labels of the previous version", r"ml_compare_rollout_accuracy_baseline_samples\{"),
+        ("accuracy CUSUM", r"ml_alert_accuracy_cusum\{"),
     ],
 )
 def test_the_dashboard_covers(topic: str, pattern: str) -> None:
@@ -115,8 +117,12 @@ def test_the_model_versions_row_holds_the_version_panels() -> None:
         "ml_compare_accuracy",
         "ml_compare_accuracy_lower",
         "ml_compare_accuracy_upper",
-        "ml_compare_accuracy_samples",
-        "ml_compare_accuracy_baseline_samples",
+        "ml_compare_rollout_accuracy",
+        "ml_compare_rollout_accuracy_lower",
+        "ml_compare_rollout_accuracy_upper",
+        "ml_compare_rollout_accuracy_samples",
+        "ml_compare_rollout_accuracy_baseline_samples",
+        "ml_alert_accuracy_cusum",
     ):
         assert f"({metric}{{" in compared, metric
 

@@ -7,6 +7,10 @@ registered again), so a connection lost under it is retried on another.
 
 from __future__ import annotations
 
+import time
+
+from instrumentation.store import rollout
+from instrumentation.store.postgres import cells
 from instrumentation.store.postgres.connection import Conn, Database
 from instrumentation.store.protocol import VersionInfo
 
@@ -29,18 +33,42 @@ def try_lease(db: Database, name: str, holder: str, *, now: float, duration: flo
 
 
 def register_version(db: Database, model: str, version: str, spec: str, *, now: float) -> None:
-    """Record a model version and its spec once (the first writer's stands)."""
+    """Record a model version and its spec once (the first writer's stands).
 
-    def insert(conn: Conn) -> None:
-        conn.execute(
-            db.q(
-                "INSERT INTO {s}.model_versions (model, version, spec, first_seen) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (model, version) DO NOTHING"
-            ),
-            (model, version, spec, now),
-        )
+    The first record also snapshots every other version's cumulative cells, in the same
+    transaction (see :mod:`~instrumentation.store.rollout`). Labels committed before its
+    read are in the snapshot, the others after it: each label on exactly one side. Safe to
+    retry on a fresh connection: a retry after a commit that did land inserts nothing and
+    takes no second snapshot.
+    """
 
-    db.idempotent(insert)
+    def record(conn: Conn) -> None:
+        with conn.transaction():
+            inserted = conn.execute(
+                db.q(
+                    "INSERT INTO {s}.model_versions (model, version, spec, first_seen) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (model, version) DO NOTHING RETURNING 1"
+                ),
+                (model, version, spec, now),
+            ).fetchone()
+            if inserted is not None:
+                totals = model_cells(db, conn, model)
+                snapshot = rollout.snapshot_cells(version, totals, taken_at=time.time())
+                cells.with_cells(db, conn, model, snapshot, "SELECT 1", ())
+
+    db.idempotent(record)
+
+
+def model_cells(db: Database, conn: Conn, model: str) -> dict[str, float]:
+    """``model``'s model-wide rollout cells, shards summed (the stored-rows counter aside)."""
+    rows = conn.execute(
+        db.q(
+            "SELECT key, sum(value) FROM {s}.aggregates WHERE model = %s AND version = %s "
+            "AND bucket = %s GROUP BY key"
+        ),
+        (model, rollout.MODEL_VERSION, rollout.MODEL_BUCKET),
+    ).fetchall()
+    return {key: float(value) for key, value in rows if rollout.is_model_cell(key)}
 
 
 def model_versions(db: Database, model: str) -> dict[str, VersionInfo]:

@@ -171,6 +171,12 @@ class PostgresStore:
         leases.register_version(self.db, model, version, spec, now=now)
 
     @errors
+    def cumulative_cells(self, model: str) -> dict[str, float]:
+        """``model``'s rollout cells: cumulative per version, and snapshots (shards summed)."""
+        with self.db.connection() as conn:
+            return leases.model_cells(self.db, conn, model)
+
+    @errors
     def model_versions(self, model: str) -> dict[str, VersionInfo]:
         """Every recorded version of ``model``."""
         return leases.model_versions(self.db, model)

@@ -153,6 +153,11 @@ class SQLiteStore:
         leases.register_version(self.db, model, version, spec, now=now)
 
     @errors
+    def cumulative_cells(self, model: str) -> dict[str, float]:
+        """``model``'s rollout cells: cumulative per version, and snapshots."""
+        return leases.model_cells(self.db.reader(), model)
+
+    @errors
     def model_versions(self, model: str) -> dict[str, VersionInfo]:
         """Every recorded version of ``model``."""
         return leases.model_versions(self.db, model)

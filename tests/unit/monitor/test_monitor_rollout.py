@@ -128,3 +128,47 @@ def test_gauges_carry_each_versions_figures_and_the_comparison(
         0.5,
         {"ml.model.version": "v2", "ml.compare.baseline_version": "v1", "ml.window": "5m"},
     )
+
+
+def test_the_rollout_comparison_counts_the_baseline_since_the_new_version_was_recorded(
+    store: SQLiteStore, tracer_provider: TracerProvider, clock: Clock, config: MonitorConfig
+) -> None:
+    old = ModelMonitor(BINARY, store, tracer_provider=tracer_provider, clock=clock, config=config)
+    predict(old, [90.0, 10.0, 80.0, 30.0], ids=["a", "b", "c", "d"])  # fraud legit fraud legit
+    old.feedback([("a", "fraud"), ("b", "fraud")])  # before v2: one right, one wrong
+    clock.advance(60.0)
+    new = ModelMonitor(
+        dataclasses.replace(BINARY, version="v2"),
+        store,
+        tracer_provider=tracer_provider,
+        clock=clock,
+        config=config,
+    )
+    predict(new, [70.0, 20.0, 60.0], ids=["e", "f", "g"])
+    new.feedback([("c", "fraud"), ("d", "legit"), ("e", "fraud"), ("f", "fraud"), ("g", "fraud")])
+
+    comparison = new.snapshot()["comparison"]
+    rollout = comparison["rollout"]
+    accuracy = rollout["figures"]["accuracy"]
+
+    assert set(comparison) == {"version", "baseline", "windows", "rollout"}
+    assert rollout["alpha"] == 0.05 and rollout["since"] is not None
+    # v2: 2 of 3 right; v1 since v2 was recorded: c and d, both right (a and b are before).
+    assert (accuracy["n"], accuracy["n_baseline"]) == (3, 2)
+    assert accuracy["value"] == pytest.approx(2 / 3 - 1.0, abs=1e-12)
+    assert -1.0 <= accuracy["lower"] < accuracy["value"] < accuracy["upper"] <= 1.0
+    window = comparison["windows"]["5m"]["accuracy"]  # the window holds all four of v1's
+    assert (window["n"], window["n_baseline"]) == (3, 4)
+    assert set(rollout["figures"]) == {"accuracy", "recall", "precision", "selection_rate"}
+    points = {
+        (name, attrs.get("ml.class")): value
+        for name, value, attrs in new.gauge_points()
+        if name.startswith("ml.compare.rollout.accuracy")
+    }
+    assert points == {
+        ("ml.compare.rollout.accuracy", None): accuracy["value"],
+        ("ml.compare.rollout.accuracy.lower", None): accuracy["lower"],
+        ("ml.compare.rollout.accuracy.upper", None): accuracy["upper"],
+        ("ml.compare.rollout.accuracy.samples", None): 3.0,
+        ("ml.compare.rollout.accuracy.baseline.samples", None): 2.0,
+    }

@@ -43,7 +43,12 @@ def test_snapshot_counts_per_window_and_windows_only_sum_their_buckets(
         "spooled_requests",
         "windows",
         "versions",
+        "alerts",
     }
+    # Two labels, one right: the accuracy CUSUM (0.80 against 0.75, h 9.5) has barely moved.
+    cusum = snapshot["alerts"]["v1"]["accuracy_cusum"]
+    assert (cusum["n"], cusum["h"], cusum["threshold"], cusum["worse"]) == (2, 9.5, 0.8, 0.75)
+    assert cusum["value"] == pytest.approx(cusum["statistic"] / 9.5)
     # One version serving and no other: its windows are the serving windows, nothing to compare.
     assert snapshot["versions"] == {snapshot["model"]["version"]: {"windows": snapshot["windows"]}}
     assert snapshot["spooled_requests"] == 0
