@@ -46,6 +46,7 @@ from instrumentation.environment import (
     MONITOR_WORKERS,
     Variable,
 )
+from instrumentation.errors import MonitorError
 
 DEFAULT_SPOOL_DIR = ".monitor/spool"
 """Where predictions wait when a PostgreSQL store cannot take them (local disk, a file per
@@ -56,7 +57,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_HELP = "a whole number followed by s, m, h, d or w (e.g. 90s, 5m, 1h, 30d)"
 
 
-class ConfigError(ValueError):
+class ConfigError(MonitorError, ValueError):
     """A configuration value is invalid; the message names the variable."""
 
 

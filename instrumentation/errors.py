@@ -1,8 +1,10 @@
 """The package's one exception tree: every error the library raises on purpose is a MonitorError.
 
 Catch :class:`MonitorError` for anything the monitor refuses or cannot do, or a branch
-of it: :class:`StoreError` for the prediction store. A store engine turns its driver's
-errors into these at its boundary (the driver's error stays as ``__cause__``), so no
+of it: :class:`StoreError` for the prediction store, ``ConfigError`` (a bad setting,
+``instrumentation.config``) and ``InvalidInput`` (a bad request field,
+``instrumentation.spec``), each defined beside the code that raises it. A store engine
+turns its driver's errors into these at its boundary (the driver's error stays as ``__cause__``), so no
 caller imports ``sqlite3`` or ``psycopg`` or guesses from a class name::
 
     try:

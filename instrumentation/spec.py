@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
 
+from instrumentation.errors import MonitorError
 from instrumentation.metrics.fairness import MISSING_GROUP, OVERFLOW_GROUP
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -31,7 +32,7 @@ window containing it would be lost.
 """
 
 
-class InvalidInput(ValueError):
+class InvalidInput(MonitorError, ValueError):
     """A request field is invalid; ``field`` is its JSON path (``instances[2].features.age``)."""
 
     def __init__(self, field: str, message: str) -> None:

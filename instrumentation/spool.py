@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from instrumentation.errors import MonitorError
+
 logger = logging.getLogger(__name__)
 
 FILE_PREFIX: Final = "spool-"
@@ -37,7 +39,7 @@ Entry = dict[str, Any]
 """One spooled request: ``{"records": [...], "features": [...]}`` (JSON-ready)."""
 
 
-class Unavailable(Exception):
+class Unavailable(MonitorError):
     """Raised by a replay callback: the store still cannot take writes; stop, retry later."""
 
 
