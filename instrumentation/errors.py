@@ -4,8 +4,8 @@ Catch :class:`MonitorError` for anything the monitor refuses or cannot do, or a 
 of it: :class:`StoreError` for the prediction store, ``ConfigError`` (a bad setting,
 ``instrumentation.config``) and ``InvalidInput`` (a bad request field,
 ``instrumentation.spec``), each defined beside the code that raises it. A store engine
-turns its driver's errors into these at its boundary (the driver's error stays as ``__cause__``), so no
-caller imports ``sqlite3`` or ``psycopg`` or guesses from a class name::
+turns its driver's errors into these at its boundary (the driver's error stays as
+``__cause__``), so no caller imports ``sqlite3`` or ``psycopg`` or guesses from a class name::
 
     try:
         monitor.feedback(items)
