@@ -1,7 +1,9 @@
 """Keeping the store bounded: expired predictions evicted, old buckets merged and dropped.
 
 Each worker calls ``ModelMonitor.housekeeping`` on a timer; a store lease picks
-one per store at a time (every pass holds the write lock predictions wait for).
+one per store at a time (:func:`take_turn`): every pass holds the write lock that
+predictions wait for, and doing it twice is wasted. (Were two to run at once,
+eviction still keeps the newest rows up to the cap and compaction stays exact.)
 """
 
 from __future__ import annotations
@@ -38,3 +40,10 @@ def compact_aggregates(
         rollup_before=bucket_of(now - config.rollup_after, ROLLUP_SECONDS),
         rollup_width=ROLLUP_SECONDS,
     )
+
+
+def take_turn(
+    store: PredictionStore, model: str, holder: str, *, now: float, seconds: float
+) -> bool:
+    """Whether ``holder`` does ``model``'s housekeeping now: it holds the lease for ``seconds``."""
+    return store.try_lease(f"housekeeping:{model}", holder, now=now, duration=seconds)

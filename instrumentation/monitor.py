@@ -113,13 +113,13 @@ class ModelMonitor:
         self.config = config or MonitorConfig()
         self.instance_id = instance_id or uuid.uuid4().hex
         self.clock = clock
-        self.book = self._make_book(spec)
+        self.book = AggregateBook.configured(spec, self.config)
         self.reports = VersionReports(
             spec,
             store,
             self.config,
             book=self.book,
-            make_book=self._make_book,
+            make_book=lambda other: AggregateBook.configured(other, self.config),
             clock=clock,
             created=version_created,
         )
@@ -293,9 +293,6 @@ class ModelMonitor:
 
     # --- snapshot and housekeeping -----------------------------------------
 
-    def _make_book(self, spec: ModelSpec) -> AggregateBook:
-        return AggregateBook.configured(spec, self.config)
-
     def snapshot(self, *, compare: tuple[str, str] | None = None) -> dict[str, Any]:
         """Every window's figures, computed from the store now (the ``GET /monitor`` body).
 
@@ -308,11 +305,7 @@ class ModelMonitor:
         reading = self.reports.read()
         versions = reading.all_windows()
         body: dict[str, Any] = {
-            "model": {
-                "name": self.spec.name,
-                "version": self.spec.version,
-                "task": self.spec.task,
-            },
+            "model": {"name": self.spec.name, "version": self.spec.version, "task": self.spec.task},
             "stored_predictions": self.store.count_predictions(self.spec.name),
             "spooled_requests": self.keeper.host_pending(),
             "windows": versions[self.spec.version],
@@ -334,10 +327,9 @@ class ModelMonitor:
     ) -> dict[str, Any]:
         """Each figure over time, per version: the ``GET /monitor/history`` body.
 
-        See :func:`instrumentation.aggregates.history.read_history`.
-
         Raises:
-            ValueError: a step or window that is not whole buckets, or too many points.
+            ValueError: a step or window that is not whole buckets, or too many points
+                (see :func:`instrumentation.aggregates.history.read_history`).
         """
         self.reports.register()
         return read_history(
@@ -376,16 +368,9 @@ class ModelMonitor:
         )
 
     def housekeeping(self, *, lease_seconds: float) -> bool:
-        """Evict and compact, in one process per store at a time; True if this one did.
-
-        Every worker calls this on a timer; a store lease picks one, since every
-        pass holds the write lock that predictions wait for and doing it twice is
-        wasted. (Were two to run at once, eviction still keeps the newest rows up
-        to the cap and compaction stays exact.)
-        """
-        lease = f"housekeeping:{self.spec.name}"
-        if not self.store.try_lease(
-            lease, self.instance_id, now=self.clock(), duration=lease_seconds
+        """Evict and compact, one process per store at a time (a lease); True if this one did."""
+        if not housekeeping.take_turn(
+            self.store, self.spec.name, self.instance_id, now=self.clock(), seconds=lease_seconds
         ):
             return False
         self.evict_expired()

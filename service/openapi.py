@@ -159,64 +159,63 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 def _monitoring_paths() -> dict[str, Any]:
     duration = {"type": "string", "pattern": DURATION_PATTERN}
     return {
-        "/monitor": {
-            "get": {
-                "tags": [TAG["name"]],
-                "operationId": "monitor",
-                "summary": "The figures now",
-                "description": "Quality, fairness, drift and estimated performance per window, "
-                "computed from the store at call time. With MONITOR_READ_TOKEN set, send "
-                "'Authorization: Bearer <token>'.",
-                "parameters": [
-                    _query(
-                        "compare",
-                        {"type": "string", "pattern": COMPARE_PATTERN},
-                        "'version,baseline': adds a comparison of two model versions.",
-                    )
-                ],
-                "responses": {
-                    "200": _ok(MonitorSnapshot, "The snapshot."),
-                    **_errors(400, 401, 503),
-                },
-            }
-        },
-        "/monitor/history": {
-            "get": {
-                "tags": [TAG["name"]],
-                "operationId": "monitor_history",
-                "summary": "The figures over time",
-                "description": "For each model version and figure, the window ending at each "
-                "step. Rules between the parameters, answered with a 400 naming them: step "
-                "and window are whole buckets (60 s), 'from' is not after 'to', the range "
-                "holds at most 5000 steps.",
-                "parameters": [
-                    _query("window", duration, "Default: the first of MONITOR_WINDOWS."),
-                    _query("step", duration, "Default: the fewest whole buckets giving ≤ 240."),
-                    _query("from", TIME_SCHEMA, "Epoch seconds or ISO-8601; default to - window."),
-                    _query("to", TIME_SCHEMA, "Epoch seconds or ISO-8601; default now."),
-                ],
-                "responses": {
-                    "200": _ok(MonitorHistory, "The history."),
-                    **_errors(400, 401, 503),
-                },
-            }
-        },
-        "/ui": {
-            "get": {
-                "tags": [TAG["name"]],
-                "operationId": "ui",
-                "summary": "The monitoring page",
-                "description": "A live page drawing /monitor and /monitor/history; it holds no "
-                "figures and asks for the read token when one is set.",
-                "responses": {
-                    "200": {
-                        "description": "The page.",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
+        "/monitor": _get(
+            "monitor",
+            "The figures now",
+            "Quality, fairness, drift and estimated performance per window, computed from the "
+            "store at call time. With MONITOR_READ_TOKEN set, send "
+            "'Authorization: Bearer <token>'.",
+            {"200": _ok(MonitorSnapshot, "The snapshot."), **_errors(400, 401, 503)},
+            _query(
+                "compare",
+                {"type": "string", "pattern": COMPARE_PATTERN},
+                "'version,baseline': adds a comparison of two model versions.",
+            ),
+        ),
+        "/monitor/history": _get(
+            "monitor_history",
+            "The figures over time",
+            "For each model version and figure, the window ending at each step. Rules between "
+            "the parameters, answered with a 400 naming them: step and window are whole buckets "
+            "(60 s), 'from' is not after 'to', the range holds at most 5000 steps.",
+            {"200": _ok(MonitorHistory, "The history."), **_errors(400, 401, 503)},
+            _query("window", duration, "Default: the first of MONITOR_WINDOWS."),
+            _query("step", duration, "Default: the fewest whole buckets giving ≤ 240."),
+            _query("from", TIME_SCHEMA, "Epoch seconds or ISO-8601; default to - window."),
+            _query("to", TIME_SCHEMA, "Epoch seconds or ISO-8601; default now."),
+        ),
+        "/ui": _get(
+            "ui",
+            "The monitoring page",
+            "A live page drawing /monitor and /monitor/history; it holds no figures and asks "
+            "for the read token when one is set.",
+            {
+                "200": {
+                    "description": "The page.",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+        ),
     }
+
+
+def _get(
+    operation: str,
+    summary: str,
+    description: str,
+    responses: dict[str, Any],
+    *parameters: dict[str, Any],
+) -> dict[str, Any]:
+    """A ``GET`` operation of the monitoring routes."""
+    get: dict[str, Any] = {
+        "tags": [TAG["name"]],
+        "operationId": operation,
+        "summary": summary,
+        "description": description,
+    }
+    if parameters:
+        get["parameters"] = list(parameters)
+    return {"get": {**get, "responses": responses}}
 
 
 class OpenAPIMiddleware:

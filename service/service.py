@@ -31,9 +31,7 @@ from bentoml.exceptions import NotFound
 from opentelemetry import metrics
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from instrumentation import (
     ConfigError,
@@ -158,31 +156,9 @@ def count_checked(field: str, given: int, cap: int) -> None:
 PREDICT_REQUEST = predict_request_for(SPEC)
 """``/predict``'s body, with the served model's features and groups in its schema."""
 
-COMPARE_PARAMETER = "compare: expected two model versions, 'version,baseline'"
-
-
-async def _snapshot(request: Request) -> JSONResponse:
-    service = bentoml.get_current_service()
-    pair: tuple[str, str] | None = None
-    raw = request.query_params.get("compare")
-    if raw is not None:
-        parts = [p.strip() for p in raw.split(",")]
-        if len(parts) != 2 or not all(parts):
-            return error_response(HTTPStatus.BAD_REQUEST, COMPARE_PARAMETER)
-        pair = (parts[0], parts[1])
-    try:
-        # Summing a day of buckets is blocking database work: keep it off the event loop.
-        body = await run_in_threadpool(lambda: service.monitor.snapshot(compare=pair))
-    except StoreUnavailable as exc:
-        return unavailable(exc)
-    return JSONResponse(body)
-
-
 # Mounted at the root: BentoML matches its own routes first, then this app's, so
 # `GET /monitor` needs no trailing slash and no redirect.
-monitor_app = Starlette(
-    routes=[Route("/monitor", _snapshot, methods=["GET"]), *ui.routes(unavailable=unavailable)]
-)
+monitor_app = Starlette(routes=ui.routes(unavailable=unavailable))
 
 
 @bentoml.asgi_app(monitor_app, path="/")

@@ -1,4 +1,7 @@
-"""The monitoring page, ``GET /ui``, and the history it draws, ``GET /monitor/history``.
+"""The read side: ``GET /monitor``, the history ``GET /monitor/history``, the page ``GET /ui``.
+
+``GET /monitor[?compare=version,baseline]``: every window's figures, computed from the
+store at call time (``ModelMonitor.snapshot``).
 
 The page is static (``service/ui/``: HTML, one script, one stylesheet, and uPlot in
 ``service/ui/vendor`` copied there by ``make venv``): it holds no figures itself and
@@ -54,6 +57,8 @@ EPOCH_RANGE: Final = (-62135596800.0, 253402300799.0)
 
 NO_STORE: Final = {"Cache-Control": "no-store"}
 
+COMPARE_PARAMETER: Final = "compare: expected two model versions, 'version,baseline'"
+
 
 def _time(request: Request, name: str) -> float | None:
     raw = request.query_params.get(name)
@@ -85,7 +90,25 @@ def _duration(request: Request, name: str, default: float | None) -> float | Non
 
 
 def routes(*, unavailable: Callable[[StoreUnavailable], Response]) -> list[BaseRoute]:
-    """The page's routes, for the service's Starlette app (``unavailable``: its 503)."""
+    """The read routes, for the service's Starlette app (``unavailable``: its 503)."""
+
+    async def snapshot(request: Request) -> Response:
+        service = bentoml.get_current_service()
+        pair: tuple[str, str] | None = None
+        raw = request.query_params.get("compare")
+        if raw is not None:
+            parts = [p.strip() for p in raw.split(",")]
+            if len(parts) != 2 or not all(parts):
+                return JSONResponse(
+                    {"error": COMPARE_PARAMETER}, status_code=HTTPStatus.BAD_REQUEST
+                )
+            pair = (parts[0], parts[1])
+        try:
+            # Summing a day of buckets is blocking database work: keep it off the event loop.
+            body = await run_in_threadpool(lambda: service.monitor.snapshot(compare=pair))
+        except StoreUnavailable as exc:
+            return unavailable(exc)
+        return JSONResponse(body)
 
     async def history(request: Request) -> Response:
         service = bentoml.get_current_service()
@@ -107,6 +130,7 @@ def routes(*, unavailable: Callable[[StoreUnavailable], Response]) -> list[BaseR
         return FileResponse(STATIC_DIR / "index.html", headers=NO_STORE)
 
     return [
+        Route("/monitor", snapshot, methods=["GET"]),
         Route("/monitor/history", history, methods=["GET"]),
         Route("/ui", page, methods=["GET"]),
         Mount("/ui/assets", StaticFiles(directory=STATIC_DIR, check_dir=False), name="ui"),
