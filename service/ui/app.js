@@ -344,12 +344,20 @@ function drawCards(snapshot) {
   document.getElementById("cards").replaceChildren(...cards);
 }
 
-/* The newest version against the one before it: the rollout's verdict, when two have data. */
-function comparisonCard(snapshot, head) {
+/* The newest version against the one before it, over every label since the rollout began,
+   with the anytime-valid interval: the one figure that may be watched continuously (what
+   ModelVersionRegression reads). A window's fixed interval, looked at every refresh, is not. */
+function rolloutFigure(snapshot, head) {
   const c = snapshot.comparison;
-  if (!c || c.error || !c.windows || !c.windows[state.windowName]) return null;
-  const d = c.windows[state.windowName][head.key];
-  if (!d) return null;
+  if (!c || c.error || !c.rollout || !c.rollout.figures) return null;
+  const d = c.rollout.figures[head.key];
+  return d ? { comparison: c, d, level: Math.round((1 - c.rollout.alpha) * 100) } : null;
+}
+
+function comparisonCard(snapshot, head) {
+  const figure = rolloutFigure(snapshot, head);
+  if (!figure) return null;
+  const { comparison: c, d, level } = figure;
   const lowerIsBetter = head.key === "mae";
   const defined = d.value !== null && d.value !== undefined;
   let flag = "";
@@ -358,8 +366,8 @@ function comparisonCard(snapshot, head) {
     const better = lowerIsBetter ? d.upper < 0 : d.lower > 0;
     flag = worse ? "alert" : better ? "ok" : "";
   }
-  const node = card(`${head.label}: ${c.version} − ${c.baseline}`, d,
-    defined ? `95%: ${fmtInterval(d)} · n=${d.n} / ${d.n_baseline} labels`
+  const node = card(`${head.label} since the rollout: ${c.version} − ${c.baseline}`, d,
+    defined ? `anytime ${level}%: ${fmtInterval(d)} · n=${d.n} / ${d.n_baseline} labels`
       : "not enough labels for both versions yet", flag);
   if (defined) {
     node.querySelector(".card-value").textContent = `${d.value >= 0 ? "+" : ""}${fmt(d.value)}`;
@@ -456,11 +464,18 @@ function drawVersions(snapshot) {
   }
   const w = (v) => snapshot.versions[v].windows[state.windowName];
   const diff = comparison && comparison.windows ? comparison.windows[state.windowName] : null;
+  const rollout = rolloutFigure(snapshot, head);
   const rows = [
     ["predictions", (v) => ({ value: w(v).n_predictions }), null],
     ["labels", (v) => ({ value: w(v).n_labels }), null],
     [head.label, (v) => w(v).quality[head.key], diff ? diff[head.key] : null],
   ];
+  if (rollout) {
+    const side = (v) => (v === comparison.version ? rollout.d.n : v === comparison.baseline
+      ? rollout.d.n_baseline : null);
+    rows.push([`labels since the rollout (${head.label}, anytime ${rollout.level}%)`,
+      (v) => ({ value: side(v) }), rollout.d]);
+  }
   if (w(versions[0]).estimated && w(versions[0]).estimated.accuracy) {
     rows.push(["estimated accuracy", (v) => w(v).estimated.accuracy, null]);
   }

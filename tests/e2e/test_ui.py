@@ -191,6 +191,13 @@ def test_two_versions_are_drawn_side_by_side(
     assert f"{v2} (serving)" in versions and v1 in versions and f"{v2} − {v1}" in versions
     difference = snapshot["comparison"]["windows"]["5m"]["accuracy"]["value"]
     assert f"{difference:+.3f}" in versions
+    # The rollout's anytime interval (what may be watched) is its own row and the card.
+    anytime = snapshot["comparison"]["rollout"]["figures"]["accuracy"]
+    row = browser.find_element(By.CSS_SELECTOR, '[data-compare^="labels since the rollout"]').text
+    assert "anytime 95%" in row and f"{anytime['value']:+.3f}" in row
+    assert f"{anytime['n']}" in row and f"{anytime['n_baseline']}" in row
+    cards = browser.find_element(By.ID, "cards").text
+    assert f"since the rollout: {v2} − {v1}" in cards
     for version in (v1, v2):
         expected = snapshot["versions"][version]["windows"]["5m"]["quality"]["accuracy"]
         shown = _row(browser, "accuracy", version).get_attribute("data-value")
