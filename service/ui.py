@@ -35,6 +35,7 @@ from starlette.staticfiles import StaticFiles
 
 from instrumentation import ConfigError, StoreUnavailable
 from instrumentation.config import DURATION_HELP, parse_duration
+from service.errors import error_response
 
 STATIC_DIR: Final = Path(__file__).parent / "ui"
 """The page's files; ``vendor/`` in it is filled by ``make venv`` (npm ``uplot``)."""
@@ -99,9 +100,7 @@ def routes(*, unavailable: Callable[[StoreUnavailable], Response]) -> list[BaseR
         if raw is not None:
             parts = [p.strip() for p in raw.split(",")]
             if len(parts) != 2 or not all(parts):
-                return JSONResponse(
-                    {"error": COMPARE_PARAMETER}, status_code=HTTPStatus.BAD_REQUEST
-                )
+                return error_response(HTTPStatus.BAD_REQUEST, COMPARE_PARAMETER)
             pair = (parts[0], parts[1])
         try:
             # Summing a day of buckets is blocking database work: keep it off the event loop.
@@ -123,7 +122,7 @@ def routes(*, unavailable: Callable[[StoreUnavailable], Response]) -> list[BaseR
         except StoreUnavailable as exc:
             return unavailable(exc)
         except ValueError as exc:  # ConfigError included: the message names the parameter
-            return JSONResponse({"error": str(exc)}, status_code=HTTPStatus.BAD_REQUEST)
+            return error_response(HTTPStatus.BAD_REQUEST, str(exc))
         return JSONResponse(body, headers=NO_STORE)
 
     async def page(request: Request) -> Response:
