@@ -54,8 +54,8 @@ ERRORS: Final = {
     "the error names the field.",
     HTTPStatus.UNAUTHORIZED: "A token is set (MONITOR_FEEDBACK_TOKEN for /feedback, "
     "MONITOR_READ_TOKEN for the figures) and 'Authorization: Bearer <token>' did not carry it.",
-    HTTPStatus.CONFLICT: "A client id is already a prediction id; nothing of the request "
-    "was stored.",
+    HTTPStatus.CONFLICT: "A client id is already a prediction id, or repeats another "
+    "instance's id in the same request; nothing of the request was stored.",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is larger than MONITOR_MAX_BODY_BYTES; "
     "it was not read.",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "Content-Type is not application/json.",

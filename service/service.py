@@ -276,8 +276,8 @@ class ModelService:
         first_seen: dict[str, int] = {}
         for index, item in enumerate(instances):
             if item.id is not None and item.id in first_seen:
-                raise Refused(
-                    HTTPStatus.BAD_REQUEST,
+                raise Refused(  # the same conflict as an id already stored: a 409
+                    HTTPStatus.CONFLICT,
                     f"instances[{index}].id: {item.id!r} repeats instances"
                     f"[{first_seen[item.id]}].id; ids must be unique within a request",
                 )
