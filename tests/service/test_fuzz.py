@@ -139,7 +139,7 @@ def expected_predict_refusal(body: Any, taken: set[str]) -> tuple[int, str] | No
     for index, instance in enumerate(instances):
         given_id = instance.get("id")
         if given_id in first_seen:
-            return 400, f"instances[{index}].id: "
+            return 409, f"instances[{index}].id: "
         if given_id is not None:
             first_seen[given_id] = index
     for index, instance in enumerate(instances):
