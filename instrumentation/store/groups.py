@@ -9,8 +9,9 @@ values (atomically with the rows) in the order :func:`group_pairs` gives, then a
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Container, Sequence
 from dataclasses import replace
+from itertools import chain
 from typing import Final
 
 from instrumentation.metrics import fairness
@@ -19,6 +20,7 @@ from instrumentation.store.protocol import PredictionRecord
 # Re-exported: the store maps group values to these two reserved buckets.
 MISSING_GROUP: Final = fairness.MISSING_GROUP
 OVERFLOW_GROUP: Final = fairness.OVERFLOW_GROUP
+_RESERVED: Final = (MISSING_GROUP, OVERFLOW_GROUP)
 
 GroupPair = tuple[str, str]
 """``(attribute, value)``."""
@@ -29,12 +31,9 @@ def group_pairs(records: Sequence[PredictionRecord]) -> list[GroupPair]:
 
     First come, first admitted: stores admit new values in this order until the cap.
     """
-    pairs: dict[GroupPair, None] = {}
-    for record in records:
-        for attribute, value in record.groups.items():
-            if value not in (MISSING_GROUP, OVERFLOW_GROUP):
-                pairs[(attribute, value)] = None
-    return list(pairs)
+    # dict.fromkeys over the chained items: the dedupe runs in C, not a loop per row.
+    seen = dict.fromkeys(chain.from_iterable(record.groups.items() for record in records))
+    return [pair for pair in seen if pair[1] not in _RESERVED]
 
 
 def with_capped_groups(
@@ -43,9 +42,7 @@ def with_capped_groups(
     """``record`` with each group value not ``admitted`` moved to the overflow bucket."""
     groups = {
         attribute: (
-            value
-            if value in (MISSING_GROUP, OVERFLOW_GROUP) or (attribute, value) in admitted
-            else OVERFLOW_GROUP
+            value if value in _RESERVED or (attribute, value) in admitted else OVERFLOW_GROUP
         )
         for attribute, value in record.groups.items()
     }
@@ -53,7 +50,15 @@ def with_capped_groups(
 
 
 def capped(
-    records: Sequence[PredictionRecord], admitted: Container[GroupPair]
+    records: Sequence[PredictionRecord],
+    admitted: Collection[GroupPair],
+    pairs: Sequence[GroupPair],
 ) -> list[PredictionRecord]:
-    """:func:`with_capped_groups` of each record."""
+    """:func:`with_capped_groups` of each record; ``pairs`` are the batch's :func:`group_pairs`.
+
+    When every pair is admitted (nearly always, once a service has seen its groups)
+    the records are returned as they are, without a pass over each record's groups.
+    """
+    if len(admitted) >= len(pairs) and all(pair in admitted for pair in pairs):
+        return list(records)
     return [with_capped_groups(r, admitted) for r in records]

@@ -87,12 +87,12 @@ class Predictions:
         admitted = {(a, v) for a, v in pairs if (model, a, v) in self._admitted}
         try:
             if not unsure:
-                capped = groups.capped(records, admitted)
+                capped = groups.capped(records, admitted, pairs)
                 self.group.run(model, _columns(capped), increments)
                 return capped
             with self._db.transaction() as conn:
                 admitted |= self._admit(conn, model, unsure, max_group_values, known, full)
-                capped = groups.capped(records, admitted)
+                capped = groups.capped(records, admitted, pairs)
                 self._send_on(conn, model, _columns(capped), increments, len(capped))
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.table_name != "predictions":

@@ -51,12 +51,13 @@ class Predictions:
         """Insert the records and their increments in one transaction (see the protocol)."""
         rows = record_rows(records)
         encoded = increments.encoded()
+        pairs = groups.group_pairs(records)
         started: set[str] = set()
 
         def work(cur: sqlite3.Cursor) -> tuple[list[PredictionRecord], set[_Group]]:
             known: set[_Group] = set()
-            admitted = self._admit_groups(cur, model, records, max_group_values, known)
-            capped = groups.capped(records, admitted)
+            admitted = self._admit_groups(cur, model, pairs, max_group_values, known)
+            capped = groups.capped(records, admitted, pairs)
             for i, (a, b) in enumerate(zip(capped, records, strict=True)):
                 if a is not b:
                     rows[i] = record_rows([a])[0]
@@ -97,11 +98,11 @@ class Predictions:
         self,
         cur: sqlite3.Cursor,
         model: str,
-        records: Sequence[PredictionRecord],
+        pairs: Sequence[groups.GroupPair],
         max_values: int,
         known: set[_Group],
     ) -> set[tuple[str, str]]:
-        """The batch's ``(attribute, value)`` pairs within the cap, admitting new ones in order.
+        """Which of ``pairs`` (the batch's, in order) are within the cap, admitting new ones.
 
         Values this transaction admits or finds go to ``known``, cached only once it
         commits: a batch rolled back (a reused id) must leave neither the admission
@@ -109,7 +110,7 @@ class Predictions:
         and the insert one step across processes.
         """
         admitted: set[tuple[str, str]] = set()
-        for attribute, value in groups.group_pairs(records):
+        for attribute, value in pairs:
             if (model, attribute, value) not in self._admitted:
                 stored = cur.execute(
                     "SELECT 1 FROM group_values WHERE model=? AND attribute=? AND value=?",
