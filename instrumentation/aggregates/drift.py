@@ -30,6 +30,17 @@ def _write_counts(
         w.add(kind, name, str(index), amount=float(count))
 
 
+def _output_column(output: str, records: Sequence[PredictionRecord]) -> list[Any]:
+    """The batch's values of one model output (label, value or positive-class score)."""
+    if output == reference.PREDICTION_LABEL:
+        return [r.label for r in records if r.label is not None]
+    if output == reference.PREDICTION_VALUE:
+        return [r.value for r in records if r.value is not None]
+    if output == reference.PREDICTION_SCORE:
+        return [r.scores[1] for r in records if r.scores is not None]
+    return []  # a profile from a newer release may name outputs this one does not bin
+
+
 class DriftSection:
     """PSI, Jensen–Shannon and binned KS per feature and output (``drift`` in ``GET /monitor``).
 
@@ -60,21 +71,9 @@ class DriftSection:
             if values:
                 _write_counts(w, "drift", name, ref, values)
         for output, ref in self.outputs.items():
-            found = [
-                value for record in records for o, value in self._outputs(record) if o == output
-            ]
+            found = _output_column(output, records)
             if found:
                 _write_counts(w, "drift_output", output, ref, found)
-
-    def _outputs(self, record: PredictionRecord) -> list[tuple[str, Any]]:
-        found: list[tuple[str, Any]] = []
-        if reference.PREDICTION_LABEL in self.outputs and record.label is not None:
-            found.append((reference.PREDICTION_LABEL, record.label))
-        if reference.PREDICTION_VALUE in self.outputs and record.value is not None:
-            found.append((reference.PREDICTION_VALUE, record.value))
-        if reference.PREDICTION_SCORE in self.outputs and record.scores is not None:
-            found.append((reference.PREDICTION_SCORE, record.scores[1]))
-        return found
 
     def on_label(self, record: PredictionRecord, label: Label, w: CellWriter) -> None:
         """Drift compares inputs and outputs only: nothing at label time."""

@@ -35,9 +35,15 @@ def add_prediction(
             for name, ref in section.features.items():
                 if name in features:
                     w.add("drift", name, str(reference.bin_index(ref, features[name])))
-            for output, value in section._outputs(record):
-                ref = section.outputs[output]
-                w.add("drift_output", output, str(reference.bin_index(ref, value)))
+            outputs = {
+                reference.PREDICTION_LABEL: record.label,
+                reference.PREDICTION_VALUE: record.value,
+                reference.PREDICTION_SCORE: None if record.scores is None else record.scores[1],
+            }
+            for output, ref in section.outputs.items():
+                if outputs.get(output) is not None:
+                    bin_ = reference.bin_index(ref, outputs[output])
+                    w.add("drift_output", output, str(bin_))
         elif (
             isinstance(section, EstimateSection)
             and book.spec.is_classifier
