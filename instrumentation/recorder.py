@@ -19,7 +19,7 @@ from instrumentation.metrics.quality import sums_to_one
 from instrumentation.safekeeping import Kept, KeptRecords
 from instrumentation.spec import MAX_MAGNITUDE, ModelSpec, within_magnitude
 from instrumentation.store.groups import MISSING_GROUP
-from instrumentation.store.protocol import PredictionRecord
+from instrumentation.store.protocol import PredictionRecord, record_of
 
 SET_OUTPUTS_TWICE_ERROR: Final = "set_outputs: outputs were already recorded for this prediction"
 """``RuntimeError`` text of a second ``set_outputs`` on one recorder."""
@@ -166,7 +166,7 @@ def new_records(
     noise = os.urandom(10 * len(inputs)).hex()
     labels, scores, values = outputs.labels, outputs.scores, outputs.values
     return [
-        PredictionRecord(
+        record_of(
             prediction_id=item.id if item.id is not None else stamp + noise[20 * i : 20 * i + 20],
             version=spec.version,
             created=now,

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from instrumentation.store.keys import encode_key
-from instrumentation.store.protocol import Label, PredictionRecord
+from instrumentation.store.protocol import Label, PredictionRecord, record_of
 
 MARKER_KEY: Final = '"writes"'
 """The key of a bucket's write marker, in the cells of the version it marks."""
@@ -166,7 +166,7 @@ def records_from_rows(rows: Iterable[Sequence[Any]]) -> list[PredictionRecord]:
     texts = [row[5] for row in rows if row[5] is not None]
     parsed = iter(json.loads("[" + ",".join(texts) + "]") if texts else ())
     return [
-        PredictionRecord(
+        record_of(
             pid,
             version,
             created,

@@ -18,6 +18,7 @@ from instrumentation.store.protocol import (
     LabelAggregator,
     LabelOutcome,
     PredictionRecord,
+    record_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,8 +141,8 @@ def _decide(
 
 
 def _labelled(r: PredictionRecord, label: Label, now: float) -> PredictionRecord:
-    """``replace(r, feedback=label, feedback_at=now)``, at a third of its cost."""
-    return PredictionRecord(
+    """``replace(r, feedback=label, feedback_at=now)``, at a fraction of its cost."""
+    return record_of(
         r.prediction_id,
         r.version,
         r.created,
