@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.serving import REPO
@@ -53,3 +54,21 @@ def trained_home() -> Path:
         [sys.executable, "-m", "service.train"], cwd=REPO, env=env, check=True, capture_output=True
     )
     return home
+
+
+@contextlib.contextmanager
+def store_urls(store: str) -> Iterator[tuple[Callable[[str], str | None], int | None]]:
+    """A ``MONITOR_STORE_URL`` per tag for ``store``, and the database server's pid.
+
+    SQLite: no URL (each server's own file) and no pid. PostgreSQL: a private cluster,
+    started here and stopped on exit, a schema per tag (the tag must be a schema name).
+    """
+    if store == "sqlite":
+        yield (lambda tag: None), None
+        return
+    # Imported here: psycopg is only loaded where PostgreSQL is used.
+    from harness.postgres import PostgresCluster
+
+    with PostgresCluster.start_new() as cluster:
+        assert cluster.process is not None and cluster.process.proc is not None
+        yield (lambda tag: cluster.url(schema=tag)), cluster.process.proc.pid

@@ -1,15 +1,18 @@
 """Feedback ingest: labels per second in process (batches of 1000), then served (1, 100, 1000).
 
-In process: ``ModelMonitor.feedback`` on an SQLite store (``--store postgresql``:
-a private PostgreSQL cluster on loopback, started for the run), every aggregate
-updated, spans unsampled (BentoML's default), 1000 labels per call; the figure is
-the cost of the join and its cells, without HTTP (the bench's own heap frozen
-first, as a served worker's start-up heap is).
+The store is SQLite, or with ``--store postgresql`` a private PostgreSQL cluster on
+loopback, started once for the run: the in-process part and the server each get a
+schema of their own in it.
 
-Starts a real ``bentoml serve`` (2 workers, SQLite store), makes predictions,
-then sends their labels in batches of each size from 4 client threads and reports
-labels/s and the median request time; the ratio column is throughput relative to
-batches of 1 measured in the same run.
+In process: ``ModelMonitor.feedback``, every aggregate updated, spans unsampled
+(BentoML's default), 1000 labels per call; the figure is the cost of the join and
+its cells, without HTTP (the bench's own heap frozen first, as a served worker's
+start-up heap is).
+
+Served: a real ``bentoml serve`` (2 workers) on the same kind of store, makes
+predictions, then sends their labels in batches of each size from 4 client threads
+and reports labels/s and the median request time; the ratio column is throughput
+relative to batches of 1 measured in the same run.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from typing import Any
 import httpx
 from opentelemetry.sdk.metrics import MeterProvider
 
-from bench._common import demo_predictor, trained_home
-from harness.postgres import PostgresCluster
+from bench._common import demo_predictor, store_urls, trained_home
 from harness.serving import Server
 from instrumentation import ModelMonitor, PredictionInput, SQLiteStore
-from instrumentation.store.postgres import PostgresStore
+from instrumentation.config import StoreURL
+from instrumentation.store import open_store
 from instrumentation.store.protocol import PredictionStore
 from service.train import make_dataset
 
@@ -55,24 +58,23 @@ def _send(client: httpx.Client, items: list[dict[str, Any]]) -> float:
 
 
 @contextlib.contextmanager
-def _store(engine: str) -> Iterator[PredictionStore]:
-    """A fresh store of ``engine`` (``sqlite`` or ``postgresql``), closed (and removed) after."""
-    if engine == "sqlite":
+def _store(url: str | None) -> Iterator[PredictionStore]:
+    """The store ``url`` names (None: a fresh SQLite file), closed after."""
+    if url is None:
         store: PredictionStore = SQLiteStore(
             Path(tempfile.mkdtemp(prefix="bench-feedback-")) / "store.db"
         )
+    else:
+        store = open_store(StoreURL.parse(url))
+    try:
         yield store
-        store.close()
-        return
-    with PostgresCluster.start_new() as cluster:
-        store = PostgresStore(cluster.url())
-        yield store
+    finally:
         store.close()
 
 
-def in_process(labels: int, *, batch: int = 1000, engine: str = "sqlite") -> float:
-    """Labels per second through ``ModelMonitor.feedback`` in this process."""
-    with _store(engine) as store:
+def in_process(labels: int, *, batch: int = 1000, url: str | None = None) -> float:
+    """Labels per second through ``ModelMonitor.feedback`` in this process (``url``: its store)."""
+    with _store(url) as store:
         return _labels_per_second(store, labels, batch)
 
 
@@ -109,30 +111,37 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--labels", type=int, default=6000, help="labels per batch size")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--in-process-only", action="store_true")
-    parser.add_argument(
-        "--store", choices=("sqlite", "postgresql"), default="sqlite", help="in process"
-    )
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args(argv)
-    rate = in_process(max(args.labels, 20_000), engine=args.store)
-    figures = {"in_process": rate}
-    print(
-        f"in process ({args.store}), batches of 1000, every aggregate updated: {rate:,.0f} labels/s"
-    )
-    if args.in_process_only:
-        return figures
+    with store_urls(args.store) as (store_url, _):
+        rate = in_process(max(args.labels, 20_000), url=store_url("feedback_in_process"))
+        figures = {"in_process": rate}
+        print(
+            f"in process ({args.store}), batches of 1000, every aggregate updated: "
+            f"{rate:,.0f} labels/s"
+        )
+        if not args.in_process_only:
+            figures |= served_rates(args.labels, args.threads, store_url("feedback_served"))
+    return figures
+
+
+def served_rates(labels: int, threads: int, url: str | None) -> dict[str, float]:
+    """Labels/s ``served_<batch>`` through a 2-worker server (``url``: its store, else SQLite)."""
+    env = {"MONITOR_MAX_BATCH": "1000"} | ({"MONITOR_STORE_URL": url} if url else {})
+    figures: dict[str, float] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-feedback-"))
-    server = Server(workdir, trained_home(), {"MONITOR_MAX_BATCH": "1000"})
+    server = Server(workdir, trained_home(), env)
     with server, server.client() as client:
         print(f"{'batch':>5} {'labels/s':>9} {'x batch=1':>9} {'median req ms':>13}")
         baseline = None
         for batch in (1, 100, 1000):
-            n = args.labels if batch > 1 else min(args.labels, 1500)
+            n = labels if batch > 1 else min(labels, 1500)
             instances, truth = make_dataset(n, seed=batch)
             ids = _predict_ids(client, instances)
             items = [{"prediction_id": i, "label": t} for i, t in zip(ids, truth, strict=True)]
             batches = [items[s : s + batch] for s in range(0, len(items), batch)]
             start = time.perf_counter()
-            with ThreadPoolExecutor(args.threads) as pool:
+            with ThreadPoolExecutor(threads) as pool:
                 times = list(pool.map(lambda b: _send(client, b), batches))
             rate = len(items) / (time.perf_counter() - start)
             figures[f"served_{batch}"] = rate

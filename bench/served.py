@@ -48,12 +48,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from bench._common import trained_home
+from bench._common import store_urls, trained_home
 from bench.proc_cpu import tree_cpu_seconds
 from bench.results import RESULTS, replace_section
 from bench.wrk import WrkResult, post_script, run_wrk, wrk_path
@@ -174,7 +174,7 @@ def _servers(
     if endpoint is not None:
         env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
     tag = f"w{workers}_{'otlp' if endpoint else 'off'}"
-    url = store_url(tag)
+    url = store_url(f"served_{tag}")
     if url is not None:
         env["MONITOR_STORE_URL"] = url
     return {
@@ -201,27 +201,11 @@ def measure(plans: Mapping[str, Plan], workdir: Path, log: bool = True) -> list[
     try:
         cells: list[Cell] = []
         for store, plan in plans.items():
-            with _store_urls(store) as (store_url, db_pid):
+            with store_urls(store) as (store_url, db_pid):
                 cells += _measure(plan, workdir / store, home, store, store_url, db_pid, log)
         return cells
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _store_urls(store: str) -> Iterator[tuple[Callable[[str], str | None], int | None]]:
-    """``MONITOR_STORE_URL`` per server tag, and the database server's pid.
-
-    SQLite: no URL (each server's own file) and no pid; PostgreSQL: a schema per tag.
-    """
-    if store == "sqlite":
-        yield (lambda tag: None), None
-        return
-    from harness.postgres import PostgresCluster
-
-    with PostgresCluster.start_new() as cluster:
-        assert cluster.process is not None and cluster.process.proc is not None
-        yield (lambda tag: cluster.url(schema=f"served_{tag}")), cluster.process.proc.pid
 
 
 def _measure(
