@@ -6,7 +6,7 @@ PostgreSQL restarts (fast shutdown, then start): once in a pause of the load, th
 mid-load again and again for ``--seconds`` (``harness/restart_load.py``, the
 scenario ``tests/e2e/test_postgres_restart.py`` asserts on). While the database is
 down, predictions are spooled and ``/feedback`` may answer 503; the figure is the
-5xx answered to requests sent while it was up, whose target is 0. Then, once the
+5xx answered to requests that met it up throughout, whose target is 0. Then, once the
 spool is replayed, the acknowledged predictions missing from the store.
 """
 
@@ -59,25 +59,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
         "failed": len(outcome.failed()),
         "failed_while_down": len(down),
         "failed_while_down_not_feedback_503": sum(
-            not (path == "/feedback" and status == 503) for _, path, status in down
+            not (path == "/feedback" and status == 503) for *_, path, status in down
         ),
         "failed_while_up": len(outcome.failed_while_up()),
         "acknowledged": len(outcome.acknowledged),
         "missing": len(missing),
     }
-    sent = [at for at, _, _ in outcome.answers]
+    sent = [at for at, *_ in outcome.answers]
     span = max(sent) - min(sent)
     late = "" if replayed else f" (spool not replayed after {SPOOL_WAIT_S:g} s)"
     print(
         f"{counts['requests']} requests sent in {span:.0f} s; PostgreSQL restarted "
         f"{counts['restarts']} times (once in a pause, then mid-load)\n"
-        f"5xx answers: {counts['failed']} in all; {counts['failed_while_down']} sent while "
+        f"5xx answers: {counts['failed']} in all; {counts['failed_while_down']} in flight while "
         f"PostgreSQL was down ({counts['failed_while_down_not_feedback_503']} of them other "
-        f"than /feedback 503); {counts['failed_while_up']} sent while it was up (target 0)\n"
+        f"than /feedback 503); {counts['failed_while_up']} that met it up throughout "
+        f"(target 0){_listed(outcome.relative(outcome.failed()))}\n"
         f"acknowledged predictions missing from the store: {counts['missing']} of "
         f"{counts['acknowledged']}{late}"
     )
     return counts
+
+
+def _listed(answers: list[tuple[float, float, str, int]]) -> str:
+    """The 5xx answers as ``path status (sent → answered, s from the first stop)``."""
+    shown = ", ".join(f"{p} {c} ({s:+.2f} → {a:+.2f} s)" for s, a, p, c in answers[:10])
+    return f": {shown}" if shown else ""
 
 
 def _replayed(base_url: str) -> bool:

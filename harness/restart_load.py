@@ -6,7 +6,7 @@
 so both workers serve, while PostgreSQL is restarted (fast shutdown, then start):
 once in a pause of the load, so that the first requests after it meet pools
 holding only dead connections; then mid-load, once or until ``seconds`` have
-passed. :class:`Outcome` sorts the 5xx answers into those sent while the database
+passed. :class:`Outcome` sorts the 5xx answers into those of requests in flight while the database
 was down (where ``/feedback`` may answer 503: the store cannot join) and the rest.
 ``tests/e2e/test_postgres_restart.py`` asserts on it; ``bench/postgres_restart.py``
 counts it.
@@ -32,8 +32,8 @@ CLIENTS: Final = 4
 ROWS: Final = 4
 """Rows per ``/predict`` request."""
 
-Answer = tuple[float, str, int]
-"""(sent at, on the monotonic clock; path; status)."""
+Answer = tuple[float, float, str, int]
+"""(sent at, answered at, both on the monotonic clock; path; status)."""
 
 
 def server_env(cluster: PostgresCluster, spool_dir: Path) -> dict[str, str]:
@@ -96,7 +96,7 @@ class Load:
     def sent_after(self, moment: float) -> int:
         """Answers to requests sent after ``moment`` (monotonic)."""
         with self.lock:
-            return sum(sent > moment for sent, _, _ in self.answers)
+            return sum(sent > moment for sent, *_ in self.answers)
 
     def _round(self, rng: random.Random, seed: int, n: int, headers: dict[str, str]) -> None:
         """Feedback first (after a pause, a worker's first request is a label), then predict."""
@@ -116,7 +116,7 @@ class Load:
         sent = time.monotonic()
         response = httpx.post(f"{self.base_url}{path}", json=body, headers=headers, timeout=30.0)
         with self.lock:
-            self.answers.append((sent, path, response.status_code))
+            self.answers.append((sent, time.monotonic(), path, response.status_code))
         return response
 
 
@@ -132,28 +132,36 @@ class Outcome:
 
     def failed(self) -> list[Answer]:
         """Every 5xx answer."""
-        return [a for a in self.answers if a[2] >= 500]
+        return [a for a in self.answers if a[3] >= 500]
 
     def failed_while_down(self) -> list[Answer]:
-        """The 5xx answers to requests sent while PostgreSQL was down mid-load."""
-        return [a for a in self.failed() if self._down(a[0])]
+        """The 5xx answers to requests in flight while PostgreSQL was down mid-load."""
+        return [a for a in self.failed() if self._down(a)]
 
     def failed_while_up(self) -> list[Answer]:
-        """The 5xx answers to requests sent while PostgreSQL was up (there should be none)."""
-        return [a for a in self.failed() if not self._down(a[0])]
+        """The 5xx answers to requests that met PostgreSQL up throughout (there should be none).
+
+        A request in flight when the shutdown began counts as down: a label request whose
+        ``COMMIT`` was on its way may have committed, so it is answered 503, not retried.
+        """
+        return [a for a in self.failed() if not self._down(a)]
 
     def ok_after_last_restart(self) -> int:
         """200 answers to requests sent once PostgreSQL was back from the last restart."""
         up = self.outages[-1][1]
-        return sum(sent > up and status == 200 for sent, _, status in self.answers)
+        return sum(sent > up and status == 200 for sent, _, _, status in self.answers)
 
     def relative(self, answers: list[Answer]) -> list[Answer]:
         """``answers`` timed from the first mid-load stop, rounded (for messages)."""
         first = self.outages[0][0]
-        return [(round(sent - first, 2), path, status) for sent, path, status in answers]
+        return [
+            (round(sent - first, 2), round(answered - first, 2), path, status)
+            for sent, answered, path, status in answers
+        ]
 
-    def _down(self, sent: float) -> bool:
-        return any(down <= sent < up for down, up in self.outages)
+    def _down(self, answer: Answer) -> bool:
+        sent, answered, *_ = answer
+        return any(sent < up and answered >= down for down, up in self.outages)
 
 
 def restart_under_load(

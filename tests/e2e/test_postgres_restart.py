@@ -48,7 +48,7 @@ def test_a_postgres_restart_under_load_answers_no_5xx_and_loses_nothing(
     after = outcome.relative(outcome.failed_while_up())
     while_down = outcome.relative(outcome.failed_while_down())
     assert after == [], f"5xx after the restart: {after}"
-    assert all(p == "/feedback" and c == 503 for _, p, c in while_down), while_down
+    assert all(p == "/feedback" and c == 503 for *_, p, c in while_down), while_down
     assert outcome.ok_after_last_restart() >= 80
 
     wait_for(lambda: spooled(server.base_url) == 0, timeout=60.0, message="spool not replayed")
