@@ -137,7 +137,7 @@ def test_batched_predict_answers_bad_requests_as_predict_does(
             answers.append([client.post("/predict", json=body) for body in bad_requests])
         server.stop()
     unbatched, batched = answers
-    assert [r.status_code for r in batched] == [400, 409, 400, 400, 400]
+    assert [r.status_code for r in batched] == [409, 409, 400, 400, 400]
     assert [r.json() for r in batched] == [r.json() for r in unbatched]
 
 

@@ -391,7 +391,7 @@ def test_bad_input_gets_a_clear_4xx_and_nothing_is_stored(
         ("malformed json", '{"instances": [{"id": "x", "features": {', 400, "Invalid JSON"),
         ("missing features", no_features, 400, "instances[1].features: Field required"),
         ("extra field", extra, 400, "instances[0].extra: Extra inputs are not permitted"),
-        ("duplicate ids", duplicate, 400, "instances[1].id: "),
+        ("duplicate ids", duplicate, 409, "instances[1].id: "),
         ("reused id", reused, 409, f"instances[1].id: prediction id {taken_id!r} already exists"),
     ]
     sent_ids: list[str] = []
