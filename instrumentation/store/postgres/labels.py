@@ -31,7 +31,8 @@ one lost after it is not (it may have committed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from instrumentation.store.encoding import encode_label, records_from_rows
@@ -39,7 +40,13 @@ from instrumentation.store.join import join_labels
 from instrumentation.store.postgres import cells
 from instrumentation.store.postgres.connection import Conn, Database
 from instrumentation.store.postgres.predictions import COLUMNS, select
-from instrumentation.store.protocol import Increments, Label, LabelAggregator, LabelOutcome
+from instrumentation.store.protocol import (
+    Increments,
+    Label,
+    LabelAggregator,
+    LabelOutcome,
+    PredictionRecord,
+)
 
 _BEFORE: Final = COLUMNS.replace("feedback_at", "NULL::float8").replace("feedback,", "NULL::text,")
 """The returned columns as they were before the claim (no label yet)."""
@@ -97,51 +104,53 @@ def apply(
     aggregate: LabelAggregator,
 ) -> list[LabelOutcome]:
     """Join each label to its prediction in one transaction (see the protocol)."""
-
-    def claiming(conn: Conn, sent: list[bool]) -> list[LabelOutcome]:
-        return _claimed(db, conn, sent, model, labels, now=now, ttl=ttl, aggregate=aggregate)
-
-    def locking(conn: Conn, sent: list[bool]) -> list[LabelOutcome]:
-        return _locked(db, conn, sent, model, labels, now=now, ttl=ttl, aggregate=aggregate)
-
+    request = _Request(model, labels, now, ttl, aggregate)
     try:
-        return db.retrying(claiming)
+        return db.retrying(lambda conn, sent: _claimed(db, conn, sent, request))
     except _Differs:
-        return db.retrying(locking)
+        return db.retrying(lambda conn, sent: _locked(db, conn, sent, request))
 
 
-def _claimed(
-    db: Database,
-    conn: Conn,
-    sent: list[bool],
-    model: str,
-    labels: Sequence[tuple[str, Label | None]],
-    *,
-    now: float,
-    ttl: float,
-    aggregate: LabelAggregator,
-) -> list[LabelOutcome]:
+@dataclass(frozen=True)
+class _Request:
+    """One ``apply_labels`` call, as both joins take it."""
+
+    model: str
+    labels: Sequence[tuple[str, Label | None]]
+    now: float
+    ttl: float
+    aggregate: LabelAggregator
+
+    def join(
+        self, records: Mapping[str, PredictionRecord]
+    ) -> tuple[list[LabelOutcome], list[tuple[str, Label]], Increments]:
+        """The shared join's decision over ``records`` (see :func:`join_labels`)."""
+        return join_labels(
+            records, self.labels, now=self.now, ttl=self.ttl, aggregate=self.aggregate
+        )
+
+
+def _claimed(db: Database, conn: Conn, sent: list[bool], req: _Request) -> list[LabelOutcome]:
+    """The claiming join: the unlabelled rows updated and returned, then decided."""
     first: dict[str, str] = {}  # each id's first valid label: the one that can match
-    for pid, label in labels:
+    for pid, label in req.labels:
         if label is not None and pid not in first:
             first[pid] = encode_label(label)
     ids = sorted(first)  # an index lookup per id locks rows in id order
     with conn.pipeline(), conn.transaction():
         rows = conn.execute(
-            db.q(_CLAIM), (now, ids, [first[pid] for pid in ids], model, now, ttl)
+            db.q(_CLAIM), (req.now, ids, [first[pid] for pid in ids], req.model, req.now, req.ttl)
         ).fetchall()
         records = {r.prediction_id: r for r in records_from_rows(rows)}
         claimed = set(records)
-        rest = [pid for pid in dict.fromkeys(pid for pid, _ in labels) if pid not in claimed]
+        rest = [pid for pid in dict.fromkeys(pid for pid, _ in req.labels) if pid not in claimed]
         if rest:
-            records |= select(db, conn, model, rest, lock=False)
-        outcomes, matched, increments = join_labels(
-            records, labels, now=now, ttl=ttl, aggregate=aggregate
-        )
+            records |= select(db, conn, req.model, rest, lock=False)
+        outcomes, matched, increments = req.join(records)
         if any(pid not in claimed or encode_label(label) != first[pid] for pid, label in matched):
             raise _Differs  # a match the claim did not write: rolled back
         sent[0] = True
-        _finish(db, conn, model, increments, claimed.difference(pid for pid, _ in matched))
+        _finish(db, conn, req.model, increments, claimed.difference(pid for pid, _ in matched))
     return outcomes
 
 
@@ -155,28 +164,16 @@ def _finish(
         cells.write(db, conn, model, increments.encoded())
 
 
-def _locked(
-    db: Database,
-    conn: Conn,
-    sent: list[bool],
-    model: str,
-    labels: Sequence[tuple[str, Label | None]],
-    *,
-    now: float,
-    ttl: float,
-    aggregate: LabelAggregator,
-) -> list[LabelOutcome]:
+def _locked(db: Database, conn: Conn, sent: list[bool], req: _Request) -> list[LabelOutcome]:
     """The locking join: rows read ``FOR UPDATE`` in id order, decided, then updated."""
     with conn.pipeline(), conn.transaction():
-        records = select(db, conn, model, [pid for pid, _ in labels], lock=True)
-        outcomes, matched, increments = join_labels(
-            records, labels, now=now, ttl=ttl, aggregate=aggregate
-        )
+        records = select(db, conn, req.model, [pid for pid, _ in req.labels], lock=True)
+        outcomes, matched, increments = req.join(records)
         if matched or increments:
             sent[0] = True
             ids = [pid for pid, _ in matched]
             texts = [encode_label(label) for _, label in matched]
             cells.with_cells(
-                db, conn, model, increments.encoded(), _UPDATE, (now, ids, texts, model)
+                db, conn, req.model, increments.encoded(), _UPDATE, (req.now, ids, texts, req.model)
             )
     return outcomes
