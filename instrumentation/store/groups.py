@@ -59,6 +59,6 @@ def capped(
     When every pair is admitted (nearly always, once a service has seen its groups)
     the records are returned as they are, without a pass over each record's groups.
     """
-    if len(admitted) >= len(pairs) and all(pair in admitted for pair in pairs):
+    if all(pair in admitted for pair in pairs):
         return list(records)
     return [with_capped_groups(r, admitted) for r in records]

@@ -130,7 +130,7 @@ def record_of(
     A frozen dataclass's ``__init__`` sets each of the 11 fields through
     ``object.__setattr__``; the join and the predict path build one record per
     row, thousands a second. This sets the instance's ``__dict__`` once: the same
-    fields, equality, hash and repr (``tests/unit/store/test_records.py``).
+    fields, equality and repr, still frozen (``tests/unit/store/test_records.py``).
     """
     record = _new(PredictionRecord)
     _set(
